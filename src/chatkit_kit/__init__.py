@@ -1,0 +1,7 @@
+"""Production building blocks for OpenAI ChatKit servers."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,45 @@
+"""ChatKit `Store` implementations.
+
+`MemoryStore` needs only the base install. `SQLAlchemyStore` and `AsyncpgStore` are imported
+lazily; importing one whose extra is missing raises an ImportError naming the extra.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._base import OwnerScopedStore
+from ._ids import MAX_ID_LENGTH
+from ._owner import OwnerResolver, default_owner
+from ._pagination import MAX_PAGE_LIMIT
+from .memory import MemoryStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_PAGE_LIMIT",
+    "MemoryStore",
+    "OwnerResolver",
+    "OwnerScopedStore",
+    "default_owner",
+]
+
+_LAZY: dict[str, tuple[str, str]] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module_name, extra = _LAZY[name]
+        from importlib import import_module
+
+        try:
+            module = import_module(f"{__name__}.{module_name}")
+        except ImportError as exc:
+            raise ImportError(
+                f"chatkit_kit.stores.{name} needs an optional dependency: "
+                f'pip install "chatkit-kit[{extra}]" ({exc})'
+            ) from exc
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

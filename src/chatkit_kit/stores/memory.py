@@ -1,0 +1,179 @@
+"""An in-process `Store` that implements the whole ChatKit store contract."""
+
+from __future__ import annotations
+
+import itertools
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Generic
+
+from chatkit.store import TContext
+from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+
+from . import _codec
+from ._base import (
+    OwnerScopedStore,
+    attachment_not_found,
+    cursor_not_found,
+    item_not_found,
+    thread_not_found,
+)
+from ._ids import check_id
+from ._owner import OwnerResolver
+from ._pagination import Order, build_page, check_limit, check_order, sort_key
+
+_Key = tuple[int, int, str]
+
+
+class _Collection:
+    """Rows of one owner's threads, or of one thread's items, in keyset order.
+
+    `payloads` gives O(1) lookup by id; `keys` holds `(sort_key, seq, id)` sorted, so a page is a
+    bisect plus a slice: O(log n + k).
+    """
+
+    __slots__ = ("keys", "payloads", "positions")
+
+    def __init__(self) -> None:
+        self.payloads: dict[str, str] = {}
+        self.positions: dict[str, _Key] = {}
+        self.keys: list[_Key] = []
+
+    def upsert(self, row_id: str, created_at: datetime, payload: str, seq: int) -> None:
+        """Insert a row, or replace its payload keeping its original position."""
+        if row_id not in self.positions:
+            key = (sort_key(created_at), seq, row_id)
+            self.positions[row_id] = key
+            insort(self.keys, key)
+        self.payloads[row_id] = payload
+
+    def remove(self, row_id: str) -> None:
+        key = self.positions.pop(row_id, None)
+        if key is None:
+            return
+        del self.payloads[row_id]
+        del self.keys[bisect_left(self.keys, key)]
+
+    def page_ids(self, after: str | None, limit: int, order: Order) -> Iterator[str]:
+        """Ids of up to `limit + 1` rows strictly after `after` in `order`; KeyError if unknown."""
+        cursor = None if after is None else self.positions[after]
+        if order == "asc":
+            start = 0 if cursor is None else bisect_right(self.keys, cursor)
+            window = self.keys[start : start + limit + 1]
+        else:
+            end = len(self.keys) if cursor is None else bisect_left(self.keys, cursor)
+            window = self.keys[max(0, end - limit - 1) : end]
+            window.reverse()
+        return (key[2] for key in window)
+
+
+class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
+    """A complete in-memory `Store`, for tests, demos and single-process apps.
+
+    Everything is kept as JSON text, so callers never share objects with the store: mutating
+    what was saved or loaded cannot change stored state. Data is lost when the process exits.
+    """
+
+    def __init__(self, *, owner: OwnerResolver | None = None) -> None:
+        super().__init__(owner=owner)
+        self._seq = itertools.count(1)
+        self._threads: dict[str, _Collection] = {}
+        self._items: dict[tuple[str, str], _Collection] = {}
+        self._attachments: dict[tuple[str, str], str] = {}
+
+    # Threads
+
+    async def load_thread(self, thread_id: str, context: TContext) -> ThreadMetadata:
+        threads = self._threads.get(self.owner_key(context))
+        payload = None if threads is None else threads.payloads.get(thread_id)
+        if payload is None:
+            raise thread_not_found(thread_id)
+        return _codec.decode_thread(payload)
+
+    async def save_thread(self, thread: ThreadMetadata, context: TContext) -> None:
+        owner = self.owner_key(context)
+        check_id(thread.id, "thread id")
+        payload = _codec.encode_thread(thread)
+        threads = self._threads.setdefault(owner, _Collection())
+        threads.upsert(thread.id, thread.created_at, payload, next(self._seq))
+
+    async def load_threads(
+        self, limit: int, after: str | None, order: str, context: TContext
+    ) -> Page[ThreadMetadata]:
+        owner = self.owner_key(context)
+        limit, checked_order = check_limit(limit), check_order(order)
+        threads = self._threads.get(owner) or _Collection()
+        try:
+            ids = list(threads.page_ids(after, limit, checked_order))
+        except KeyError:
+            raise cursor_not_found(str(after), "threads") from None
+        return build_page(ids, limit, str, lambda i: _codec.decode_thread(threads.payloads[i]))
+
+    async def delete_thread(self, thread_id: str, context: TContext) -> None:
+        owner = self.owner_key(context)
+        threads = self._threads.get(owner)
+        if threads is not None:
+            threads.remove(thread_id)
+        self._items.pop((owner, thread_id), None)
+
+    # Items
+
+    async def load_thread_items(
+        self,
+        thread_id: str,
+        after: str | None,
+        limit: int,
+        order: str,
+        context: TContext,
+    ) -> Page[ThreadItem]:
+        owner = self.owner_key(context)
+        limit, checked_order = check_limit(limit), check_order(order)
+        items = self._items.get((owner, thread_id)) or _Collection()
+        try:
+            ids = list(items.page_ids(after, limit, checked_order))
+        except KeyError:
+            raise cursor_not_found(str(after), f"thread {thread_id}") from None
+        return build_page(ids, limit, str, lambda i: _codec.decode_item(items.payloads[i]))
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
+        self._upsert_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
+        self._upsert_item(thread_id, item, context)
+
+    def _upsert_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
+        owner = self.owner_key(context)
+        check_id(thread_id, "thread id")
+        check_id(item.id, "item id")
+        payload = _codec.encode_item(item)
+        items = self._items.setdefault((owner, thread_id), _Collection())
+        items.upsert(item.id, item.created_at, payload, next(self._seq))
+
+    async def load_item(self, thread_id: str, item_id: str, context: TContext) -> ThreadItem:
+        items = self._items.get((self.owner_key(context), thread_id))
+        payload = None if items is None else items.payloads.get(item_id)
+        if payload is None:
+            raise item_not_found(thread_id, item_id)
+        return _codec.decode_item(payload)
+
+    async def delete_thread_item(self, thread_id: str, item_id: str, context: TContext) -> None:
+        items = self._items.get((self.owner_key(context), thread_id))
+        if items is not None:
+            items.remove(item_id)
+
+    # Attachments
+
+    async def save_attachment(self, attachment: Attachment, context: TContext) -> None:
+        owner = self.owner_key(context)
+        check_id(attachment.id, "attachment id")
+        self._attachments[(owner, attachment.id)] = _codec.encode_attachment(attachment)
+
+    async def load_attachment(self, attachment_id: str, context: TContext) -> Attachment:
+        payload = self._attachments.get((self.owner_key(context), attachment_id))
+        if payload is None:
+            raise attachment_not_found(attachment_id)
+        return _codec.decode_attachment(payload)
+
+    async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
+        self._attachments.pop((self.owner_key(context), attachment_id), None)

@@ -1,0 +1,41 @@
+"""Shared test configuration: backend availability rules and the PostgreSQL DSN."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+POSTGRES_DSN = os.environ.get(
+    "CHATKIT_KIT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def backend_unavailable(message: str) -> None:
+    """Skip a test whose backend is missing; under CI=true fail instead, so nothing is hidden."""
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: backend tests must run, not skip)", pytrace=False)
+    pytest.skip(message)
+
+
+def _postgres_reachable(dsn: str) -> bool:
+    parts = urlsplit(dsn)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), 2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The DSN of a reachable PostgreSQL server; skips (or fails under CI) when there is none."""
+    if not _postgres_reachable(POSTGRES_DSN):
+        backend_unavailable(
+            f"PostgreSQL is not reachable at {POSTGRES_DSN}: start a server or set "
+            "CHATKIT_KIT_TEST_POSTGRES_DSN=postgresql://user@host:port/db to run these tests"
+        )
+    return POSTGRES_DSN
