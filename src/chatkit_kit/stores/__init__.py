@@ -6,20 +6,18 @@ lazily; importing one whose extra is missing raises an ImportError naming the ex
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._base import OwnerScopedStore
+from ._base import AttachmentPresenter, OwnerScopedStore
 from ._ids import MAX_ID_LENGTH
 from ._owner import OwnerResolver, default_owner
 from ._pagination import MAX_PAGE_LIMIT
 from .memory import MemoryStore
 
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
 __all__ = [
     "MAX_ID_LENGTH",
     "MAX_PAGE_LIMIT",
+    "AttachmentPresenter",
     "MemoryStore",
     "OwnerResolver",
     "OwnerScopedStore",
