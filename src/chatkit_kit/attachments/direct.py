@@ -349,6 +349,8 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
                     context=context,
                 )
         except AttachmentError as exc:
+            # The app stops reading here; the ASGI server discards whatever else the client
+            # sends, so the client still gets this response (cap bodies at the proxy too).
             return _error(exc.status_code, str(exc))
         except ClientDisconnect:
             return _error(400, "the client disconnected before the upload was complete")

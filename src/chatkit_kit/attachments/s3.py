@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any, Generic
 
 from chatkit.store import Store, TContext
@@ -16,7 +17,7 @@ from pydantic import AnyUrl
 
 from ..stores._ids import check_id
 from ..stores._owner import OwnerResolver
-from ._backend import BlobAttachmentStore
+from ._backend import METADATA_KEY, BlobAttachmentStore
 from ._policy import UploadPolicy
 from ._s3_blobs import S3BlobStorage
 
@@ -97,6 +98,8 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
             ),
             "metadata": self.make_metadata(key, input.size),
         }
+        expires_at = datetime.now(timezone.utc) + timedelta(seconds=self.upload_expires_in)
+        fields["metadata"][METADATA_KEY]["upload_expires_at"] = expires_at.isoformat()
         if self.policy.is_image(mime_type):
             preview = await self.s3.presign_get(key, expires_in=self.preview_expires_in)
             return ImageAttachment(preview_url=AnyUrl(preview), **fields)
@@ -106,7 +109,8 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
         """Presenter hook: drop a completed upload's descriptor and re-sign the preview URL.
 
         While an upload descriptor is set, one HEAD request checks whether the object arrived;
-        if it did with another size or type, AttachmentVerificationError is raised.
+        if it did with another size or type, AttachmentVerificationError is raised. A descriptor
+        whose URL has expired is dropped too (the upload can no longer happen).
         """
         if self.presenting_disabled() or self.record_of(attachment) is None:
             return attachment
@@ -119,10 +123,20 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
             if info is not None:
                 self.check_blob(attachment, info)
                 update["upload_descriptor"] = None
+            elif self._upload_expired(attachment):
+                update["upload_descriptor"] = None
         if isinstance(attachment, ImageAttachment):
             url = await self.s3.presign_get(key, expires_in=self.preview_expires_in)
             update["preview_url"] = AnyUrl(url)
         return attachment.model_copy(update=update) if update else attachment
+
+    def _upload_expired(self, attachment: Attachment) -> bool:
+        record = self.record_of(attachment) or {}
+        try:
+            expires_at = datetime.fromisoformat(str(record.get("upload_expires_at")))
+        except ValueError:
+            return False
+        return expires_at <= datetime.now(timezone.utc)
 
     async def attachment_download_url(
         self, attachment: Attachment, context: Any, *, expires_in: int = 300
