@@ -348,3 +348,68 @@ async def test_direct_uploads_into_s3(
         assert object_keys(s3_client, bucket) == []
     finally:
         await env.client.aclose()
+
+
+async def test_signed_preview_urls_work_without_credentials(tmp_path: Path, serve: Any) -> None:
+    secret = b"k" * 32
+    env = await _start(Env(tmp_path / "blobs", "", preview_signing_key=secret), serve)
+    try:
+        image = (await env.upload_multipart(ALICE, "cat.png", PNG, "image/png")).json()
+        other = (await env.upload_multipart(ALICE, "dog.png", PNG, "image/png")).json()
+        preview = image["preview_url"]
+        assert "?token=" in preview, preview
+        # An <img> tag sends no Authorization header: the signed URL alone is enough.
+        fetched = await env.client.get(preview)
+        assert fetched.status_code == 200 and fetched.content == PNG
+        assert fetched.headers["content-type"] == "image/png"
+        # Stable within its 5-minute bucket, so browsers can cache it.
+        again = await env.store.load_attachment(image["id"], ALICE)
+        assert str(again.preview_url) == preview  # type: ignore[union-attr]
+
+        token = preview.split("?token=")[1]
+        payload, signature = token.split(".")
+        forged = f"{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+        bad_urls = [
+            f"/attachments/{image['id']}?token={forged}",
+            f"/attachments/{other['id']}?token={token}",  # token of another attachment
+            f"/attachments/{image['id']}?token=garbage",
+        ]
+        for url in bad_urls:
+            response = await env.client.get(url)
+            assert response.status_code == 403, url
+            assert PNG not in response.content
+
+        unsigned = DirectUploadAttachmentStore(
+            env.store, env.blobs, base_url=env.backend.base_url, preview_signing_key=b"x" * 32
+        )
+        assert unsigned._token_claims(token, image["id"]) is None  # another key
+
+        import time as time_module
+
+        real_time = time_module.time
+        try:
+            time_module.time = lambda: real_time() + 3 * 3600  # type: ignore[assignment]
+            assert env.backend._token_claims(token, image["id"]) is None  # expired
+        finally:
+            time_module.time = real_time  # type: ignore[assignment]
+
+        await call(
+            env.server,
+            {"type": "attachments.delete", "params": {"attachment_id": image["id"]}},
+            ALICE,
+        )
+        assert (await env.client.get(preview)).status_code == 404
+    finally:
+        await env.client.aclose()
+
+
+def test_signing_key_must_be_long_enough(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        DirectUploadAttachmentStore(
+            MemoryStore(),
+            LocalBlobStorage(tmp_path),
+            base_url="http://x",
+            preview_signing_key="short",
+        )
+    with pytest.raises(ValueError, match="base_url"):
+        DirectUploadAttachmentStore(MemoryStore(), LocalBlobStorage(tmp_path), base_url="/rel")

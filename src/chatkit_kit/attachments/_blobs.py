@@ -160,7 +160,8 @@ class LocalBlobStorage:
             while chunk := await asyncio.to_thread(file.read, chunk_size):
                 yield chunk
         finally:
-            await asyncio.to_thread(file.close)
+            # Closing synchronously also works when the generator is closed by the collector.
+            file.close()
 
     async def stat(self, key: str) -> BlobInfo | None:
         path = self.path_of(key)

@@ -98,7 +98,8 @@ class S3BlobStorage:
             while chunk := await asyncio.to_thread(body.read, chunk_size):
                 yield chunk
         finally:
-            await asyncio.to_thread(body.close)
+            # Closing synchronously also works when the generator is closed by the collector.
+            body.close()
 
     async def stat(self, key: str) -> BlobInfo | None:
         check_key(key)

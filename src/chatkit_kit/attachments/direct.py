@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import time
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic
@@ -44,6 +49,18 @@ MULTIPART_OVERHEAD = 64 * 1024
 fields); a body larger than `max_size` plus this is cut off with 413."""
 
 _MAX_PARTS = 16
+_TOKEN_CONTEXT = b"chatkit-kit preview v1\n"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("bad base64") from exc
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -192,6 +209,8 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         policy: UploadPolicy | None = None,
         owner: OwnerResolver | None = None,
         delete_with_thread: bool = False,
+        preview_signing_key: bytes | str | None = None,
+        preview_expires_in: int = 3600,
     ) -> None:
         super().__init__(
             store,
@@ -207,10 +226,65 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
                 "at, e.g. 'https://api.example.com/chatkit'"
             )
         self.base_url = base_url.rstrip("/")
+        if isinstance(preview_signing_key, str):
+            preview_signing_key = preview_signing_key.encode()
+        if preview_signing_key is not None and len(preview_signing_key) < 32:
+            raise ValueError(
+                "preview_signing_key must be at least 32 bytes of secret, e.g. "
+                "secrets.token_bytes(32)"
+            )
+        if not 60 <= preview_expires_in <= 7 * 24 * 3600:
+            raise ValueError(
+                f"preview_expires_in must be 60 to 604800 seconds, got {preview_expires_in}"
+            )
+        self._signing_key = preview_signing_key
+        self.preview_expires_in = preview_expires_in
 
     def download_url(self, attachment_id: str) -> str:
         """The URL of the download route for `attachment_id`."""
         return f"{self.base_url}/attachments/{quote(attachment_id, safe='')}"
+
+    def preview_url(self, attachment: Attachment, key: str) -> str:
+        """The image preview URL: the download route, signed when a signing key is set.
+
+        A signed URL works without the owner's credentials until it expires (browsers load
+        `<img>` tags without the custom headers a ChatKit `fetch` adds). Expiry is rounded up to
+        5 minutes so the URL, and the browser's cache of it, stays stable meanwhile.
+        """
+        url = self.download_url(attachment.id)
+        if self._signing_key is None:
+            return url
+        expires = (int(time.time()) + self.preview_expires_in + 299) // 300 * 300
+        claims = {"i": attachment.id, "k": key, "t": attachment.mime_type, "e": expires}
+        payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+        return f"{url}?token={payload}.{self._sign(payload)}"
+
+    def _sign(self, payload: str) -> str:
+        assert self._signing_key is not None
+        digest = hmac.new(self._signing_key, _TOKEN_CONTEXT + payload.encode(), hashlib.sha256)
+        return _b64(digest.digest())
+
+    def _token_claims(self, token: str, attachment_id: str) -> dict[str, Any] | None:
+        """The claims of a valid, unexpired preview token for `attachment_id`, else None."""
+        if self._signing_key is None or token.count(".") != 1:
+            return None
+        payload, signature = token.split(".")
+        if not hmac.compare_digest(self._sign(payload), signature):
+            return None
+        try:
+            claims = json.loads(_unb64(payload))
+        except ValueError:
+            return None
+        if not isinstance(claims, dict) or claims.get("i") != attachment_id:
+            return None
+        expires = claims.get("e")
+        if not isinstance(expires, int) or expires <= time.time():
+            return None
+        if not isinstance(claims.get("k"), str) or not isinstance(claims.get("t"), str):
+            return None
+        if not claims["k"].startswith(self.key_prefix) or not self.policy.is_image(claims["t"]):
+            return None
+        return claims
 
     async def upload(
         self, *, name: str, mime_type: str, data: AsyncIterable[bytes], context: TContext
@@ -242,7 +316,8 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
             }
             attachment: Attachment
             if self.policy.is_image(checked_type):
-                url = AnyUrl(self.download_url(attachment_id))
+                preview = FileAttachment(**fields)
+                url = AnyUrl(self.preview_url(preview, key))
                 attachment = ImageAttachment(preview_url=url, **fields)
             else:
                 attachment = FileAttachment(**fields)
@@ -278,8 +353,9 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         update: dict[str, Any] = {}
         if attachment.upload_descriptor is not None:
             update["upload_descriptor"] = None
-        if isinstance(attachment, ImageAttachment):
-            url = self.download_url(attachment.id)
+        key = self.key_for_owner(attachment, self.owner_key(context))
+        if isinstance(attachment, ImageAttachment) and key is not None:
+            url = self.preview_url(attachment, key)
             if str(attachment.preview_url) != url:
                 update["preview_url"] = AnyUrl(url)
         return attachment.model_copy(update=update) if update else attachment
@@ -365,26 +441,34 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         return essence == b"multipart/form-data"
 
     async def handle_download(self, request: Request, context_factory: ContextFactory) -> Response:
-        """Serve an attachment's bytes to its owner, with its stored type, never sniffed."""
-        try:
-            context = await context_factory(request)
-        except HTTPException as exc:
-            return _error(exc.status_code, str(exc.detail), exc.headers)
+        """Serve an attachment's bytes to its owner (or to a valid signed preview URL), with
+        its stored type, never sniffed."""
         attachment_id = request.path_params["attachment_id"]
-        try:
-            attachment, key = await self.owned_key(attachment_id, context)
-        except NotFoundError:
-            return _error(404, f"Attachment {attachment_id} not found")
+        token = request.query_params.get("token")
+        if token is not None:
+            claims = self._token_claims(token, attachment_id)
+            if claims is None:
+                return _error(403, "the preview link is invalid or has expired")
+            key, mime_type, name = claims["k"], claims["t"], attachment_id
+        else:
+            try:
+                context = await context_factory(request)
+            except HTTPException as exc:
+                return _error(exc.status_code, str(exc.detail), exc.headers)
+            try:
+                attachment, key = await self.owned_key(attachment_id, context)
+            except NotFoundError:
+                return _error(404, f"Attachment {attachment_id} not found")
+            mime_type, name = attachment.mime_type, attachment.name
         info = await self.blobs.stat(key)
         if info is None:
             return _error(404, f"Attachment {attachment_id} not found")
-        mime_type = attachment.mime_type
         if not _MIME_RE.match(mime_type):
             mime_type = "application/octet-stream"
         disposition = "inline" if self.policy.is_image(mime_type) else "attachment"
         headers = {
             "Content-Length": str(info.size),
-            "Content-Disposition": content_disposition(disposition, attachment.name),
+            "Content-Disposition": content_disposition(disposition, name),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",
             "Cache-Control": "private, max-age=300",

@@ -136,6 +136,8 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
             expires_at = datetime.fromisoformat(str(record.get("upload_expires_at")))
         except ValueError:
             return False
+        if expires_at.tzinfo is None:
+            return False
         return expires_at <= datetime.now(timezone.utc)
 
     async def attachment_download_url(
