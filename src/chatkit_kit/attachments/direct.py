@@ -195,6 +195,8 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
     multipart with a `file` field or a raw body with `?name=`) and the owner-only download route
     (`GET /attachments/{attachment_id}`); image `preview_url`s point at the latter under
     `base_url`. Bytes go to any `BlobStorage` (`LocalBlobStorage`, `S3BlobStorage`).
+    With `preview_signing_key`, preview URLs carry an expiring HMAC token so `<img>` tags load
+    them without the owner's credentials. See docs/attachments.md.
     """
 
     backend_name = "direct"
