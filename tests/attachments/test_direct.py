@@ -413,3 +413,41 @@ def test_signing_key_must_be_long_enough(tmp_path: Path) -> None:
         )
     with pytest.raises(ValueError, match="base_url"):
         DirectUploadAttachmentStore(MemoryStore(), LocalBlobStorage(tmp_path), base_url="/rel")
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+async def test_client_disconnect_mid_upload_stores_nothing(env: Env, multipart: bool) -> None:
+    import asyncio
+    from urllib.parse import urlsplit
+
+    url = urlsplit(env.backend.base_url)
+    if multipart:
+        content_type = "multipart/form-data; boundary=xyz"
+        start = (
+            b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+            b"Content-Type: text/plain\r\n\r\n" + b"x" * 5000
+        )
+        target = "/attachments/upload"
+    else:
+        content_type = "text/plain"
+        start = b"x" * 5000
+        target = "/attachments/upload?name=a.txt"
+    _reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    writer.write(
+        (
+            f"POST {target} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"Authorization: Bearer alice\r\nContent-Type: {content_type}\r\n"
+            "Content-Length: 20000\r\n\r\n"
+        ).encode()
+        + start
+    )
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    writer.close()  # the connection drops with 15 kB of the body missing
+    await writer.wait_closed()
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        if not any(p.name.endswith(".tmp") for p in env.root.rglob("*")):
+            break
+    await assert_nothing_stored(env)
+    assert env.body_bytes_read > 0  # the upload had started

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 from typing import IO, Protocol, runtime_checkable
 
 from chatkit.store import NotFoundError
@@ -112,7 +113,10 @@ class LocalBlobStorage:
         self.directory = Path(directory).resolve()
 
     def path_of(self, key: str) -> Path:
-        """Return the file path of `key`, which is always inside `directory`."""
+        """Return the file path of `key`, which is always inside `directory`.
+
+        Resolves symlinks, so it touches the file system: call it off the event loop.
+        """
         path = (self.directory / check_key(key)).resolve()
         if not path.is_relative_to(self.directory) or path == self.directory:
             raise ValueError(f"blob key {key!r} resolves outside {self.directory}")
@@ -126,9 +130,8 @@ class LocalBlobStorage:
         content_type: str,
         max_size: int | None = None,
     ) -> BlobInfo:
-        path = self.path_of(key)
-        temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        file = await asyncio.to_thread(_open_temp, temp)
+        check_key(key)
+        path, temp, file = await asyncio.to_thread(self._open_temp, key)
         size = 0
         try:
             async for chunk in iter_data(data):
@@ -136,24 +139,29 @@ class LocalBlobStorage:
                 if max_size is not None and size > max_size:
                     raise too_large(max_size)
                 await asyncio.to_thread(file.write, chunk)
-            await asyncio.to_thread(_commit, file, temp, path)
+            stat = await asyncio.to_thread(_commit, file, temp, path)
         except BaseException:
             await asyncio.shield(asyncio.to_thread(_discard, file, temp))
             raise
-        stat = await asyncio.to_thread(path.stat)
         return BlobInfo(size, None, datetime.fromtimestamp(stat.st_mtime, timezone.utc))
 
-    async def get(self, key: str) -> bytes:
+    def _open_temp(self, key: str) -> tuple[Path, Path, IO[bytes]]:
         path = self.path_of(key)
+        temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        temp.parent.mkdir(parents=True, exist_ok=True)
+        return path, temp, temp.open("xb")
+
+    async def get(self, key: str) -> bytes:
+        check_key(key)
         try:
-            return await asyncio.to_thread(path.read_bytes)
+            return await asyncio.to_thread(lambda: self.path_of(key).read_bytes())
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise BlobNotFoundError(f"no blob stored under {key!r}") from None
 
     async def stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
-        path = self.path_of(key)
+        check_key(key)
         try:
-            file = await asyncio.to_thread(path.open, "rb")
+            file = await asyncio.to_thread(lambda: self.path_of(key).open("rb"))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise BlobNotFoundError(f"no blob stored under {key!r}") from None
         try:
@@ -164,30 +172,31 @@ class LocalBlobStorage:
             file.close()
 
     async def stat(self, key: str) -> BlobInfo | None:
-        path = self.path_of(key)
-        try:
-            stat = await asyncio.to_thread(path.stat)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not path.is_file():
+        check_key(key)
+        stat = await asyncio.to_thread(self._stat_file, key)
+        if stat is None:
             return None
         return BlobInfo(stat.st_size, None, datetime.fromtimestamp(stat.st_mtime, timezone.utc))
 
-    async def delete(self, key: str) -> None:
+    def _stat_file(self, key: str) -> os.stat_result | None:
         path = self.path_of(key)
-        await asyncio.to_thread(path.unlink, missing_ok=True)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return stat if S_ISREG(stat.st_mode) else None
+
+    async def delete(self, key: str) -> None:
+        check_key(key)
+        await asyncio.to_thread(lambda: self.path_of(key).unlink(missing_ok=True))
 
 
-def _open_temp(temp: Path) -> IO[bytes]:
-    temp.parent.mkdir(parents=True, exist_ok=True)
-    return temp.open("xb")
-
-
-def _commit(file: IO[bytes], temp: Path, path: Path) -> None:
+def _commit(file: IO[bytes], temp: Path, path: Path) -> os.stat_result:
     file.flush()
     os.fsync(file.fileno())
     file.close()
     os.replace(temp, path)
+    return path.stat()
 
 
 def _discard(file: IO[bytes], temp: Path) -> None:
