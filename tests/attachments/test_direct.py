@@ -451,3 +451,61 @@ async def test_client_disconnect_mid_upload_stores_nothing(env: Env, multipart: 
             break
     await assert_nothing_stored(env)
     assert env.body_bytes_read > 0  # the upload had started
+
+
+async def test_routes_mounted_in_fastapi(tmp_path: Path, serve: Any) -> None:
+    fastapi = pytest.importorskip("fastapi")
+
+    async def fastapi_context(request: Request) -> Ctx:
+        user = request.headers.get("x-user")
+        if not user:
+            raise fastapi.HTTPException(403, "forbidden")
+        return Ctx(user)
+
+    store: MemoryStore[Ctx] = MemoryStore()
+    holder: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await holder["app"](scope, receive, send)
+
+    live = await serve(app)
+    backend: DirectUploadAttachmentStore[Ctx] = DirectUploadAttachmentStore(
+        store, LocalBlobStorage(tmp_path), base_url=f"{live.base_url}/chatkit"
+    )
+    store.attachment_presenter = backend
+    api = fastapi.FastAPI()
+    api.mount("/chatkit", backend.asgi_app(fastapi_context))
+    holder["app"] = api
+    async with httpx.AsyncClient(base_url=live.base_url) as client:
+        denied = await client.post("/chatkit/attachments/upload", files={"file": ("a.png", PNG)})
+        assert denied.status_code == 403
+        created = await client.post(
+            "/chatkit/attachments/upload",
+            files={"file": ("a.png", PNG, "image/png")},
+            headers={"x-user": "alice"},
+        )
+        assert created.status_code == 200, created.text
+        preview_url = created.json()["preview_url"]
+        assert preview_url.startswith(f"{live.base_url}/chatkit/attachments/atc_")
+        head = await client.head(preview_url, headers={"x-user": "alice"})
+        assert head.status_code == 200 and head.headers["content-length"] == str(len(PNG))
+        assert head.content == b""
+        got = await client.get(preview_url, headers={"x-user": "alice"})
+        assert got.content == PNG
+
+
+async def test_failed_metadata_save_removes_the_bytes(tmp_path: Path) -> None:
+    class FailingStore(MemoryStore[Ctx]):
+        async def save_attachment(self, attachment: Any, context: Ctx) -> None:
+            raise RuntimeError("database down")
+
+    backend: DirectUploadAttachmentStore[Ctx] = DirectUploadAttachmentStore(
+        FailingStore(), LocalBlobStorage(tmp_path), base_url="http://x"
+    )
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"abc"
+
+    with pytest.raises(RuntimeError, match="database down"):
+        await backend.upload(name="a.txt", mime_type="text/plain", data=body(), context=ALICE)
+    assert files_in(tmp_path) == []

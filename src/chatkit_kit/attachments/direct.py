@@ -476,4 +476,6 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
             "Cache-Control": "private, max-age=300",
             "Referrer-Policy": "no-referrer",
         }
+        if request.method == "HEAD":
+            return Response(headers=headers, media_type=mime_type)
         return StreamingResponse(self.blobs.stream(key), headers=headers, media_type=mime_type)
