@@ -9,15 +9,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
+import moto.server as moto_server
 import pytest
+import uvicorn
+from botocore.config import Config
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
 from chatkit.types import ThreadMetadata, ThreadStreamEvent, UserMessageItem
-
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
-uvicorn = pytest.importorskip("uvicorn")
-
-from botocore.config import Config  # noqa: E402
 
 
 @dataclass

@@ -454,7 +454,7 @@ async def test_client_disconnect_mid_upload_stores_nothing(env: Env, multipart: 
 
 
 async def test_routes_mounted_in_fastapi(tmp_path: Path, serve: Any) -> None:
-    fastapi = pytest.importorskip("fastapi")
+    import fastapi
 
     async def fastapi_context(request: Request) -> Ctx:
         user = request.headers.get("x-user")
