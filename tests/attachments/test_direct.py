@@ -373,6 +373,8 @@ async def test_signed_preview_urls_work_without_credentials(tmp_path: Path, serv
             f"/attachments/{image['id']}?token={forged}",
             f"/attachments/{other['id']}?token={token}",  # token of another attachment
             f"/attachments/{image['id']}?token=garbage",
+            f"/attachments/{image['id']}?token={payload}.{quote('é' * 43)}",
+            f"/attachments/{image['id']}?token=",
         ]
         for url in bad_urls:
             response = await env.client.get(url)

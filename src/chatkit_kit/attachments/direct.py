@@ -271,7 +271,8 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         if self._signing_key is None or token.count(".") != 1:
             return None
         payload, signature = token.split(".")
-        if not hmac.compare_digest(self._sign(payload), signature):
+        expected = self._sign(payload).encode()
+        if not hmac.compare_digest(expected, signature.encode("utf-8", "replace")):
             return None
         try:
             claims = json.loads(_unb64(payload))
