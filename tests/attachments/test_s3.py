@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlsplit
 
 import httpx
 import pytest
@@ -38,6 +39,50 @@ def make(s3_client: Any, bucket: str, **options: Any) -> tuple[MemoryStore[Ctx],
     )
     store.attachment_presenter = backend
     return store, backend, EchoServer(store, backend)
+
+
+def sigv4_query_signature(method: str, url: str, headers: dict[str, str], secret: str) -> str:
+    """Recompute the SigV4 signature of a presigned URL for the given header values.
+
+    moto does not check signatures, so this is how the tests prove which header *values* the
+    URL is bound to (AWS documents the algorithm in "Authenticating Requests: Using Query
+    Parameters (AWS Signature Version 4)").
+    """
+    parts = urlsplit(url)
+    params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    signed = dict(params)["X-Amz-SignedHeaders"].split(";")
+    canonical_query = "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+        for k, v in sorted(params)
+        if k != "X-Amz-Signature"
+    )
+    all_headers = {"host": parts.netloc, **{k.lower(): v for k, v in headers.items()}}
+    canonical_headers = "".join(f"{name}:{all_headers[name].strip()}\n" for name in signed)
+    canonical_request = "\n".join(
+        [
+            method,
+            parts.path,
+            canonical_query,
+            canonical_headers,
+            ";".join(signed),
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
+    query_values = dict(params)
+    date = query_values["X-Amz-Date"]
+    scope = query_values["X-Amz-Credential"].split("/", 1)[1]
+    string_to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            date,
+            scope,
+            hashlib.sha256(canonical_request.encode()).hexdigest(),
+        ]
+    )
+    key = ("AWS4" + secret).encode()
+    for part in scope.split("/"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
 
 
 def query(url: str) -> dict[str, str]:
@@ -82,6 +127,15 @@ async def test_create_returns_signed_put_with_bound_type_length_and_short_expiry
     assert q["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
     assert q["X-Amz-Expires"] == "120"
     assert q["X-Amz-SignedHeaders"].split(";") == ["content-length", "content-type", "host"]
+
+    # The signature binds the declared length and the type: other values give another signature.
+    def signature(length: int, content_type: str) -> str:
+        headers = {"Content-Length": str(length), "Content-Type": content_type}
+        return sigv4_query_signature("PUT", descriptor["url"], headers, "testing")
+
+    assert signature(len(PNG), "image/png") == q["X-Amz-Signature"]
+    assert signature(len(PNG) + 1, "image/png") != q["X-Amz-Signature"]
+    assert signature(len(PNG), "text/html") != q["X-Amz-Signature"]
     signed_at = datetime.strptime(q["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
     assert abs(signed_at - datetime.now(timezone.utc)) < timedelta(minutes=1)
     # The key is ours: owner-scoped by a digest, no user-provided name in it.
