@@ -10,6 +10,7 @@ from typing import Any
 
 from ._base import AttachmentPresenter, OwnerScopedStore
 from ._ids import MAX_ID_LENGTH
+from ._index import AttachmentIndex, StoredAttachment, ThreadDeleteListener
 from ._owner import OwnerResolver, default_owner
 from ._pagination import MAX_PAGE_LIMIT
 from .memory import MemoryStore
@@ -17,10 +18,13 @@ from .memory import MemoryStore
 __all__ = [
     "MAX_ID_LENGTH",
     "MAX_PAGE_LIMIT",
+    "AttachmentIndex",
     "AttachmentPresenter",
     "MemoryStore",
     "OwnerResolver",
     "OwnerScopedStore",
+    "StoredAttachment",
+    "ThreadDeleteListener",
     "default_owner",
 ]
 

@@ -7,6 +7,7 @@ from typing import Any, Generic, Protocol, runtime_checkable
 from chatkit.store import NotFoundError, Store, TContext
 from chatkit.types import Attachment, ThreadItem, UserMessageItem
 
+from ._index import ThreadDeleteListener
 from ._owner import OwnerResolver, default_owner, resolve_owner
 
 
@@ -58,6 +59,16 @@ class OwnerScopedStore(Store[TContext], Generic[TContext]):
             return item
         item.attachments = [await self.present_attachment(a, context) for a in item.attachments]
         return item
+
+    async def before_thread_delete(self, thread_id: str, context: Any) -> None:
+        """Let the attachment presenter act before `delete_thread` deletes anything.
+
+        Every store calls this first in `delete_thread`; attachment backends use it for the opt-in
+        cascade to a thread's attachments (`delete_with_thread=True`). If it raises, nothing of
+        the thread is deleted, so the request can be retried.
+        """
+        if isinstance(self.attachment_presenter, ThreadDeleteListener):
+            await self.attachment_presenter.before_thread_delete(thread_id, context)
 
 
 def thread_not_found(thread_id: str) -> NotFoundError:

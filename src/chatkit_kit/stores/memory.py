@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Generic
 
 from chatkit.store import TContext
@@ -21,6 +21,7 @@ from ._base import (
     thread_not_found,
 )
 from ._ids import check_id
+from ._index import StoredAttachment
 from ._owner import OwnerResolver
 from ._pagination import Order, build_page, check_limit, check_order, sort_key
 
@@ -87,6 +88,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         self._threads: dict[str, _Collection] = {}
         self._items: dict[tuple[str, str], _Collection] = {}
         self._attachments: dict[tuple[str, str], str] = {}
+        self._attachment_saved_at: dict[tuple[str, str], datetime] = {}
 
     # Threads
 
@@ -118,6 +120,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
+        await self.before_thread_delete(thread_id, context)
         threads = self._threads.get(owner)
         if threads is not None:
             threads.remove(thread_id)
@@ -175,7 +178,9 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
     async def save_attachment(self, attachment: Attachment, context: TContext) -> None:
         owner = self.owner_key(context)
         check_id(attachment.id, "attachment id")
-        self._attachments[(owner, attachment.id)] = _codec.encode_attachment(attachment)
+        key = (owner, attachment.id)
+        self._attachments[key] = _codec.encode_attachment(attachment)
+        self._attachment_saved_at.setdefault(key, datetime.now(timezone.utc))
 
     async def load_attachment(self, attachment_id: str, context: TContext) -> Attachment:
         payload = self._attachments.get((self.owner_key(context), attachment_id))
@@ -184,4 +189,46 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         return await self.present_attachment(_codec.decode_attachment(payload), context)
 
     async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
-        self._attachments.pop((self.owner_key(context), attachment_id), None)
+        key = (self.owner_key(context), attachment_id)
+        self._attachments.pop(key, None)
+        self._attachment_saved_at.pop(key, None)
+
+    # AttachmentIndex (chatkit_kit.stores.AttachmentIndex)
+
+    async def list_thread_attachments(self, thread_id: str, context: TContext) -> list[Attachment]:
+        owner = self.owner_key(context)
+        found = []
+        for (row_owner, _), payload in self._attachments.items():
+            if row_owner == owner:
+                attachment = _codec.decode_attachment(payload)
+                if attachment.thread_id == thread_id:
+                    found.append(attachment)
+        return found
+
+    async def list_unattached_attachments(
+        self, saved_before: datetime, limit: int = 100
+    ) -> list[StoredAttachment]:
+        limit = check_limit(limit)
+        cutoff = sort_key(saved_before)
+        rows = sorted(
+            (saved_at, key)
+            for key, saved_at in self._attachment_saved_at.items()
+            if sort_key(saved_at) < cutoff
+        )
+        found: list[StoredAttachment] = []
+        for saved_at, (owner, attachment_id) in rows:
+            attachment = _codec.decode_attachment(self._attachments[(owner, attachment_id)])
+            if attachment.thread_id is None:
+                found.append(StoredAttachment(owner, attachment, saved_at))
+                if len(found) == limit:
+                    break
+        return found
+
+    async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
+        key = (owner, attachment_id)
+        payload = self._attachments.get(key)
+        if payload is None or _codec.decode_attachment(payload).thread_id is not None:
+            return False
+        del self._attachments[key]
+        self._attachment_saved_at.pop(key, None)
+        return True

@@ -1,0 +1,71 @@
+"""Attachment backends for ChatKit: two-phase uploads to S3 and direct uploads to our routes.
+
+`S3AttachmentStore` and `S3BlobStorage` need the `s3` extra (boto3);
+`DirectUploadAttachmentStore` needs the `server` extra (starlette, python-multipart). They are
+imported lazily; importing one whose extra is missing raises an ImportError naming the extra.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._backend import METADATA_KEY, AttachmentContentSource, BlobAttachmentStore
+from ._blobs import BlobInfo, BlobNotFoundError, BlobStorage, LocalBlobStorage
+from ._errors import (
+    AttachmentError,
+    AttachmentPolicyError,
+    AttachmentTooLargeError,
+    AttachmentTypeNotAllowedError,
+    AttachmentVerificationError,
+    InvalidUploadError,
+)
+from ._policy import DEFAULT_ALLOWED_MIME_TYPES, DEFAULT_IMAGE_MIME_TYPES, UploadPolicy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._s3_blobs import S3BlobStorage
+    from .direct import DirectUploadAttachmentStore
+    from .s3 import S3AttachmentStore
+
+__all__ = [
+    "DEFAULT_ALLOWED_MIME_TYPES",
+    "DEFAULT_IMAGE_MIME_TYPES",
+    "METADATA_KEY",
+    "AttachmentContentSource",
+    "AttachmentError",
+    "AttachmentPolicyError",
+    "AttachmentTooLargeError",
+    "AttachmentTypeNotAllowedError",
+    "AttachmentVerificationError",
+    "BlobAttachmentStore",
+    "BlobInfo",
+    "BlobNotFoundError",
+    "BlobStorage",
+    "DirectUploadAttachmentStore",
+    "InvalidUploadError",
+    "LocalBlobStorage",
+    "S3AttachmentStore",
+    "S3BlobStorage",
+    "UploadPolicy",
+]
+
+_LAZY: dict[str, tuple[str, str]] = {
+    "S3AttachmentStore": ("s3", "s3"),
+    "S3BlobStorage": ("_s3_blobs", "s3"),
+    "DirectUploadAttachmentStore": ("direct", "server"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module_name, extra = _LAZY[name]
+        from importlib import import_module
+
+        try:
+            module = import_module(f"{__name__}.{module_name}")
+        except ImportError as exc:
+            raise ImportError(
+                f"chatkit_kit.attachments.{name} needs an optional dependency: "
+                f'pip install "chatkit-kit[{extra}]" ({exc})'
+            ) from exc
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

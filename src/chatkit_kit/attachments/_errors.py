@@ -1,0 +1,36 @@
+"""Exceptions raised by the attachment backends."""
+
+from __future__ import annotations
+
+
+class AttachmentError(Exception):
+    """Base class of chatkit-kit attachment errors."""
+
+    status_code = 400
+    """The HTTP status an endpoint should answer with."""
+
+
+class AttachmentPolicyError(AttachmentError, ValueError):
+    """A declared or uploaded attachment breaks the upload policy; the message names the limit."""
+
+
+class AttachmentTooLargeError(AttachmentPolicyError):
+    """The attachment is larger than the policy's `max_size`."""
+
+    status_code = 413
+
+
+class AttachmentTypeNotAllowedError(AttachmentPolicyError):
+    """The attachment's MIME type is not in the policy's allowlist."""
+
+    status_code = 415
+
+
+class AttachmentVerificationError(AttachmentError):
+    """The stored bytes do not match the attachment's declared size or type."""
+
+    status_code = 409
+
+
+class InvalidUploadError(AttachmentError):
+    """An upload request body is malformed or truncated."""

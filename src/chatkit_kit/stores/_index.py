@@ -1,0 +1,53 @@
+"""Optional store API that attachment backends use for cascades and orphan sweeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from chatkit.types import Attachment
+
+
+@dataclass(frozen=True)
+class StoredAttachment:
+    """An attachment row with the owner key it is stored under and when it was first saved."""
+
+    owner: str
+    attachment: Attachment
+    saved_at: datetime
+    """First `save_attachment` of this id by this owner, timezone-aware UTC."""
+
+
+@runtime_checkable
+class AttachmentIndex(Protocol):
+    """Queries over attachment rows that the ChatKit `Store` ABC lacks.
+
+    Implemented by `MemoryStore` (and meant for every chatkit-kit store). Attachment backends need
+    it for `delete_with_thread=True` and `sweep_orphans`. Returned attachments are raw stored
+    rows (with `metadata`), not run through the attachment presenter.
+    """
+
+    async def list_thread_attachments(self, thread_id: str, context: Any) -> list[Attachment]:
+        """Return the context owner's attachments whose `thread_id` is `thread_id`."""
+        ...
+
+    async def list_unattached_attachments(
+        self, saved_before: datetime, limit: int = 100
+    ) -> list[StoredAttachment]:
+        """Return up to `limit` attachments of any owner with no `thread_id`, first saved
+        before `saved_before`, oldest first. A naive `saved_before` is read as local time."""
+        ...
+
+    async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
+        """Delete the row only if it still has no `thread_id`; return whether it was deleted."""
+        ...
+
+
+@runtime_checkable
+class ThreadDeleteListener(Protocol):
+    """An attachment presenter that wants to act before a store deletes a thread."""
+
+    async def before_thread_delete(self, thread_id: str, context: Any) -> None:
+        """Called by `Store.delete_thread` before any row is deleted."""
+        ...

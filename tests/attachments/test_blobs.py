@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chatkit.store import NotFoundError
+
+from chatkit_kit.attachments import AttachmentTooLargeError, BlobNotFoundError, LocalBlobStorage
+from chatkit_kit.attachments._blobs import check_key
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+@pytest.mark.parametrize(
+    "key", ["", "/abs", "../x", "a/../b", "a//b", ".hidden", "a/./b", "a\\b", "a\x00b", "é"]
+)
+def test_keys_outside_the_generated_form_are_rejected(key: str) -> None:
+    with pytest.raises(ValueError, match="invalid blob key"):
+        check_key(key)
+
+
+async def test_local_round_trip_and_idempotent_delete(tmp_path: Path) -> None:
+    blobs = LocalBlobStorage(tmp_path)
+    info = await blobs.put("o/k1", chunks(b"hello ", b"world"), content_type="text/plain")
+    assert info.size == 11
+    assert await blobs.get("o/k1") == b"hello world"
+    assert b"".join([c async for c in blobs.stream("o/k1", chunk_size=4)]) == b"hello world"
+    stat = await blobs.stat("o/k1")
+    assert stat is not None and stat.size == 11
+    await blobs.delete("o/k1")
+    await blobs.delete("o/k1")
+    assert await blobs.stat("o/k1") is None
+    with pytest.raises(BlobNotFoundError):
+        await blobs.get("o/k1")
+    assert issubclass(BlobNotFoundError, NotFoundError)
+    with pytest.raises(NotFoundError):
+        [c async for c in blobs.stream("o/k1")]
+
+
+async def test_local_over_size_write_leaves_nothing_and_keeps_old_blob(tmp_path: Path) -> None:
+    blobs = LocalBlobStorage(tmp_path)
+    await blobs.put("o/k", b"old", content_type="text/plain")
+    with pytest.raises(AttachmentTooLargeError, match="limit of 4 bytes"):
+        await blobs.put("o/k", chunks(b"abc", b"def"), content_type="text/plain", max_size=4)
+    assert await blobs.get("o/k") == b"old"
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["k"]
+
+
+async def test_local_failed_stream_leaves_no_temp_file(tmp_path: Path) -> None:
+    blobs = LocalBlobStorage(tmp_path)
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"part"
+        raise ConnectionError("client went away")
+
+    with pytest.raises(ConnectionError):
+        await blobs.put("o/k", broken(), content_type="text/plain")
+    assert list((tmp_path / "o").iterdir()) == []
+
+
+async def test_local_keys_stay_inside_the_directory(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (tmp_path / "outside").mkdir()
+    (root / "link").symlink_to(tmp_path / "outside")
+    blobs = LocalBlobStorage(root)
+    with pytest.raises(ValueError, match="outside"):
+        await blobs.put("link/x", b"data", content_type="text/plain")
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
+async def test_s3_blob_storage_round_trip(s3_client: Any, bucket: str) -> None:
+    from chatkit_kit.attachments import S3BlobStorage
+
+    blobs = S3BlobStorage(s3_client, bucket)
+    data = bytes(range(256)) * 5000
+    info = await blobs.put("o/k", chunks(data[:1000], data[1000:]), content_type="image/png")
+    assert info.size == len(data)
+    stat = await blobs.stat("o/k")
+    assert stat is not None and (stat.size, stat.content_type) == (len(data), "image/png")
+    assert await blobs.get("o/k") == data
+    assert b"".join([c async for c in blobs.stream("o/k")]) == data
+    with pytest.raises(AttachmentTooLargeError):
+        await blobs.put("o/k2", data, content_type="image/png", max_size=100)
+    assert await blobs.stat("o/k2") is None
+    await blobs.delete("o/k")
+    await blobs.delete("o/k")
+    assert await blobs.stat("o/k") is None
+    with pytest.raises(BlobNotFoundError):
+        await blobs.get("o/k")
