@@ -753,3 +753,14 @@ async def test_cors_for_the_chatkit_web_component() -> None:
     assert streamed.status_code == 200
     assert streamed.headers["access-control-allow-origin"] == origin
     assert body.count(b"data: ") == 8
+
+
+def test_missing_starlette_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "starlette", None)
+    monkeypatch.delitem(sys.modules, "chatkit_kit.asgi")
+
+    with pytest.raises(ImportError, match=r'pip install "chatkit-kit\[server\]"'):
+        importlib.import_module("chatkit_kit.asgi")
