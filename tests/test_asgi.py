@@ -743,6 +743,12 @@ async def test_cors_for_the_chatkit_web_component() -> None:
             headers={"Origin": origin, "Authorization": "Bearer alice"},
         ) as streamed:
             body = await streamed.aread()
+        # Middleware edits response headers in place: nothing may carry over between responses.
+        foreign_stream = await client.post(
+            "/chatkit",
+            json=create_req("hello"),
+            headers={"Origin": "https://evil.example", "Authorization": "Bearer alice"},
+        )
 
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == origin
@@ -753,6 +759,8 @@ async def test_cors_for_the_chatkit_web_component() -> None:
     assert streamed.status_code == 200
     assert streamed.headers["access-control-allow-origin"] == origin
     assert body.count(b"data: ") == 8
+    assert foreign_stream.status_code == 200
+    assert "access-control-allow-origin" not in foreign_stream.headers
 
 
 def test_missing_starlette_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

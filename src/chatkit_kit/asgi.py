@@ -55,13 +55,13 @@ logger = logging.getLogger(__name__)
 
 _REQUEST_ADAPTER: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 
-_SSE_HEADERS = [
+_SSE_HEADERS = (
     (b"content-type", b"text/event-stream"),
     # no-transform: proxies must not compress or rewrite the stream (compression buffers events).
     (b"cache-control", b"no-cache, no-transform"),
     # nginx (and proxies copying its convention) must not buffer the response.
     (b"x-accel-buffering", b"no"),
-]
+)
 
 _STREAM_ERROR_CHUNK = (
     b"data: "
@@ -407,7 +407,11 @@ class ChatKitEndpoint:
             await _send_json_error(scope, send, 500, "internal_error", "internal server error")
             return
 
-        message: Message = {"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS}
+        message: Message = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": list(_SSE_HEADERS),
+        }
         try:
             await send(message)
             if first is not None:
