@@ -772,3 +772,139 @@ def test_missing_starlette_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
 
     with pytest.raises(ImportError, match=r'pip install "chatkit-kit\[server\]"'):
         importlib.import_module("chatkit_kit.asgi")
+
+
+# ---------------------------------------------------------------------------------------------
+# The endpoint driven directly through ASGI, for timings a real socket cannot pin down
+
+
+def _scope(headers: Sequence[tuple[bytes, bytes]] = ((b"authorization", b"Bearer alice"),)) -> Any:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/chatkit",
+        "raw_path": b"/chatkit",
+        "root_path": "",
+        "query_string": b"",
+        "headers": list(headers),
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1234),
+    }
+
+
+@pytest.mark.parametrize("client_gone", ["disconnect message", "send raises OSError"])
+async def test_client_gone_while_an_event_is_being_sent_still_keeps_the_partial_message(
+    client_gone: str,
+) -> None:
+    # The stream is parked at `yield` while its event is sent. Cancelling there would close the
+    # generator with GeneratorExit and skip upstream's CancelledError handling.
+    server = ScriptedServer(SlowMemoryStore())
+    endpoint = ChatKitEndpoint(server, context_factory)
+    body = json.dumps(create_req("hang")).encode()
+    sending, disconnected, never = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if b'"delta":"wor"' in message.get("body", b""):
+            sending.set()
+            if client_gone == "send raises OSError":
+                raise OSError("connection reset")
+            await never.wait()
+
+    call = asyncio.ensure_future(endpoint(_scope(), receive, send))
+    await asyncio.wait_for(sending.wait(), timeout=5)
+    disconnected.set()
+    await asyncio.wait_for(call, timeout=5)
+
+    [thread_id] = server.script.cancelled
+    stored = await server.store.load_thread_items(thread_id, None, 10, "asc", Ctx("alice"))
+    assert [type(i).__name__ for i in stored.data] == [
+        "UserMessageItem",
+        "AssistantMessageItem",
+        "SDKHiddenContextItem",
+    ]
+    assert isinstance(stored.data[1], AssistantMessageItem)
+    assert stored.data[1].content[0].text == "Hello, wor"
+
+
+async def test_unexpected_context_factory_failure_is_500_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(request: Request) -> Ctx:
+        raise KeyError("session store unreachable")
+
+    endpoint = ChatKitEndpoint(ScriptedServer(MemoryStore()), broken)
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await endpoint(_scope(), receive, send)
+
+    assert messages[0]["status"] == 500
+    assert json.loads(messages[1]["body"]) == {
+        "error": {"code": "internal_error", "message": "internal server error"}
+    }
+    [record] = error_records(caplog)
+    assert record.getMessage() == "ChatKit context factory failed"
+
+
+async def test_cancelled_request_task_does_not_cut_upstream_cleanup_short() -> None:
+    # Server shutdown, or middleware running the app in an anyio task group, cancels the request
+    # task, possibly again and again; the stream's own task still finishes its cancellation
+    # handling, store writes included.
+    server = ScriptedServer(SlowMemoryStore())
+    endpoint = ChatKitEndpoint(server, context_factory)
+    body = json.dumps(create_req("hang")).encode()
+    sent_wor, forever = asyncio.Event(), asyncio.Event()
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await forever.wait()
+        return {"type": "http.disconnect"}  # pragma: no cover
+
+    async def send(message: dict[str, Any]) -> None:
+        if b'"delta":"wor"' in message.get("body", b""):
+            sent_wor.set()
+
+    call = asyncio.ensure_future(endpoint(_scope(), receive, send))
+    await asyncio.wait_for(sent_wor.wait(), timeout=5)
+    for _ in range(5):
+        call.cancel()
+        await asyncio.sleep(0.002)
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    stored: list[ThreadItem] = []
+    for _ in range(250):
+        if server.script.cancelled:
+            page = await server.store.load_thread_items(
+                server.script.cancelled[0], None, 10, "asc", Ctx("alice")
+            )
+            stored = page.data
+            if len(stored) == 3:
+                break
+        await asyncio.sleep(0.02)
+    assert [type(i).__name__ for i in stored] == [
+        "UserMessageItem",
+        "AssistantMessageItem",
+        "SDKHiddenContextItem",
+    ]

@@ -14,7 +14,7 @@ import asyncio
 import contextvars
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -219,25 +219,6 @@ async def _wait_for_disconnect(receive: Receive) -> None:
             return
 
 
-async def _cancel_inside(stream: AsyncIterator[bytes]) -> None:
-    """Resume a stream parked at `yield` and cancel it at its next await.
-
-    Cancelling a task whose generator sits at `yield` never reaches the generator (closing it
-    raises GeneratorExit instead), so upstream's `except CancelledError` in `_process_events`,
-    which stores the partially streamed assistant message, would not run.
-    """
-    task = asyncio.current_task()
-    assert task is not None
-    task.cancel()
-    try:
-        while True:
-            await stream.__anext__()
-    except (asyncio.CancelledError, StopAsyncIteration):
-        pass
-    except Exception:
-        logger.debug("ChatKit stream failed while being cancelled", exc_info=True)
-
-
 class ChatKitEndpoint:
     """The ASGI app behind `POST /chatkit`; `chatkit_routes` mounts it."""
 
@@ -295,14 +276,12 @@ class ChatKitEndpoint:
         except HTTPException as exc:
             code = _status_code_name(exc.status_code)
             await _send_json_error(
-                scope, send, exc.status_code, code, str(exc.detail), headers=exc.headers, close=True
+                scope, send, exc.status_code, code, str(exc.detail), headers=exc.headers
             )
             return
         except Exception:
             logger.exception("ChatKit context factory failed")
-            await _send_json_error(
-                scope, send, 500, "internal_error", "internal server error", close=True
-            )
+            await _send_json_error(scope, send, 500, "internal_error", "internal server error")
             return
 
         chunks: list[bytes] = []
@@ -367,11 +346,14 @@ class ChatKitEndpoint:
     ) -> None:
         """Run the stream in its own task while watching for the client going away.
 
-        The stream task is cancelled with plain asyncio cancellation, which is delivered once:
-        upstream's cancellation handler can then await its store writes (anyio cancel scopes, as
-        used by Starlette's StreamingResponse, would cancel those awaits too).
+        The stream task is cancelled once, with plain asyncio cancellation: upstream's
+        cancellation handler can then await its store writes. (Starlette's StreamingResponse
+        cancels through an anyio cancel scope, which cancels those awaits too, so the partial
+        message is lost with any store that really waits.) A separate task also keeps that
+        cleanup running when the request task itself is cancelled.
         """
-        pump = asyncio.ensure_future(self._pump(scope, send, result, info))
+        sse = _EventStream(scope, send, result, info)
+        pump = asyncio.ensure_future(sse.run())
         self._streams.add(pump)
         pump.add_done_callback(self._streams.discard)
         watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
@@ -380,23 +362,62 @@ class ChatKitEndpoint:
         finally:
             watcher.cancel()
             if not pump.done():
-                pump.cancel()
+                sse.cancel(pump)
                 await asyncio.wait((pump,))
         if not pump.cancelled():
-            pump.result()  # re-raises a bug in _pump itself; stream failures are handled there
+            pump.result()  # re-raises a bug in _EventStream itself; stream failures end there
 
-    async def _pump(
+
+class _EventStream:
+    """Sends one `StreamingResult` as server-sent events; cancels it at most once."""
+
+    def __init__(
         self, scope: Scope, send: Send, result: StreamingResult, info: _RequestInfo
     ) -> None:
-        stream = aiter(result)
+        self.scope = scope
+        self.send = send
+        self.stream = aiter(result)
+        self.info = info
+        self.cancelling = False
+
+    def cancel(self, task: asyncio.Task[None]) -> None:
+        """Cancel the task running `run()`, unless a cancellation is already under way.
+
+        A second cancellation would interrupt upstream's `handle_stream_cancelled` mid-write.
+        """
+        if not self.cancelling:
+            self.cancelling = True
+            task.cancel()
+
+    async def cancel_inside(self) -> None:
+        """Resume the stream parked at `yield` and cancel it at its next await.
+
+        Cancelling a task whose generator sits at `yield` never reaches the generator (closing
+        it raises GeneratorExit instead), so upstream's `except CancelledError` in
+        `_process_events`, which stores the partially streamed assistant message, would not run.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self.cancelling = False  # the cancellation that got us here was spent outside the stream
+        self.cancel(task)
+        try:
+            while True:
+                await self.stream.__anext__()
+        except (asyncio.CancelledError, StopAsyncIteration):
+            pass
+        except Exception:
+            logger.debug("ChatKit stream failed while being cancelled", exc_info=True)
+
+    async def run(self) -> None:
+        send, info = self.send, self.info
         # Commit to a 200 only once the first event exists, so that a missing thread (or any
         # failure before the first event) still gets a proper status code.
         try:
-            first: bytes | None = await stream.__anext__()
+            first: bytes | None = await self.stream.__anext__()
         except StopAsyncIteration:
             first = None
         except NotFoundError as exc:
-            await _send_json_error(scope, send, 404, "not_found", str(exc))
+            await _send_json_error(self.scope, send, 404, "not_found", str(exc))
             return
         except Exception:
             logger.exception(
@@ -404,7 +425,7 @@ class ChatKitEndpoint:
                 info.op,
                 info.thread_id,
             )
-            await _send_json_error(scope, send, 500, "internal_error", "internal server error")
+            await _send_json_error(self.scope, send, 500, "internal_error", "internal server error")
             return
 
         message: Message = {
@@ -419,16 +440,16 @@ class ChatKitEndpoint:
                     info.thread_id = _thread_id_from_event(first)
                 await send({"type": "http.response.body", "body": first, "more_body": True})
         except asyncio.CancelledError:
-            await _cancel_inside(stream)
+            await self.cancel_inside()
             raise
         except OSError:  # ASGI 2.4 servers report a client that went away this way
-            await _cancel_inside(stream)
+            await self.cancel_inside()
             return
         if first is None:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
 
-        next_chunk = stream.__anext__
+        next_chunk = self.stream.__anext__
         while True:
             try:
                 chunk = await next_chunk()
@@ -440,19 +461,24 @@ class ChatKitEndpoint:
                     info.op,
                     info.thread_id,
                 )
-                chunk = _STREAM_ERROR_CHUNK
                 try:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": _STREAM_ERROR_CHUNK,
+                            "more_body": True,
+                        }
+                    )
                 except OSError:
                     return
                 break
             try:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             except asyncio.CancelledError:
-                await _cancel_inside(stream)
+                await self.cancel_inside()
                 raise
             except OSError:
-                await _cancel_inside(stream)
+                await self.cancel_inside()
                 return
         try:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
