@@ -104,7 +104,29 @@ def build_app(server: BenchServer) -> Any:
 
     app = chatkit_app(server, context_factory)
     app.add_route("/handwritten", handwritten, methods=["POST"])
-    return app
+    return CpuClock(app)
+
+
+class CpuClock:
+    """Measures the server's CPU time per request; `GET /__cpu` returns the last one.
+
+    Requests run one at a time, so the thread's CPU time over a request is that request's,
+    unaffected by how busy the rest of the machine is (unlike wall time).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.last = 0.0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/__cpu":
+            body = repr(self.last).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+            return
+        start = time.thread_time()
+        await self.app(scope, receive, send)
+        self.last = time.thread_time() - start
 
 
 def serve(events: int) -> None:
@@ -133,78 +155,87 @@ def serve(events: int) -> None:
     asyncio.run(main())
 
 
-async def time_floor(server: BenchServer) -> tuple[float, int]:
-    start = time.perf_counter()
+@dataclass
+class Sample:
+    wall: float  # seconds per event, as the client sees it
+    cpu: float  # server CPU seconds per event
+
+
+async def time_floor(server: BenchServer, events: int) -> Sample:
+    start, cpu_start = time.perf_counter(), time.thread_time()
     result = await server.process(REQUEST, Ctx(user_id="bench"))
     assert isinstance(result, StreamingResult)
     count = 0
     async for _ in result:
         count += 1
-    return time.perf_counter() - start, count
+    wall, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
+    if count != events:
+        raise SystemExit(f"floor: expected {events} events, got {count}")
+    return Sample(wall / count, cpu / count)
 
 
-async def time_http(client: httpx.AsyncClient, path: str) -> tuple[float, int]:
+async def time_http(client: httpx.AsyncClient, path: str, events: int) -> Sample:
     start = time.perf_counter()
     chunks = []
     async with client.stream("POST", path, content=REQUEST) as response:
         response.raise_for_status()
         async for chunk in response.aiter_raw():
             chunks.append(chunk)
-    elapsed = time.perf_counter() - start
-    return elapsed, b"".join(chunks).count(b"\n\n")
+    wall = time.perf_counter() - start
+    count = b"".join(chunks).count(b"\n\n")
+    if count != events:
+        raise SystemExit(f"{path}: expected {events} events, got {count}")
+    cpu = float((await client.get("/__cpu")).text)
+    return Sample(wall / count, cpu / count)
 
 
 async def run(args: argparse.Namespace, port: int) -> None:
     floor_server = BenchServer(args.events - FIXED_EVENTS)
-    samples: dict[str, list[float]] = {"floor": [], "handwritten": [], "chatkit_kit": []}
+    samples: dict[str, list[Sample]] = {"floor": [], "handwritten": [], "chatkit_kit": []}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         for round_ in range(args.warmup + args.runs):
-            measured = {
-                "floor": await time_floor(floor_server),
-                # Alternate the order so neither endpoint always runs first.
-                **(
-                    {
-                        "handwritten": await time_http(client, "/handwritten"),
-                        "chatkit_kit": await time_http(client, "/chatkit"),
-                    }
-                    if round_ % 2 == 0
-                    else {
-                        "chatkit_kit": await time_http(client, "/chatkit"),
-                        "handwritten": await time_http(client, "/handwritten"),
-                    }
-                ),
-            }
-            for name, (elapsed, count) in measured.items():
-                if count != args.events:
-                    raise SystemExit(f"{name}: expected {args.events} events, got {count}")
-                if round_ >= args.warmup:
-                    samples[name].append(elapsed / count)
+            floor = await time_floor(floor_server, args.events)
+            # Alternate the order so neither endpoint always runs first.
+            if round_ % 2 == 0:
+                hand = await time_http(client, "/handwritten", args.events)
+                ours = await time_http(client, "/chatkit", args.events)
+            else:
+                ours = await time_http(client, "/chatkit", args.events)
+                hand = await time_http(client, "/handwritten", args.events)
+            if round_ >= args.warmup:
+                samples["floor"].append(floor)
+                samples["handwritten"].append(hand)
+                samples["chatkit_kit"].append(ours)
 
-    median = {name: statistics.median(values) for name, values in samples.items()}
+    def median(name: str, field: str) -> float:
+        return statistics.median([getattr(sample, field) for sample in samples[name]])
 
-    def paired(name: str, reference: str) -> float:
+    def paired(name: str, reference: str, field: str) -> float:
         """Median over rounds of the ratio within a round: drift in machine load cancels out."""
         pairs = zip(samples[name], samples[reference], strict=True)
-        return statistics.median([a / b for a, b in pairs])
+        return statistics.median([getattr(a, field) / getattr(b, field) for a, b in pairs])
 
-    rows = [
+    print(
+        f"\nChatKit endpoint, {args.events}-event stream, uvicorn on loopback, median of "
+        f"{args.runs} runs; ratios are medians of per-round ratios"
+    )
+    header = (
+        f"{'endpoint':31} {'wall/event':>10} {'srv CPU/event':>13} {'wall vs hand':>12} "
+        f"{'CPU vs hand':>11} {'wall vs floor':>13} {'CPU vs floor':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for label, name in [
         ("process() in process (floor)", "floor"),
         ("hand-written StreamingResponse", "handwritten"),
         ("chatkit_kit.asgi", "chatkit_kit"),
-    ]
-    print(
-        f"\nChatKit endpoint, {args.events}-event stream, uvicorn on loopback, "
-        f"median of {args.runs} runs (ratios: median of per-round ratios)"
-    )
-    header = f"{'endpoint':32} {'per event':>11} {'per stream':>11} {'vs hand-written':>16} "
-    header += f"{'vs floor':>9}"
-    print(header)
-    print("-" * len(header))
-    for label, name in rows:
-        per_event = median[name]
+    ]:
+        wall, cpu = median(name, "wall") * 1e6, median(name, "cpu") * 1e6
         print(
-            f"{label:32} {per_event * 1e6:>8.2f} us {per_event * args.events * 1e3:>8.2f} ms "
-            f"{paired(name, 'handwritten'):>15.3f}x {paired(name, 'floor'):>8.2f}x"
+            f"{label:31} {wall:>7.1f} us {cpu:>10.1f} us"
+            f" {paired(name, 'handwritten', 'wall'):>11.3f}x"
+            f" {paired(name, 'handwritten', 'cpu'):>10.3f}x"
+            f" {paired(name, 'floor', 'wall'):>12.2f}x {paired(name, 'floor', 'cpu'):>11.2f}x"
         )
 
 

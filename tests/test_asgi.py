@@ -539,6 +539,12 @@ def test_invalid_settings_are_rejected() -> None:
         chatkit_routes(server, context_factory, path="/chatkit/")
     with pytest.raises(ValueError, match="CORSConfig needs allow_origins"):
         chatkit_app(server, context_factory, cors=CORSConfig())
+    with pytest.raises(TypeError, match=r"write \['https://a.example'\]"):
+        chatkit_app(server, context_factory, cors=CORSConfig(allow_origins="https://a.example"))
+    with pytest.raises(ValueError, match="list the allowed origins"):
+        chatkit_app(
+            server, context_factory, cors=CORSConfig(allow_origins=["*"], allow_credentials=True)
+        )
     assert DEFAULT_MAX_BODY_SIZE == 4 * 1024 * 1024
 
 

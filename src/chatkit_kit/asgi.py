@@ -106,10 +106,20 @@ class CORSConfig:
 
     def middleware(self) -> Middleware:
         """This configuration as Starlette `CORSMiddleware`."""
+        if isinstance(self.allow_origins, str):
+            raise TypeError(
+                f"CORSConfig.allow_origins must be a list of origins, not the string "
+                f"{self.allow_origins!r}; write [{self.allow_origins!r}]"
+            )
         if not self.allow_origins and self.allow_origin_regex is None:
             raise ValueError(
                 "CORSConfig needs allow_origins (e.g. ('https://app.example.com',)) "
                 "or allow_origin_regex"
+            )
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError(
+                "CORSConfig: allow_origins=['*'] with allow_credentials=True would let every "
+                "website send requests with your users' cookies; list the allowed origins"
             )
         return Middleware(
             CORSMiddleware,
