@@ -179,7 +179,10 @@ async def serve(app: Any) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def chatkit() -> ScriptedServer:
+def chatkit(request: pytest.FixtureRequest) -> ScriptedServer:
+    """The scripted server; on a store whose writes wait unless a test asks for plain memory."""
+    if getattr(request, "param", "slow") == "memory":
+        return ScriptedServer(MemoryStore())
     return ScriptedServer(SlowMemoryStore())
 
 
@@ -621,6 +624,7 @@ async def test_disconnect_of_one_stream_leaves_others_running(
     assert events[-1]["type"] == "thread.item.done"
 
 
+@pytest.mark.parametrize("chatkit", ["memory", "slow"], indirect=True)
 async def test_fifty_concurrent_streams_complete_consistently(client: httpx.AsyncClient) -> None:
     texts = [f"s{n}" for n in range(50)]
 
