@@ -311,6 +311,21 @@ async def test_events_are_flushed_one_by_one(
     assert seen[-1] == "thread.item.done"
 
 
+async def test_stream_without_events_is_an_empty_event_stream(client: httpx.AsyncClient) -> None:
+    thread_id = await new_thread(client)
+    # Retrying after an item the thread does not have yields no events at all (upstream).
+    payload = {
+        "type": "threads.retry_after_item",
+        "params": {"thread_id": thread_id, "item_id": "msg_unknown"},
+    }
+
+    response = await post(client, payload)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    assert response.content == b""
+
+
 # ---------------------------------------------------------------------------------------------
 # Errors
 
@@ -556,7 +571,7 @@ def test_invalid_settings_are_rejected() -> None:
 
 
 async def test_disconnect_mid_stream_cancels_and_keeps_the_partial_message(
-    client: httpx.AsyncClient, chatkit: ScriptedServer
+    client: httpx.AsyncClient, chatkit: ScriptedServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     thread_id = ""
     deltas = 0
@@ -598,6 +613,7 @@ async def test_disconnect_mid_stream_cancels_and_keeps_the_partial_message(
     response, events = await stream_events(client, create_req("after"))
     assert response.status_code == 200
     assert events[-1]["type"] == "thread.item.done"
+    assert error_records(caplog) == []  # a client leaving is not a server error
 
 
 async def test_disconnect_of_one_stream_leaves_others_running(
