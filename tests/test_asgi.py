@@ -1,0 +1,936 @@
+"""The ChatKit endpoint served by a real uvicorn server on loopback, driven by httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from chatkit.server import ChatKitServer
+from chatkit.types import (
+    AssistantMessageContent,
+    AssistantMessageContentPartTextDelta,
+    AssistantMessageItem,
+    ThreadItem,
+    ThreadItemAddedEvent,
+    ThreadItemDoneEvent,
+    ThreadItemUpdatedEvent,
+    ThreadMetadata,
+    ThreadStreamEvent,
+    UserMessageItem,
+)
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from chatkit_kit._http import ContextFactory
+from chatkit_kit.asgi import (
+    DEFAULT_MAX_BODY_SIZE,
+    ChatKitEndpoint,
+    CORSConfig,
+    chatkit_app,
+    chatkit_routes,
+)
+from chatkit_kit.stores import MemoryStore
+
+# ---------------------------------------------------------------------------------------------
+# The app under test
+
+
+@dataclass
+class Ctx:
+    user_id: str
+
+
+async def context_factory(request: Request) -> Ctx:
+    auth = request.headers.get("authorization", "")
+    if not auth.startswith("Bearer "):
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    user = auth.removeprefix("Bearer ")
+    if user == "blocked":
+        raise HTTPException(403, "user is blocked")
+    return Ctx(user_id=user)
+
+
+class SlowMemoryStore(MemoryStore[Ctx]):
+    """A MemoryStore whose writes really wait, like a database round trip."""
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Ctx) -> None:
+        await asyncio.sleep(0.01)
+        await super().add_thread_item(thread_id, item, context)
+
+
+@dataclass
+class Script:
+    """What the scripted server's `respond` does, chosen by the user's message text."""
+
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
+    cancelled: list[str] = field(default_factory=list)
+
+
+def _text_of(item: UserMessageItem | None) -> str:
+    if item is None:
+        return ""
+    return "".join(getattr(part, "text", "") for part in item.content)
+
+
+class ScriptedServer(ChatKitServer[Ctx]):
+    def __init__(self, store: MemoryStore[Ctx]) -> None:
+        super().__init__(store)
+        self.script = Script()
+
+    async def add_feedback(self, thread_id: str, item_ids: list[str], feedback: Any, context: Ctx):  # type: ignore[no-untyped-def]
+        raise RuntimeError("feedback backend down")
+
+    async def respond(
+        self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: Ctx
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        text = _text_of(input_user_message)
+        item = AssistantMessageItem(
+            id=self.store.generate_item_id("message", thread, context),
+            thread_id=thread.id,
+            created_at=datetime.now(),
+            content=[],
+        )
+        yield ThreadItemAddedEvent(item=item)
+        if text == "boom":
+            raise RuntimeError("model exploded")
+        if text == "gate":
+            await self.script.gate.wait()
+        if text == "hang":
+            for delta in ("Hello, ", "wor"):
+                yield ThreadItemUpdatedEvent(
+                    item_id=item.id,
+                    update=AssistantMessageContentPartTextDelta(content_index=0, delta=delta),
+                )
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.script.cancelled.append(thread.id)
+                raise
+        count = int(text.removeprefix("count:")) if text.startswith("count:") else 3
+        parts = [f"{text}#{i} " for i in range(count)]
+        for part in parts:
+            await asyncio.sleep(0)
+            yield ThreadItemUpdatedEvent(
+                item_id=item.id,
+                update=AssistantMessageContentPartTextDelta(content_index=0, delta=part),
+            )
+        item.content = [AssistantMessageContent(text="".join(parts))]
+        yield ThreadItemDoneEvent(item=item)
+
+
+class StubUploads:
+    """A minimal upload backend: one route that authenticates and echoes the attachment id."""
+
+    def routes(self, context_factory: ContextFactory) -> Sequence[BaseRoute]:
+        async def upload(request: Request) -> JSONResponse:
+            context = await context_factory(request)
+            body = await request.body()
+            return JSONResponse(
+                {
+                    "user": context.user_id,
+                    "id": request.path_params["attachment_id"],
+                    "size": len(body),
+                }
+            )
+
+        return [Route("/uploads/{attachment_id}", upload, methods=["POST", "PUT"])]
+
+
+# ---------------------------------------------------------------------------------------------
+# Harness
+
+
+@asynccontextmanager
+async def serve(app: Any) -> AsyncIterator[str]:
+    """Run `app` under uvicorn on 127.0.0.1 (a free port) in this event loop; yield its URL."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.005)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+def chatkit(request: pytest.FixtureRequest) -> ScriptedServer:
+    """The scripted server; on a store whose writes wait unless a test asks for plain memory."""
+    if getattr(request, "param", "slow") == "memory":
+        return ScriptedServer(MemoryStore())
+    return ScriptedServer(SlowMemoryStore())
+
+
+@pytest.fixture
+async def base_url(chatkit: ScriptedServer) -> AsyncIterator[str]:
+    app = chatkit_app(chatkit, context_factory, max_body_size=64 * 1024, uploads=StubUploads())
+    async with serve(app) as url:
+        yield url
+
+
+@pytest.fixture
+async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=base_url,
+        headers={"Authorization": "Bearer alice"},
+        timeout=10,
+        limits=httpx.Limits(max_connections=100),
+    ) as client:
+        yield client
+
+
+def user_input(text: str, attachments: Sequence[str] = ()) -> dict[str, Any]:
+    return {
+        "content": [{"type": "input_text", "text": text}],
+        "attachments": list(attachments),
+        "inference_options": {},
+    }
+
+
+def create_req(text: str, attachments: Sequence[str] = ()) -> dict[str, Any]:
+    return {"type": "threads.create", "params": {"input": user_input(text, attachments)}}
+
+
+async def stream_events(
+    client: httpx.AsyncClient, payload: dict[str, Any]
+) -> tuple[httpx.Response, list[dict[str, Any]]]:
+    async with client.stream("POST", "/chatkit", json=payload) as response:
+        events = []
+        if response.headers.get("content-type") == "text/event-stream":
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line.removeprefix("data: ")))
+        else:
+            await response.aread()
+        return response, events
+
+
+async def post(client: httpx.AsyncClient, payload: dict[str, Any]) -> httpx.Response:
+    return await client.post("/chatkit", json=payload)
+
+
+async def new_thread(client: httpx.AsyncClient, text: str = "hi") -> str:
+    response, events = await stream_events(client, create_req(text))
+    assert response.status_code == 200
+    thread_id: str = events[0]["thread"]["id"]
+    return thread_id
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()["error"]
+    return body
+
+
+def error_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# ---------------------------------------------------------------------------------------------
+# Successful requests
+
+
+async def test_streaming_request_is_an_event_stream_with_anti_buffering_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    response, events = await stream_events(client, create_req("hello"))
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    assert response.headers["cache-control"] == "no-cache, no-transform"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert "content-length" not in response.headers
+    assert [e["type"] for e in events] == [
+        "thread.created",
+        "thread.item.done",  # the user message
+        "stream_options",
+        "thread.item.added",
+        *["thread.item.updated"] * 3,
+        "thread.item.done",
+    ]
+    assert events[-1]["item"]["content"][0]["text"] == "hello#0 hello#1 hello#2 "
+
+
+async def test_non_streaming_request_is_json(client: httpx.AsyncClient) -> None:
+    thread_id = await new_thread(client, "hello")
+
+    response = await post(client, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    thread = response.json()
+    assert thread["id"] == thread_id
+    assert [i["type"] for i in thread["items"]["data"]] == ["user_message", "assistant_message"]
+
+
+async def test_events_are_flushed_one_by_one(
+    client: httpx.AsyncClient, chatkit: ScriptedServer
+) -> None:
+    async with client.stream("POST", "/chatkit", json=create_req("gate")) as response:
+        lines = response.aiter_lines()
+        seen: list[str] = []
+
+        async def read_until(event_type: str) -> None:
+            async for line in lines:
+                if line.startswith("data: "):
+                    seen.append(json.loads(line.removeprefix("data: "))["type"])
+                    if seen[-1] == event_type:
+                        return
+
+        # respond() is blocked on the gate after its first event: that event must already
+        # have reached the client, or nothing is flushed until the stream ends.
+        await asyncio.wait_for(read_until("thread.item.added"), timeout=5)
+        chatkit.script.gate.set()
+        await asyncio.wait_for(read_until("thread.item.done"), timeout=5)
+    assert seen[-1] == "thread.item.done"
+
+
+async def test_stream_without_events_is_an_empty_event_stream(client: httpx.AsyncClient) -> None:
+    thread_id = await new_thread(client)
+    # Retrying after an item the thread does not have yields no events at all (upstream).
+    payload = {
+        "type": "threads.retry_after_item",
+        "params": {"thread_id": thread_id, "item_id": "msg_unknown"},
+    }
+
+    response = await post(client, payload)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    assert response.content == b""
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "fragment"),
+    [
+        (b"{not json", "invalid_json", "request body is not valid JSON"),
+        (b"", "invalid_json", "request body is not valid JSON"),
+        (
+            b'{"type": "threads.explode", "params": {}}',
+            "invalid_request",
+            "threads.explode",
+        ),
+        (b'{"params": {}}', "invalid_request", "Unable to extract tag using discriminator"),
+        (
+            b'{"type": "threads.get_by_id", "params": {}}',
+            "invalid_request",
+            "threads.get_by_id.params.thread_id: Field required",
+        ),
+        (b"[1, 2]", "invalid_request", "not a valid ChatKit request"),
+    ],
+)
+async def test_malformed_body_is_400_naming_the_problem(
+    client: httpx.AsyncClient, body: bytes, code: str, fragment: str
+) -> None:
+    response = await client.post("/chatkit", content=body)
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == code
+    assert fragment in error["message"]
+
+
+async def test_unknown_thread_in_non_streaming_request_is_404(client: httpx.AsyncClient) -> None:
+    response = await post(client, {"type": "threads.get_by_id", "params": {"thread_id": "thr_x"}})
+
+    assert response.status_code == 404
+    assert error_of(response) == {"code": "not_found", "message": "Thread thr_x not found"}
+
+
+async def test_unknown_thread_in_streaming_request_is_404_not_a_broken_stream(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = {
+        "type": "threads.add_user_message",
+        "params": {"thread_id": "thr_missing", "input": user_input("hi")},
+    }
+    response, events = await stream_events(client, payload)
+
+    assert response.status_code == 404
+    assert events == []
+    assert error_of(response) == {"code": "not_found", "message": "Thread thr_missing not found"}
+    assert error_records(caplog) == []  # a client error, not a server failure
+
+
+async def test_another_users_thread_is_404(client: httpx.AsyncClient) -> None:
+    thread_id = await new_thread(client)
+    payload = {
+        "type": "threads.add_user_message",
+        "params": {"thread_id": thread_id, "input": user_input("hi")},
+    }
+
+    response = await client.post("/chatkit", json=payload, headers={"Authorization": "Bearer bob"})
+
+    assert response.status_code == 404
+
+
+async def test_failure_before_first_event_is_500_and_logged_once(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    thread_id = await new_thread(client)
+    caplog.clear()
+    # The newest item is an assistant message, not a pending client tool call: upstream raises
+    # ValueError before any event.
+    payload = {
+        "type": "threads.add_client_tool_output",
+        "params": {"thread_id": thread_id, "result": {}},
+    }
+    response, events = await stream_events(client, payload)
+
+    assert response.status_code == 500
+    assert events == []
+    assert error_of(response) == {"code": "internal_error", "message": "internal server error"}
+    [record] = error_records(caplog)
+    assert "op=threads.add_client_tool_output" in record.getMessage()
+    assert f"thread_id={thread_id}" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+
+
+async def test_failure_after_stream_started_ends_with_error_event_logged_once(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # threads.create sends thread.created, then loads the (unknown) attachment: NotFoundError
+    # after the 200 was committed.
+    response, events = await stream_events(client, create_req("hi", attachments=["atc_nope"]))
+
+    assert response.status_code == 200
+    assert [e["type"] for e in events] == ["thread.created", "error"]
+    assert events[-1] == {"type": "error", "code": "stream.error", "allow_retry": True}
+    thread_id = events[0]["thread"]["id"]
+    [record] = error_records(caplog)
+    assert record.name == "chatkit_kit.asgi"
+    assert "op=threads.create" in record.getMessage()
+    assert f"thread_id={thread_id}" in record.getMessage()
+
+
+async def test_exception_in_respond_is_an_error_event_logged_once_with_op_and_thread(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    response, events = await stream_events(client, create_req("boom"))
+
+    assert response.status_code == 200
+    assert events[-1] == {"type": "error", "code": "stream.error", "allow_retry": True}
+    thread_id = events[0]["thread"]["id"]
+    [record] = error_records(caplog)  # upstream's own log line, tagged by the endpoint
+    assert "model exploded" in record.getMessage()
+    assert f"(op=threads.create, thread_id={thread_id})" in record.getMessage()
+    assert record.chatkit_op == "threads.create"  # type: ignore[attr-defined]
+
+
+async def test_failure_in_non_streaming_request_is_500_and_logged_once(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = {
+        "type": "items.feedback",
+        "params": {"thread_id": "thr_1", "item_ids": ["msg_1"], "kind": "positive"},
+    }
+    response = await post(client, payload)
+
+    assert response.status_code == 500
+    assert error_of(response)["code"] == "internal_error"
+    assert "feedback backend down" not in response.text  # no internals leak to clients
+    [record] = error_records(caplog)
+    assert "op=items.feedback" in record.getMessage()
+    assert "thread_id=thr_1" in record.getMessage()
+
+
+async def test_context_factory_rejections_keep_their_status(client: httpx.AsyncClient) -> None:
+    payload = {"type": "threads.list", "params": {}}
+
+    anonymous = await client.post("/chatkit", json=payload, headers={"Authorization": ""})
+    blocked = await client.post(
+        "/chatkit", json=payload, headers={"Authorization": "Bearer blocked"}
+    )
+
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert error_of(anonymous) == {"code": "unauthorized", "message": "missing bearer token"}
+    assert blocked.status_code == 403
+    assert error_of(blocked) == {"code": "forbidden", "message": "user is blocked"}
+
+
+async def test_other_methods_are_405(client: httpx.AsyncClient) -> None:
+    response = await client.get("/chatkit")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert error_of(response)["code"] == "method_not_allowed"
+
+
+async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
+    # Just over the limit: a body much larger than the limit would still be in flight when the
+    # server answers early and closes, and the reset could reach the client before the 413.
+    body = json.dumps(create_req("x" * 66_000)).encode()
+
+    response = await client.post("/chatkit", content=body)
+
+    assert response.status_code == 413
+    assert error_of(response) == {
+        "code": "request_too_large",
+        "message": "request body exceeds the limit of 65536 bytes (max_body_size)",
+    }
+
+
+async def test_chunked_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield b" " * 8192
+        yield b" " * 100
+
+    response = await client.post("/chatkit", content=chunks())
+
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "request_too_large"
+
+
+async def _raw_request(base_url: str, head: str, body: bytes) -> bytes:
+    """Send a request head and part of a body; return the response head without sending more."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head.encode() + body)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
+    finally:
+        writer.close()
+
+
+async def test_413_is_sent_without_reading_the_whole_body(base_url: str) -> None:
+    # Announced size: refused from the header, before any of the 10 GB is sent.
+    head = await _raw_request(
+        base_url,
+        "POST /chatkit HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer alice\r\n"
+        "Content-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n",
+        b"{",
+    )
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert b"connection: close" in head.lower()
+
+    # Chunked: refused as soon as the bytes received pass the limit; the stream never ends.
+    chunk = b"x" * (64 * 1024 + 1)
+    head = await _raw_request(
+        base_url,
+        "POST /chatkit HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer alice\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"%x\r\n" % len(chunk) + chunk + b"\r\n",
+    )
+    assert head.startswith(b"HTTP/1.1 413 ")
+
+
+def test_invalid_settings_are_rejected() -> None:
+    server = ScriptedServer(MemoryStore())
+    with pytest.raises(ValueError, match="max_body_size must be at least 1 byte or None, got 0"):
+        ChatKitEndpoint(server, context_factory, max_body_size=0)
+    with pytest.raises(ValueError, match="path must start with '/'"):
+        chatkit_routes(server, context_factory, path="chatkit")
+    with pytest.raises(ValueError, match="path must start with '/' and not end with '/'"):
+        chatkit_routes(server, context_factory, path="/chatkit/")
+    with pytest.raises(ValueError, match="CORSConfig needs allow_origins"):
+        chatkit_app(server, context_factory, cors=CORSConfig())
+    with pytest.raises(TypeError, match=r"write \['https://a.example'\]"):
+        chatkit_app(server, context_factory, cors=CORSConfig(allow_origins="https://a.example"))
+    with pytest.raises(ValueError, match="list the allowed origins"):
+        chatkit_app(
+            server, context_factory, cors=CORSConfig(allow_origins=["*"], allow_credentials=True)
+        )
+    assert DEFAULT_MAX_BODY_SIZE == 4 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Disconnects and concurrency
+
+
+async def test_disconnect_mid_stream_cancels_and_keeps_the_partial_message(
+    client: httpx.AsyncClient, chatkit: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    thread_id = ""
+    deltas = 0
+    async with client.stream("POST", "/chatkit", json=create_req("hang")) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            event = json.loads(line.removeprefix("data: "))
+            if event["type"] == "thread.created":
+                thread_id = event["thread"]["id"]
+            if event["type"] == "thread.item.updated":
+                deltas += 1
+                if deltas == 2:
+                    break  # leaving the block closes the connection mid-stream
+    assert thread_id
+
+    # Upstream's handle_stream_cancelled stores the partial assistant message (through a store
+    # whose writes really wait) and a hidden "cancelled" marker.
+    items: list[dict[str, Any]] = []
+    for _ in range(200):
+        response = await post(
+            client, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}
+        )
+        items = response.json()["items"]["data"]
+        if len(items) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert chatkit.script.cancelled == [thread_id]
+    assert [i["type"] for i in items] == ["user_message", "assistant_message"]
+    assert items[1]["content"][0]["text"] == "Hello, wor"
+    stored = await chatkit.store.load_thread_items(thread_id, None, 10, "asc", Ctx("alice"))
+    assert [type(i).__name__ for i in stored.data] == [
+        "UserMessageItem",
+        "AssistantMessageItem",
+        "SDKHiddenContextItem",
+    ]
+
+    # The server keeps serving.
+    response, events = await stream_events(client, create_req("after"))
+    assert response.status_code == 200
+    assert events[-1]["type"] == "thread.item.done"
+    assert error_records(caplog) == []  # a client leaving is not a server error
+
+
+async def test_disconnect_of_one_stream_leaves_others_running(
+    client: httpx.AsyncClient, chatkit: ScriptedServer, base_url: str
+) -> None:
+    async def gated() -> list[dict[str, Any]]:
+        return (await stream_events(client, create_req("gate")))[1]
+
+    survivor = asyncio.ensure_future(gated())
+    async with httpx.AsyncClient(
+        base_url=base_url, headers={"Authorization": "Bearer bob"}, timeout=10
+    ) as other:
+        async with other.stream("POST", "/chatkit", json=create_req("hang")) as response:
+            async for line in response.aiter_lines():
+                if "thread.item.updated" in line:
+                    break
+    for _ in range(200):
+        if chatkit.script.cancelled:
+            break
+        await asyncio.sleep(0.01)
+    assert len(chatkit.script.cancelled) == 1
+    chatkit.script.gate.set()
+    events = await asyncio.wait_for(survivor, timeout=5)
+    assert events[-1]["type"] == "thread.item.done"
+
+
+@pytest.mark.parametrize("chatkit", ["memory", "slow"], indirect=True)
+async def test_fifty_concurrent_streams_complete_consistently(client: httpx.AsyncClient) -> None:
+    texts = [f"s{n}" for n in range(50)]
+
+    results = await asyncio.gather(
+        *(
+            stream_events(client, create_req(f"count:{5 + n % 7}" if n % 2 else t))
+            for n, t in enumerate(texts)
+        )
+    )
+
+    thread_ids = set()
+    for n, (response, events) in enumerate(results):
+        text = f"count:{5 + n % 7}" if n % 2 else texts[n]
+        count = 5 + n % 7 if n % 2 else 3
+        expected = "".join(f"{text}#{i} " for i in range(count))
+        assert response.status_code == 200
+        assert [e["type"] for e in events] == [
+            "thread.created",
+            "thread.item.done",
+            "stream_options",
+            "thread.item.added",
+            *["thread.item.updated"] * count,
+            "thread.item.done",
+        ]
+        streamed = "".join(
+            e["update"]["delta"] for e in events if e["type"] == "thread.item.updated"
+        )
+        assert streamed == expected
+        assert events[-1]["item"]["content"][0]["text"] == expected
+        thread_id = events[0]["thread"]["id"]
+        thread_ids.add(thread_id)
+        response = await post(
+            client, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}
+        )
+        stored = response.json()["items"]["data"]
+        assert [i["type"] for i in stored] == ["user_message", "assistant_message"]
+        assert stored[0]["content"][0]["text"] == text
+        assert stored[1]["content"][0]["text"] == expected
+    assert len(thread_ids) == 50
+    listed = await post(client, {"type": "threads.list", "params": {"limit": 100}})
+    assert {t["id"] for t in listed.json()["data"]} == thread_ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Mounting: uploads, FastAPI, CORS
+
+
+async def test_upload_routes_mount_under_the_chatkit_path(client: httpx.AsyncClient) -> None:
+    response = await client.put("/chatkit/uploads/atc_1", content=b"12345")
+    anonymous = await client.put(
+        "/chatkit/uploads/atc_1", content=b"12345", headers={"Authorization": ""}
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {"user": "alice", "id": "atc_1", "size": 5}
+    assert anonymous.status_code == 401
+
+
+async def test_routes_in_a_fastapi_app() -> None:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    server = ScriptedServer(MemoryStore())
+    app.router.routes.extend(chatkit_routes(server, context_factory, path="/api/chatkit"))
+    async with (
+        serve(app) as url,
+        httpx.AsyncClient(
+            base_url=url, headers={"Authorization": "Bearer alice"}, timeout=10
+        ) as client,
+    ):
+        async with client.stream("POST", "/api/chatkit", json=create_req("hello")) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "text/event-stream"
+            body = await response.aread()
+        missing = await client.post(
+            "/api/chatkit", json={"type": "threads.get_by_id", "params": {"thread_id": "thr_x"}}
+        )
+        health_response = await client.get("/health")
+    assert body.count(b"data: ") == 8
+    assert missing.status_code == 404
+    assert health_response.json() == {"status": "ok"}
+
+
+async def test_chatkit_app_mounted_inside_another_app() -> None:
+    server = ScriptedServer(MemoryStore())
+    outer = Starlette()
+    outer.mount("/api", chatkit_app(server, context_factory))
+    async with (
+        serve(outer) as url,
+        httpx.AsyncClient(
+            base_url=url, headers={"Authorization": "Bearer alice"}, timeout=10
+        ) as client,
+    ):
+        response = await client.post("/api/chatkit", json={"type": "threads.list", "params": {}})
+    assert response.status_code == 200
+    assert response.json() == {"data": [], "has_more": False}
+
+
+async def test_cors_for_the_chatkit_web_component() -> None:
+    server = ScriptedServer(MemoryStore())
+    origin = "https://app.example.com"
+    app = chatkit_app(server, context_factory, cors=CORSConfig(allow_origins=[origin]))
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        preflight = await client.options(
+            "/chatkit",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type, "
+                "chatkit-frame-instance-id",
+            },
+        )
+        foreign = await client.options(
+            "/chatkit",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        async with client.stream(
+            "POST",
+            "/chatkit",
+            json=create_req("hello"),
+            headers={"Origin": origin, "Authorization": "Bearer alice"},
+        ) as streamed:
+            body = await streamed.aread()
+        # Middleware edits response headers in place: nothing may carry over between responses.
+        foreign_stream = await client.post(
+            "/chatkit",
+            json=create_req("hello"),
+            headers={"Origin": "https://evil.example", "Authorization": "Bearer alice"},
+        )
+
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == origin
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert "chatkit-frame-instance-id" in preflight.headers["access-control-allow-headers"]
+    assert foreign.status_code == 400
+    assert "access-control-allow-origin" not in foreign.headers
+    assert streamed.status_code == 200
+    assert streamed.headers["access-control-allow-origin"] == origin
+    assert body.count(b"data: ") == 8
+    assert foreign_stream.status_code == 200
+    assert "access-control-allow-origin" not in foreign_stream.headers
+
+
+def test_missing_starlette_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    monkeypatch.setitem(sys.modules, "starlette", None)
+    monkeypatch.delitem(sys.modules, "chatkit_kit.asgi")
+
+    with pytest.raises(ImportError, match=r'pip install "chatkit-kit\[server\]"'):
+        importlib.import_module("chatkit_kit.asgi")
+
+
+# ---------------------------------------------------------------------------------------------
+# The endpoint driven directly through ASGI, for timings a real socket cannot pin down
+
+
+def _scope(headers: Sequence[tuple[bytes, bytes]] = ((b"authorization", b"Bearer alice"),)) -> Any:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/chatkit",
+        "raw_path": b"/chatkit",
+        "root_path": "",
+        "query_string": b"",
+        "headers": list(headers),
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1234),
+    }
+
+
+@pytest.mark.parametrize("client_gone", ["disconnect message", "send raises OSError"])
+async def test_client_gone_while_an_event_is_being_sent_still_keeps_the_partial_message(
+    client_gone: str,
+) -> None:
+    # The stream is parked at `yield` while its event is sent. Cancelling there would close the
+    # generator with GeneratorExit and skip upstream's CancelledError handling.
+    server = ScriptedServer(SlowMemoryStore())
+    endpoint = ChatKitEndpoint(server, context_factory)
+    body = json.dumps(create_req("hang")).encode()
+    sending, disconnected, never = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await disconnected.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if b'"delta":"wor"' in message.get("body", b""):
+            sending.set()
+            if client_gone == "send raises OSError":
+                raise OSError("connection reset")
+            await never.wait()
+
+    call = asyncio.ensure_future(endpoint(_scope(), receive, send))
+    await asyncio.wait_for(sending.wait(), timeout=5)
+    disconnected.set()
+    await asyncio.wait_for(call, timeout=5)
+
+    [thread_id] = server.script.cancelled
+    stored = await server.store.load_thread_items(thread_id, None, 10, "asc", Ctx("alice"))
+    assert [type(i).__name__ for i in stored.data] == [
+        "UserMessageItem",
+        "AssistantMessageItem",
+        "SDKHiddenContextItem",
+    ]
+    assert isinstance(stored.data[1], AssistantMessageItem)
+    assert stored.data[1].content[0].text == "Hello, wor"
+
+
+async def test_unexpected_context_factory_failure_is_500_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(request: Request) -> Ctx:
+        raise KeyError("session store unreachable")
+
+    endpoint = ChatKitEndpoint(ScriptedServer(MemoryStore()), broken)
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    await endpoint(_scope(), receive, send)
+
+    assert messages[0]["status"] == 500
+    assert json.loads(messages[1]["body"]) == {
+        "error": {"code": "internal_error", "message": "internal server error"}
+    }
+    [record] = error_records(caplog)
+    assert record.getMessage() == "ChatKit context factory failed"
+
+
+async def test_cancelled_request_task_does_not_cut_upstream_cleanup_short() -> None:
+    # Server shutdown, or middleware running the app in an anyio task group, cancels the request
+    # task, possibly again and again; the stream's own task still finishes its cancellation
+    # handling, store writes included.
+    server = ScriptedServer(SlowMemoryStore())
+    endpoint = ChatKitEndpoint(server, context_factory)
+    body = json.dumps(create_req("hang")).encode()
+    sent_wor, forever = asyncio.Event(), asyncio.Event()
+    received = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await forever.wait()
+        return {"type": "http.disconnect"}  # pragma: no cover
+
+    async def send(message: dict[str, Any]) -> None:
+        if b'"delta":"wor"' in message.get("body", b""):
+            sent_wor.set()
+
+    call = asyncio.ensure_future(endpoint(_scope(), receive, send))
+    await asyncio.wait_for(sent_wor.wait(), timeout=5)
+    for _ in range(5):
+        call.cancel()
+        await asyncio.sleep(0.002)
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+    stored: list[ThreadItem] = []
+    for _ in range(250):
+        if server.script.cancelled:
+            page = await server.store.load_thread_items(
+                server.script.cancelled[0], None, 10, "asc", Ctx("alice")
+            )
+            stored = page.data
+            if len(stored) == 3:
+                break
+        await asyncio.sleep(0.02)
+    assert [type(i).__name__ for i in stored] == [
+        "UserMessageItem",
+        "AssistantMessageItem",
+        "SDKHiddenContextItem",
+    ]
