@@ -15,10 +15,14 @@ import httpx
 import pytest
 import uvicorn
 from chatkit.server import ChatKitServer
+from chatkit.store import AttachmentStore
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
+    Attachment,
+    AttachmentCreateParams,
+    FileAttachment,
     ThreadItem,
     ThreadItemAddedEvent,
     ThreadItemDoneEvent,
@@ -41,6 +45,7 @@ from chatkit_kit.asgi import (
     chatkit_app,
     chatkit_routes,
 )
+from chatkit_kit.attachments import UploadPolicy
 from chatkit_kit.stores import MemoryStore
 
 # ---------------------------------------------------------------------------------------------
@@ -85,8 +90,10 @@ def _text_of(item: UserMessageItem | None) -> str:
 
 
 class ScriptedServer(ChatKitServer[Ctx]):
-    def __init__(self, store: MemoryStore[Ctx]) -> None:
-        super().__init__(store)
+    def __init__(
+        self, store: MemoryStore[Ctx], attachment_store: AttachmentStore[Ctx] | None = None
+    ) -> None:
+        super().__init__(store, attachment_store)
         self.script = Script()
 
     async def add_feedback(self, thread_id: str, item_ids: list[str], feedback: Any, context: Ctx):  # type: ignore[no-untyped-def]
@@ -934,3 +941,37 @@ async def test_cancelled_request_task_does_not_cut_upstream_cleanup_short() -> N
         "AssistantMessageItem",
         "SDKHiddenContextItem",
     ]
+
+
+class PolicyOnlyAttachments(AttachmentStore[Ctx]):
+    """Checks the declared upload against a policy, as our backends do, and creates nothing."""
+
+    policy = UploadPolicy(max_size=100, allowed_mime_types=("text/plain",))
+
+    async def create_attachment(self, input: AttachmentCreateParams, context: Ctx) -> Attachment:
+        self.policy.check(input.name, input.size, input.mime_type)
+        return FileAttachment(id="atc_1", name=input.name, mime_type=input.mime_type)
+
+    async def delete_attachment(self, attachment_id: str, context: Ctx) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"name": "big.txt", "size": 101, "mime_type": "text/plain"}, 413),
+        ({"name": "x.exe", "size": 10, "mime_type": "application/x-msdownload"}, 415),
+        ({"name": "../etc/passwd", "size": 10, "mime_type": "text/plain"}, 400),
+    ],
+)
+async def test_attachment_policy_errors_keep_their_status(
+    params: dict[str, Any], status: int
+) -> None:
+    server = ScriptedServer(MemoryStore(), attachment_store=PolicyOnlyAttachments())
+    async with serve(chatkit_app(server, context_factory)) as url:
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": "Bearer a"}) as http:
+            response = await http.post(
+                "/chatkit", json={"type": "attachments.create", "params": params}
+            )
+    assert response.status_code == status, response.text
+    assert str(params["size"] if status == 413 else "") in error_of(response)["message"]

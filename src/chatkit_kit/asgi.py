@@ -25,7 +25,7 @@ from chatkit.store import NotFoundError
 from chatkit.types import ChatKitReq, ErrorEvent
 from pydantic import TypeAdapter, ValidationError
 
-from ._http import ContextFactory
+from ._http import ClientRequestError, ContextFactory
 from ._optional import require
 
 require("starlette", "server")
@@ -322,6 +322,9 @@ class ChatKitEndpoint:
             except NotFoundError as exc:
                 await _send_json_error(scope, send, 404, "not_found", str(exc))
                 return
+            except ClientRequestError as exc:
+                await _send_json_error(scope, send, exc.status_code, exc.code, str(exc))
+                return
             except Exception:
                 logger.exception(
                     "ChatKit request failed (op=%s, thread_id=%s)", info.op, info.thread_id
@@ -428,6 +431,9 @@ class _EventStream:
             first = None
         except NotFoundError as exc:
             await _send_json_error(self.scope, send, 404, "not_found", str(exc))
+            return
+        except ClientRequestError as exc:
+            await _send_json_error(self.scope, send, exc.status_code, exc.code, str(exc))
             return
         except Exception:
             logger.exception(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from .._http import ClientRequestError
 
-class AttachmentError(Exception):
+
+class AttachmentError(ClientRequestError):
     """Base class of chatkit-kit attachment errors."""
 
     status_code = 400

@@ -169,6 +169,8 @@ class _Harness:
         self.settings = settings(
             max_examples=profile["max_examples"],
             derandomize=profile["derandomize"],
+            # A derandomized run must not replay examples saved by earlier runs (of other stores).
+            database=None if profile["derandomize"] else settings.default.database,  # type: ignore[union-attr]
             deadline=None,
             suppress_health_check=list(HealthCheck),
             stateful_step_count=profile["stateful_steps"],
