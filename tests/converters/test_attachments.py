@@ -233,6 +233,19 @@ async def test_url_failure_after_read_becomes_a_note(source: MemoryContentSource
     assert "no download URL is available" in part["text"]
 
 
+async def test_prefer_urls_falls_back_to_inline_when_url_fails() -> None:
+    class Failing(MemoryContentSource):
+        async def attachment_download_url(
+            self, attachment: Attachment, context: Any, *, expires_in: int = 300
+        ) -> str | None:
+            raise RuntimeError("presigner down")
+
+    failing = Failing()
+    failing.put("alice", "atc_1", PNG)
+    part = await convert(AttachmentAwareConverter(failing, CTX, prefer_urls=True), image("atc_1"))
+    assert part["image_url"] == f"data:image/png;base64,{b64(PNG)}"
+
+
 # Text-like files
 
 

@@ -35,7 +35,7 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_input_item_param import Message
 
-from .tags import TagResolverRegistry, default_tag_key, default_tag_text
+from .tags import TagKey, TagResolverRegistry, default_tag_key, default_tag_text
 
 logger = logging.getLogger("chatkit_kit.converters")
 
@@ -351,7 +351,7 @@ class AttachmentAwareConverter(ThreadItemConverter):
         try:
             if self.prefer_urls and kind in ("image", "pdf"):
                 verified = await self.source.verify_attachment(attachment, self.context)
-                url = await self._download_url(verified)
+                url = await self._safe_download_url(verified)
                 if url is not None:
                     return self._url_part(attachment, kind, url)
             data = await self.source.read_attachment_bytes(attachment, self.context)
@@ -377,16 +377,7 @@ class AttachmentAwareConverter(ThreadItemConverter):
         limit = self.image_inline_max_bytes if kind == "image" else self.file_inline_max_bytes
         if len(data) <= limit:
             return self._inline_part(attachment, kind, data)
-        try:
-            url = await self._download_url(attachment)
-        except Exception as exc:
-            logger.warning(
-                "could not get a download URL for attachment %r (%s: %s)",
-                attachment.id,
-                type(exc).__name__,
-                exc,
-            )
-            url = None
+        url = await self._safe_download_url(attachment)
         if url is not None:
             return self._url_part(attachment, kind, url)
         return self._note(
@@ -395,11 +386,21 @@ class AttachmentAwareConverter(ThreadItemConverter):
             "and no download URL is available",
         )
 
-    async def _download_url(self, attachment: Attachment) -> str | None:
+    async def _safe_download_url(self, attachment: Attachment) -> str | None:
+        """The source's download URL, or None when it has none or fails to issue one."""
         assert self.source is not None
-        return await self.source.attachment_download_url(
-            attachment, self.context, expires_in=self.url_expires_in
-        )
+        try:
+            return await self.source.attachment_download_url(
+                attachment, self.context, expires_in=self.url_expires_in
+            )
+        except Exception as exc:
+            logger.warning(
+                "could not get a download URL for attachment %r (%s: %s)",
+                attachment.id,
+                type(exc).__name__,
+                exc,
+            )
+            return None
 
     def _media_type(self, attachment: Attachment, kind: AttachmentKind) -> str:
         mime = _base_mime(attachment.mime_type)
@@ -448,7 +449,7 @@ async def _gather_all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:
     return list(await asyncio.gather(*awaitables))
 
 
-def _dedupe_tags(tags: list[UserMessageTagContent], key: Any) -> list[UserMessageTagContent]:
+def _dedupe_tags(tags: list[UserMessageTagContent], key: TagKey) -> list[UserMessageTagContent]:
     seen: set[tuple[str | None, str]] = set()
     unique: list[UserMessageTagContent] = []
     for tag in tags:
