@@ -22,7 +22,11 @@ from chatkit.types import (
     UserMessageTextContent,
 )
 
-from chatkit_kit.converters import MENTIONS_HEADER, AttachmentAwareConverter
+from chatkit_kit.converters import (
+    MENTIONS_HEADER,
+    AttachmentAwareConverter,
+    AttachmentContentSource,
+)
 
 from ._source import MemoryContentSource
 
@@ -534,3 +538,8 @@ async def test_mentions_header_matches_upstream() -> None:
     tag = UserMessageTagContent(id="u1", text="Ann", data={})
     out = await Upstream().to_agent_input([message(tag)])
     assert out[1]["content"][0] == text(MENTIONS_HEADER)  # type: ignore[typeddict-item]
+
+
+def test_the_test_source_implements_the_protocol() -> None:
+    assert isinstance(MemoryContentSource(), AttachmentContentSource)
+    assert not isinstance(object(), AttachmentContentSource)
