@@ -114,8 +114,22 @@ def test_build_errors_name_the_widget_and_problem(tmp_path: Path) -> None:
     assert str(excinfo.value) == f"widget 'Task' ({path}): data is missing 'due'"
     with pytest.raises(WidgetBuildError, match="data is not JSON-serializable"):
         registry.build("Task", {"title": object(), "due": "d", "tags": []})
+    with pytest.raises(WidgetBuildError, match="template error: TypeError: 'NoneType' object"):
+        registry.build("Task", {"title": "x", "due": "d", "tags": None})
     with pytest.raises(KeyError, match="no widget named 'Nope'; known widgets: 'Task'"):
         registry.build("Nope", {})
+
+
+def test_missing_nested_values_are_reported(tmp_path: Path) -> None:
+    template = '{"type":"Card","children":[{"type":"Text","value":{{ user.name | tojson }}}]}'
+    write(
+        tmp_path,
+        "user.widget",
+        exported(name="User", template=template, defaultState={"user": {"name": "A"}}),
+    )
+    registry = WidgetRegistry.from_directory(tmp_path)
+    with pytest.raises(WidgetBuildError, match="data is missing a value the template reads"):
+        registry.build("User", {"user": {}})
 
 
 def test_recursive(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,18 +214,8 @@ def render_template(
         values = dict(data)
     try:
         rendered = template.template.render(**values)
-    except (UndefinedError, TypeError) as exc:
-        # A missing variable surfaces as UndefinedError, or as a TypeError from `tojson`.
-        missing = sorted(variables - values.keys())
-        if missing and (isinstance(exc, UndefinedError) or "Undefined" in str(exc)):
-            raise WidgetBuildError(
-                name, path, f"data is missing {', '.join(repr(m) for m in missing)}"
-            ) from exc
-        if isinstance(exc, TypeError):
-            raise WidgetBuildError(name, path, f"data is not JSON-serializable: {exc}") from exc
-        raise WidgetBuildError(name, path, f"template error: {exc}") from exc
-    except TemplateError as exc:
-        raise WidgetBuildError(name, path, f"template error: {exc}") from exc
+    except Exception as exc:
+        raise WidgetBuildError(name, path, _render_problem(exc, variables - values.keys())) from exc
     try:
         parsed = json.loads(rendered)
     except json.JSONDecodeError as exc:
@@ -243,6 +233,18 @@ def render_template(
             "template did not render a widget root (type Card, ListView or Basic): "
             f"{location}: {first['msg']}",
         ) from exc
+
+
+def _render_problem(exc: Exception, missing: Iterable[str]) -> str:
+    # With StrictUndefined a missing value raises UndefinedError, or a TypeError from `tojson`.
+    if isinstance(exc, UndefinedError) or (isinstance(exc, TypeError) and "Undefined" in str(exc)):
+        names = sorted(missing)
+        if names:
+            return f"data is missing {', '.join(repr(n) for n in names)}"
+        return f"data is missing a value the template reads ({exc})"
+    if isinstance(exc, TypeError) and "JSON serializable" in str(exc):
+        return f"data is not JSON-serializable: {exc}"
+    return f"template error: {type(exc).__name__}: {exc}"
 
 
 def _preview_data(path: Path, raw: dict[str, Any]) -> dict[str, Any] | None:
