@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from chatkit_kit.converters import (
 from ._source import MemoryContentSource
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 4
 NOW = datetime(2026, 1, 2, 3, 4, 5)
 
@@ -141,7 +143,7 @@ async def test_large_image_without_url_becomes_a_note(source: MemoryContentSourc
 async def test_image_type_comes_from_extension_when_mime_is_generic(
     source: MemoryContentSource,
 ) -> None:
-    source.put("alice", "atc_1", b"jpegbytes")
+    source.put("alice", "atc_1", JPEG)
     part = await convert(
         AttachmentAwareConverter(source, CTX),
         file("atc_1", "photo.JPG", "application/octet-stream"),
@@ -149,8 +151,57 @@ async def test_image_type_comes_from_extension_when_mime_is_generic(
     assert part == {
         "type": "input_image",
         "detail": "auto",
-        "image_url": f"data:image/jpeg;base64,{b64(b'jpegbytes')}",
+        "image_url": f"data:image/jpeg;base64,{b64(JPEG)}",
     }
+
+
+@pytest.mark.parametrize(
+    ("data", "media_type"),
+    [
+        (PNG, "image/png"),
+        (JPEG, "image/jpeg"),
+        (b"GIF89a" + b"\x00" * 8, "image/gif"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+    ],
+)
+async def test_data_url_uses_the_type_of_the_bytes(
+    source: MemoryContentSource, data: bytes, media_type: str
+) -> None:
+    source.put("alice", "atc_1", data)
+    part = await convert(AttachmentAwareConverter(source, CTX), image("atc_1", "x.png"))
+    assert part["image_url"] == f"data:{media_type};base64,{b64(data)}"
+
+
+@pytest.mark.parametrize(
+    ("attachment", "data", "reason"),
+    [
+        (image("atc_1"), b"", "the file is empty"),
+        (image("atc_1"), b"<html>", "its contents are not a PNG, JPEG, GIF or WebP image"),
+        (file("atc_1", "r.pdf", "application/pdf"), b"", "the file is empty"),
+        (
+            file("atc_1", "r.pdf", "application/pdf"),
+            b"PK\x03\x04",
+            "its contents are not a PDF document",
+        ),
+    ],
+)
+async def test_bytes_the_model_would_reject_become_a_note(
+    source: MemoryContentSource, attachment: Attachment, data: bytes, reason: str
+) -> None:
+    source.put("alice", "atc_1", data)
+    part = await convert(AttachmentAwareConverter(source, CTX), attachment)
+    assert part == text(
+        f"[Attachment {json.dumps(attachment.name)} ({attachment.mime_type}) is not included: "
+        f"{reason}.]"
+    )
+
+
+async def test_pdf_header_may_follow_leading_bytes(source: MemoryContentSource) -> None:
+    source.put("alice", "atc_2", b"\r\n" + PDF)
+    part = await convert(
+        AttachmentAwareConverter(source, CTX), file("atc_2", "r.pdf", "application/pdf")
+    )
+    assert part["type"] == "input_file"
 
 
 async def test_unsupported_image_type_becomes_a_note_without_reading(

@@ -374,9 +374,18 @@ class AttachmentAwareConverter(ThreadItemConverter):
 
         if kind == "text":
             return self._text_part(attachment, data)
+        # The model API rejects the whole request for an empty or undecodable image or PDF,
+        # so check the bytes here rather than fail the turn.
+        if not data:
+            return self._note(attachment, "the file is empty")
+        media_type = _sniff_image(data) if kind == "image" else None
+        if kind == "image" and media_type is None:
+            return self._note(attachment, "its contents are not a PNG, JPEG, GIF or WebP image")
+        if kind == "pdf" and b"%PDF-" not in data[:1024]:
+            return self._note(attachment, "its contents are not a PDF document")
         limit = self.image_inline_max_bytes if kind == "image" else self.file_inline_max_bytes
         if len(data) <= limit:
-            return self._inline_part(attachment, kind, data)
+            return self._inline_part(attachment, kind, data, media_type)
         url = await self._safe_download_url(attachment)
         if url is not None:
             return self._url_part(attachment, kind, url)
@@ -402,18 +411,11 @@ class AttachmentAwareConverter(ThreadItemConverter):
             )
             return None
 
-    def _media_type(self, attachment: Attachment, kind: AttachmentKind) -> str:
-        mime = _base_mime(attachment.mime_type)
-        if mime in _GENERIC_TYPES:
-            mime = _mime_from_extension(attachment.name)
-        return mime if mime else ("application/pdf" if kind == "pdf" else "image/png")
-
     def _inline_part(
-        self, attachment: Attachment, kind: AttachmentKind, data: bytes
+        self, attachment: Attachment, kind: AttachmentKind, data: bytes, media_type: str | None
     ) -> ResponseInputContentParam:
-        data_url = (
-            f"data:{self._media_type(attachment, kind)};base64,{base64.b64encode(data).decode()}"
-        )
+        media_type = media_type or "application/pdf"
+        data_url = f"data:{media_type};base64,{base64.b64encode(data).decode()}"
         if kind == "image":
             return ResponseInputImageParam(
                 type="input_image", detail=self.image_detail, image_url=data_url
@@ -486,6 +488,19 @@ def _mime_from_extension(name: str) -> str:
     if ext == "pdf":
         return "application/pdf"
     return ""
+
+
+def _sniff_image(data: bytes) -> str | None:
+    """The media type of image bytes the model accepts, from their magic number; else None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def _decode_text(data: bytes, mime_type: str, *, final: bool) -> str | None:
