@@ -10,8 +10,10 @@ from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageItem,
     ClientToolCallItem,
-    FileAttachment,
+    GeneratedImage,
+    GeneratedImageItem,
     HiddenContextItem,
+    ImageAttachment,
     InferenceOptions,
     Page,
     ThreadItem,
@@ -184,19 +186,33 @@ async def test_empty_and_foreign_threads() -> None:
     assert await load_history(store, "thr", Ctx("mallory")) == []
 
 
-def test_estimate_is_json_length_over_four_plus_attachments() -> None:
+def test_estimate_is_json_length_over_four_with_a_flat_cost_per_image() -> None:
     item = user(1)
-    assert estimate_item_tokens(item) == -(-len(item.model_dump_json(exclude_none=True)) // 4)
+    json_tokens = -(-len(item.model_dump_json(exclude_none=True, exclude={"attachments"})) // 4)
+    assert estimate_item_tokens(item) == json_tokens
     with_files = item.model_copy(
         update={
             "attachments": [
-                FileAttachment(id=f"atc_{i}", name="a.txt", mime_type="text/plain")
+                ImageAttachment(
+                    id=f"atc_{i}",
+                    name="a.png",
+                    mime_type="image/png",
+                    preview_url="data:image/png;base64," + "A" * 100_000,
+                )
                 for i in range(2)
             ]
         }
     )
-    json_tokens = -(-len(with_files.model_dump_json(exclude_none=True)) // 4)
     assert estimate_item_tokens(with_files) == json_tokens + 2 * ATTACHMENT_TOKEN_ESTIMATE
+    generated = GeneratedImageItem(
+        id="g",
+        thread_id="thr",
+        created_at=T0,
+        image=GeneratedImage(id="img", url="data:image/png;base64," + "A" * 1_000_000),
+    )
+    assert estimate_item_tokens(generated) == ATTACHMENT_TOKEN_ESTIMATE + 16
+    answer = assistant(2)
+    assert estimate_item_tokens(answer) == -(-len(answer.model_dump_json(exclude_none=True)) // 4)
 
 
 @pytest.mark.parametrize(

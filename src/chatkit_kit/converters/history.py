@@ -13,25 +13,28 @@ from collections.abc import Callable
 from typing import Any
 
 from chatkit.store import Store
-from chatkit.types import ThreadItem, UserMessageItem
+from chatkit.types import GeneratedImageItem, ThreadItem, UserMessageItem
 
 from ..stores import MAX_PAGE_LIMIT
 
 ATTACHMENT_TOKEN_ESTIMATE = 1000
-"""Tokens `estimate_item_tokens` adds per attachment (an image or a short file)."""
+"""Tokens `estimate_item_tokens` counts per attachment or generated image."""
 
 
 def estimate_item_tokens(item: ThreadItem) -> int:
     """Roughly how many tokens `item` costs as model input: its JSON length / 4.
 
-    Each attachment adds `ATTACHMENT_TOKEN_ESTIMATE`. This is a budget heuristic, not a
-    tokenizer; pass your own `estimate_tokens` to `load_history` for anything more precise.
+    Attachments and generated images count `ATTACHMENT_TOKEN_ESTIMATE` each instead of the
+    length of their metadata (which can hold multi-megabyte `data:` URLs). This is a budget
+    heuristic, not a tokenizer; pass your own `estimate_tokens` to `load_history` for
+    anything more precise.
     """
-    size = len(item.model_dump_json(exclude_none=True))
-    tokens = math.ceil(size / 4)
+    if isinstance(item, GeneratedImageItem):
+        return ATTACHMENT_TOKEN_ESTIMATE + (16 if item.image is not None else 0)
     if isinstance(item, UserMessageItem):
-        tokens += ATTACHMENT_TOKEN_ESTIMATE * len(item.attachments)
-    return tokens
+        size = len(item.model_dump_json(exclude_none=True, exclude={"attachments"}))
+        return math.ceil(size / 4) + ATTACHMENT_TOKEN_ESTIMATE * len(item.attachments)
+    return math.ceil(len(item.model_dump_json(exclude_none=True)) / 4)
 
 
 async def load_history(
