@@ -1,0 +1,56 @@
+"""Widget helpers: a `.widget` file registry, store-backed widget items, common builders.
+
+See docs/widgets.md.
+"""
+
+from __future__ import annotations
+
+from .builders import (
+    CheckboxField,
+    FormField,
+    SelectField,
+    TextField,
+    action_type,
+    confirmation_card,
+    key_value_copy_text,
+    key_value_list,
+    parse_action,
+    simple_form,
+)
+from .items import (
+    new_widget_item,
+    replace_widget,
+    stream_widget_item,
+    sync_replace_widget,
+    widget_done_event,
+)
+from .registry import (
+    WidgetBuildError,
+    WidgetDefinition,
+    WidgetFileError,
+    WidgetRegistry,
+    load_widget_file,
+)
+
+__all__ = [
+    "CheckboxField",
+    "FormField",
+    "SelectField",
+    "TextField",
+    "WidgetBuildError",
+    "WidgetDefinition",
+    "WidgetFileError",
+    "WidgetRegistry",
+    "action_type",
+    "confirmation_card",
+    "key_value_copy_text",
+    "key_value_list",
+    "load_widget_file",
+    "new_widget_item",
+    "parse_action",
+    "replace_widget",
+    "simple_form",
+    "stream_widget_item",
+    "sync_replace_widget",
+    "widget_done_event",
+]
