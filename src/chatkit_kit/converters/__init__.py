@@ -5,13 +5,13 @@ See docs/converters.md.
 
 from __future__ import annotations
 
+from ..attachments._backend import AttachmentContentSource
 from .attachments import (
     MENTIONS_HEADER,
     MODEL_IMAGE_TYPES,
     TEXT_EXTENSIONS,
     TEXT_MIME_TYPES,
     AttachmentAwareConverter,
-    AttachmentContentSource,
     AttachmentKind,
 )
 from .history import ATTACHMENT_TOKEN_ESTIMATE, estimate_item_tokens, load_history

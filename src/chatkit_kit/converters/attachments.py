@@ -14,7 +14,7 @@ import codecs
 import json
 import logging
 from collections.abc import Awaitable, Sequence
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, TypeVar
 
 from agents import TResponseInputItem
 from chatkit.agents import ThreadItemConverter
@@ -35,6 +35,7 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_input_item_param import Message
 
+from ..attachments._backend import AttachmentContentSource
 from .tags import TagKey, TagResolverRegistry, default_tag_key, default_tag_text
 
 logger = logging.getLogger("chatkit_kit.converters")
@@ -103,35 +104,6 @@ _IMAGE_EXTENSIONS = {
 _GENERIC_TYPES = frozenset(
     {"", "application/octet-stream", "binary/octet-stream", "application/unknown"}
 )
-
-
-@runtime_checkable
-class AttachmentContentSource(Protocol):
-    """Where a converter reads attachment bytes: implemented by chatkit-kit attachment backends.
-
-    Every method is scoped by `context` exactly like the backend's other operations.
-    """
-
-    async def read_attachment_bytes(self, attachment: Attachment, context: Any) -> bytes:
-        """Return the attachment's bytes.
-
-        Raises `chatkit.store.NotFoundError` when they are missing and another exception when
-        they fail verification (size or type differ from what was declared).
-        """
-        ...
-
-    async def attachment_download_url(
-        self, attachment: Attachment, context: Any, *, expires_in: int = 300
-    ) -> str | None:
-        """Return a URL the model provider can fetch for `expires_in` seconds, or None."""
-        ...
-
-    async def verify_attachment(self, attachment: Attachment, context: Any) -> Attachment:
-        """Check that the bytes exist and match the metadata; return the attachment.
-
-        Raises like `read_attachment_bytes`.
-        """
-        ...
 
 
 class AttachmentAwareConverter(ThreadItemConverter):
