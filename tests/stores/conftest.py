@@ -75,3 +75,17 @@ async def sql_store(flavour: Flavour, request: pytest.FixtureRequest) -> AsyncIt
         yield store
     finally:
         await store.close()
+
+
+@pytest.fixture
+def fresh(flavour: Flavour, tmp_path: Path) -> Iterator[Flavour]:
+    """`flavour` pointed at an empty database: a new PostgreSQL schema or SQLite file."""
+    if not flavour.is_postgres:
+        yield Flavour("sqlite", None, tmp_path / "fresh.db")
+        return
+    assert flavour.dsn is not None
+    fresh = Flavour(flavour.name, flavour.dsn, schema=new_schema_name())
+    try:
+        yield fresh
+    finally:
+        drop_schema(flavour.dsn, str(fresh.schema))

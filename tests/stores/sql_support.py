@@ -30,7 +30,7 @@ def sqlalchemy_url(dsn: str, driver: str) -> str:
 def admin_execute(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Run one statement with a short-lived autocommit connection; return its rows."""
     with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)  # type: ignore[arg-type]
+        cur.execute(sql, params or None)  # type: ignore[arg-type]
         return cur.fetchall() if cur.description else []
 
 
