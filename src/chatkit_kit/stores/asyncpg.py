@@ -72,7 +72,10 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         """
         names = _schema.Names.create("postgresql", schema, table_prefix)  # fail before connecting
         del names
-        pool = await asyncpg.create_pool(dsn, **pool_kwargs)
+        try:
+            pool = await asyncpg.create_pool(dsn, **pool_kwargs)
+        except _CONNECTION_ERRORS as error:
+            raise _unavailable(error) from error
         store = cls(
             pool,
             schema=schema,
