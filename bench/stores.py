@@ -1,0 +1,544 @@
+"""Latency of every SQL store operation, with hand-written SQL on the same pool as the floor.
+
+Run with `nox -s bench` (or `python bench/stores.py`). Needs PostgreSQL at
+CHATKIT_KIT_TEST_POSTGRES_DSN (default postgresql://postgres@127.0.0.1:5432/test) for the
+PostgreSQL stores; works in a fresh schema it drops at the end. `--small` uses tiny sizes
+(the test suite runs it that way to know the script works). Prints one table per store and
+the target ratios; it never asserts on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import asyncpg
+from chatkit.types import (
+    AssistantMessageContent,
+    AssistantMessageItem,
+    FileAttachment,
+    InferenceOptions,
+    ThreadMetadata,
+    UserMessageItem,
+    UserMessageTextContent,
+)
+
+from chatkit_kit.stores import _codec, _schema
+from chatkit_kit.stores._pagination import sort_key
+from chatkit_kit.stores.asyncpg import AsyncpgStore
+from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
+
+DSN = os.environ.get("CHATKIT_KIT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+T0 = datetime(2026, 1, 1, 12, 0, 0)
+TEXT = "The quick brown fox jumps over the lazy dog. " * 4
+
+
+@dataclass
+class Ctx:
+    user_id: str
+
+
+@dataclass
+class Sizes:
+    item_threads: tuple[int, ...]
+    owner_threads: tuple[int, ...]
+    iterations: int
+    warmup: int
+
+
+FULL = Sizes(
+    item_threads=(100, 10_000, 100_000), owner_threads=(10, 10_000), iterations=300, warmup=30
+)
+SMALL = Sizes(item_threads=(100, 1_000), owner_threads=(10, 100), iterations=5, warmup=2)
+
+
+def user_item(item_id: str, thread_id: str, n: int) -> UserMessageItem:
+    return UserMessageItem(
+        id=item_id,
+        thread_id=thread_id,
+        created_at=T0 + timedelta(milliseconds=n),
+        content=[UserMessageTextContent(text=f"{n}: {TEXT}")],
+        inference_options=InferenceOptions(),
+    )
+
+
+def assistant_item(item_id: str, thread_id: str, n: int) -> AssistantMessageItem:
+    return AssistantMessageItem(
+        id=item_id,
+        thread_id=thread_id,
+        created_at=T0 + timedelta(milliseconds=n),
+        content=[AssistantMessageContent(text=f"{n}: {TEXT}")],
+    )
+
+
+def item_row(owner: str, thread_id: str, n: int) -> tuple[str, str, str, int, str]:
+    make = user_item if n % 2 == 0 else assistant_item
+    item = make(f"msg_{n:06d}", thread_id, n)
+    return (owner, thread_id, item.id, sort_key(item.created_at), _codec.encode_item(item))
+
+
+def thread_row(owner: str, n: int) -> tuple[str, str, int, str]:
+    thread = ThreadMetadata(id=f"thr_{n:06d}", created_at=T0 + timedelta(seconds=n), title=TEXT)
+    return (owner, thread.id, sort_key(thread.created_at), _codec.encode_thread(thread))
+
+
+@dataclass
+class Dataset:
+    """Owners and ids that the bulk load created."""
+
+    item_threads: dict[int, tuple[str, str]] = field(default_factory=dict)  # size -> owner, thread
+    owners: dict[int, str] = field(default_factory=dict)  # thread count -> owner
+    cursor_depth: int = 50
+
+
+async def bulk_load_postgres(dsn: str, names: _schema.Names, sizes: Sizes) -> Dataset:
+    """COPY the big threads and owners straight into the tables (not through the store)."""
+    data = Dataset()
+    conn = await asyncpg.connect(dsn)
+    try:
+        for size in sizes.item_threads:
+            owner, thread_id = f"items-{size}", f"thr_items_{size}"
+            rows = [item_row(owner, thread_id, n) for n in range(size)]
+            await conn.copy_records_to_table(
+                names.raw("thread_items"),
+                schema_name=names.schema,
+                columns=["owner", "thread_id", "id", "sort_key", "payload"],
+                records=rows,
+            )
+            data.item_threads[size] = (owner, thread_id)
+        for count in sizes.owner_threads:
+            owner = f"threads-{count}"
+            await conn.copy_records_to_table(
+                names.raw("threads"),
+                schema_name=names.schema,
+                columns=["owner", "id", "sort_key", "payload"],
+                records=[thread_row(owner, n) for n in range(count)],
+            )
+            data.owners[count] = owner
+        await conn.execute(f"ANALYZE {names.items}")
+        await conn.execute(f"ANALYZE {names.threads}")
+    finally:
+        await conn.close()
+    return data
+
+
+def bulk_load_sqlite(path: Path, names: _schema.Names, sizes: Sizes) -> Dataset:
+    import sqlite3
+
+    data = Dataset()
+    with sqlite3.connect(path) as conn:
+        for size in sizes.item_threads:
+            owner, thread_id = f"items-{size}", f"thr_items_{size}"
+            conn.executemany(
+                f"INSERT INTO {names.items} (owner, thread_id, id, sort_key, payload) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (item_row(owner, thread_id, n) for n in range(size)),
+            )
+            data.item_threads[size] = (owner, thread_id)
+        for count in sizes.owner_threads:
+            owner = f"threads-{count}"
+            conn.executemany(
+                f"INSERT INTO {names.threads} (owner, id, sort_key, payload) VALUES (?, ?, ?, ?)",
+                (thread_row(owner, n) for n in range(count)),
+            )
+            data.owners[count] = owner
+        conn.execute("ANALYZE")
+    return data
+
+
+Timed = Callable[[int], Awaitable[Any]]
+
+
+@dataclass
+class Result:
+    name: str
+    median_us: float
+    p95_us: float
+
+
+async def measure(name: str, op: Timed, sizes: Sizes) -> Result:
+    for i in range(sizes.warmup):
+        await op(-1 - i)
+    samples = []
+    for i in range(sizes.iterations):
+        start = time.perf_counter_ns()
+        await op(i)
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+    return Result(name, statistics.median(samples), p95)
+
+
+class Floor:
+    """The same reads and writes as single hand-written SQL statements, on the store's pool."""
+
+    def __init__(self, store: Any, names: _schema.Names) -> None:
+        self.names = names
+        if isinstance(store, AsyncpgStore):
+            pool = store.pool
+
+            async def fetch(sql: str, *args: Any) -> Any:
+                return await pool.fetch(sql, *args)
+
+        else:
+            engine = store.engine.execution_options(isolation_level="AUTOCOMMIT")
+            driver = store.engine.dialect.driver
+
+            async def fetch(sql: str, *args: Any) -> Any:
+                async with engine.connect() as conn:
+                    raw = (await conn.get_raw_connection()).driver_connection
+                    if driver == "asyncpg":
+                        return await raw.fetch(sql, *args)
+                    query = sql
+                    for n in range(len(args), 0, -1):
+                        query = query.replace(f"${n}", f"%(p{n})s")
+                    cursor = await raw.execute(query, {f"p{n + 1}": a for n, a in enumerate(args)})
+                    return await cursor.fetchall() if cursor.description else None
+
+        self.fetch = fetch
+
+    def sql(self, template: str) -> str:
+        return self.names.format(template)
+
+
+def table(title: str, rows: list[tuple[str, Result, Result | None, Result | None]]) -> str:
+    header = f"{'operation':<44} {'median µs':>10} {'p95 µs':>10}"
+    has_floor = any(floor for _, _, floor, _ in rows)
+    has_ref = any(ref for _, _, _, ref in rows)
+    if has_floor:
+        header += f" {'floor µs':>10} {'x floor':>8}"
+    if has_ref:
+        header += f" {'asyncpg µs':>11} {'x asyncpg':>9}"
+    lines = [title, header, "-" * len(header)]
+    for name, result, floor, ref in rows:
+        line = f"{name:<44} {result.median_us:>10.0f} {result.p95_us:>10.0f}"
+        if has_floor:
+            line += (
+                f" {floor.median_us:>10.0f} {result.median_us / floor.median_us:>8.2f}"
+                if floor
+                else f" {'':>10} {'':>8}"
+            )
+        if has_ref:
+            line += (
+                f" {ref.median_us:>11.0f} {result.median_us / ref.median_us:>9.2f}"
+                if ref
+                else f" {'':>11} {'':>9}"
+            )
+        lines.append(line)
+    return "\n".join(lines)
+
+
+async def bench_store(
+    store: Any, names: _schema.Names, data: Dataset, sizes: Sizes, with_floor: bool
+) -> dict[str, tuple[Result, Result | None]]:
+    """Every operation of `store`; returns name -> (store result, floor result or None)."""
+    run = uuid.uuid4().hex[:6]
+    ctx = Ctx(f"ops-{run}")
+    owner = ctx.user_id
+    floor = Floor(store, names) if with_floor else None
+    results: dict[str, tuple[Result, Result | None]] = {}
+
+    async def both(name: str, op: Timed, floor_op: Timed | None) -> None:
+        result = await measure(name, op, sizes)
+        floor_result = await measure(name, floor_op, sizes) if floor and floor_op else None
+        results[name] = (result, floor_result)
+
+    f = floor
+    threads_sql = "SELECT payload FROM {threads} WHERE owner = $1 AND id = $2"
+    # Fixtures for single-row operations.
+    await store.save_thread(ThreadMetadata(id="thr_ops", created_at=T0, title=TEXT), ctx)
+    await store.add_thread_item("thr_ops", user_item("msg_ops", "thr_ops", 0), ctx)
+    attachment = FileAttachment(id="atc_ops", name="report.pdf", mime_type="application/pdf")
+    await store.save_attachment(attachment, ctx)
+
+    await both(
+        "load_thread",
+        lambda i: store.load_thread("thr_ops", ctx),
+        f and (lambda i: f.fetch(f.sql(threads_sql), owner, "thr_ops")),
+    )
+    saved = ThreadMetadata(id="thr_ops", created_at=T0, title="renamed")
+    saved_payload = _codec.encode_thread(saved)
+    upsert_thread = (
+        "INSERT INTO {threads} (owner, id, sort_key, payload) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (owner, id) DO UPDATE SET payload = excluded.payload"
+    )
+    await both(
+        "save_thread (update)",
+        lambda i: store.save_thread(saved, ctx),
+        f and (lambda i: f.fetch(f.sql(upsert_thread), owner, "thr_ops", 0, saved_payload)),
+    )
+    await both(
+        "save_thread (new)",
+        lambda i: store.save_thread(
+            ThreadMetadata(id=f"thr_new_{i}", created_at=T0 + timedelta(seconds=i)), ctx
+        ),
+        f
+        and (
+            lambda i: f.fetch(
+                f.sql(upsert_thread), owner, f"thr_newf_{i}", i, saved_payload.replace("ops", "x")
+            )
+        ),
+    )
+    item_sql = "SELECT payload FROM {items} WHERE owner = $1 AND thread_id = $2 AND id = $3"
+    await both(
+        "load_item",
+        lambda i: store.load_item("thr_ops", "msg_ops", ctx),
+        f and (lambda i: f.fetch(f.sql(item_sql), owner, "thr_ops", "msg_ops")),
+    )
+    upsert_item = (
+        "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
+        "VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (owner, thread_id, id) DO UPDATE SET payload = excluded.payload"
+    )
+    replaced = assistant_item("msg_ops", "thr_ops", 0)
+    replaced_payload = _codec.encode_item(replaced)
+    await both(
+        "save_item (replace)",
+        lambda i: store.save_item("thr_ops", replaced, ctx),
+        f
+        and (
+            lambda i: f.fetch(f.sql(upsert_item), owner, "thr_ops", "msg_ops", 0, replaced_payload)
+        ),
+    )
+    await both(
+        "add_thread_item (new)",
+        lambda i: store.add_thread_item("thr_add", user_item(f"msg_add_{i}", "thr_add", i), ctx),
+        f
+        and (
+            lambda i: f.fetch(
+                f.sql(upsert_item), owner, "thr_addf", f"msg_{i}", i, replaced_payload
+            )
+        ),
+    )
+    delete_item = "DELETE FROM {items} WHERE owner = $1 AND thread_id = $2 AND id = $3"
+    await both(
+        "delete_thread_item",
+        lambda i: store.delete_thread_item("thr_add", f"msg_add_{i}", ctx),
+        f and (lambda i: f.fetch(f.sql(delete_item), owner, "thr_addf", f"msg_{i}")),
+    )
+    # delete_thread: threads of 5 items each, created untimed.
+    prefixes = ["thr_del_", "thr_delf_"] if f else ["thr_del_"]
+    for i in range(-sizes.warmup, sizes.iterations):
+        for prefix in prefixes:
+            tid = f"{prefix}{i}"
+            await store.save_thread(ThreadMetadata(id=tid, created_at=T0), ctx)
+            for n in range(5):
+                await store.add_thread_item(tid, user_item(f"m{n}", tid, n), ctx)
+    delete_thread = (
+        "WITH gone AS (DELETE FROM {items} WHERE owner = $1 AND thread_id = $2) "
+        "DELETE FROM {threads} WHERE owner = $1 AND id = $2"
+    )
+    await both(
+        "delete_thread (5 items)",
+        lambda i: store.delete_thread(f"thr_del_{i}", ctx),
+        f and (lambda i: f.fetch(f.sql(delete_thread), owner, f"thr_delf_{i}")),
+    )
+    attachment_sql = "SELECT payload FROM {attachments} WHERE owner = $1 AND id = $2"
+    await both(
+        "load_attachment",
+        lambda i: store.load_attachment("atc_ops", ctx),
+        f and (lambda i: f.fetch(f.sql(attachment_sql), owner, "atc_ops")),
+    )
+    upsert_attachment = (
+        "INSERT INTO {attachments} (owner, id, thread_id, payload) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (owner, id) DO UPDATE SET thread_id = excluded.thread_id, "
+        "payload = excluded.payload, updated_at = CURRENT_TIMESTAMP"
+    )
+    attachment_payload = _codec.encode_attachment(attachment)
+    await both(
+        "save_attachment",
+        lambda i: store.save_attachment(attachment.model_copy(update={"id": f"atc_{i}"}), ctx),
+        f
+        and (
+            lambda i: f.fetch(
+                f.sql(upsert_attachment), owner, f"atcf_{i}", None, attachment_payload
+            )
+        ),
+    )
+    await both(
+        "delete_attachment",
+        lambda i: store.delete_attachment(f"atc_{i}", ctx),
+        f
+        and (
+            lambda i: f.fetch(
+                f.sql("DELETE FROM {attachments} WHERE owner = $1 AND id = $2"), owner, f"atcf_{i}"
+            )
+        ),
+    )
+
+    page_sql = (
+        "SELECT id, payload FROM {items} WHERE owner = $1 AND thread_id = $2 "
+        "ORDER BY sort_key DESC, seq DESC LIMIT $3"
+    )
+    page_after_sql = (
+        "SELECT id, payload FROM {items} WHERE owner = $1 AND thread_id = $2 "
+        "AND (sort_key, seq) < (SELECT sort_key, seq FROM {items} "
+        "WHERE owner = $1 AND thread_id = $2 AND id = $3) "
+        "ORDER BY sort_key DESC, seq DESC LIMIT $4"
+    )
+    for size, (items_owner, thread_id) in data.item_threads.items():
+        octx = Ctx(items_owner)
+        cursor = f"msg_{size - data.cursor_depth:06d}"
+        for limit in (2, 20):
+            await both(
+                f"load_thread_items desc {limit}, {size} items",
+                lambda i, c=octx, t=thread_id, n=limit: store.load_thread_items(
+                    t, None, n, "desc", c
+                ),
+                f
+                and (
+                    lambda i, o=items_owner, t=thread_id, n=limit: f.fetch(
+                        f.sql(page_sql), o, t, n + 1
+                    )
+                ),
+            )
+        await both(
+            f"load_thread_items desc 20 after, {size} items",
+            lambda i, c=octx, t=thread_id, a=cursor: store.load_thread_items(t, a, 20, "desc", c),
+            f
+            and (
+                lambda i, o=items_owner, t=thread_id, a=cursor: f.fetch(
+                    f.sql(page_after_sql), o, t, a, 21
+                )
+            ),
+        )
+    threads_sql = (
+        "SELECT id, payload FROM {threads} WHERE owner = $1 "
+        "ORDER BY sort_key DESC, seq DESC LIMIT $2"
+    )
+    threads_after_sql = (
+        "SELECT id, payload FROM {threads} WHERE owner = $1 AND (sort_key, seq) < "
+        "(SELECT sort_key, seq FROM {threads} WHERE owner = $1 AND id = $2) "
+        "ORDER BY sort_key DESC, seq DESC LIMIT $3"
+    )
+    for count, threads_owner in data.owners.items():
+        octx = Ctx(threads_owner)
+        cursor = f"thr_{max(0, count - 5):06d}"
+        await both(
+            f"load_threads desc 20, {count} threads",
+            lambda i, c=octx: store.load_threads(20, None, "desc", c),
+            f and (lambda i, o=threads_owner: f.fetch(f.sql(threads_sql), o, 21)),
+        )
+        await both(
+            f"load_threads desc 20 after, {count} threads",
+            lambda i, c=octx, a=cursor: store.load_threads(20, a, "desc", c),
+            f
+            and (lambda i, o=threads_owner, a=cursor: f.fetch(f.sql(threads_after_sql), o, a, 21)),
+        )
+    return results
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument("--dsn", default=DSN, help="PostgreSQL DSN (postgresql://...)")
+    parser.add_argument(
+        "--stores",
+        default="sqlite,sqlalchemy+asyncpg,sqlalchemy+psycopg,asyncpg",
+        help="comma-separated store flavours to run",
+    )
+    args = parser.parse_args(argv)
+    sizes = SMALL if args.small or os.environ.get("CHATKIT_KIT_BENCH_SMALL") else FULL
+    flavours = [f.strip() for f in args.stores.split(",") if f.strip()]
+    pg_flavours = [f for f in flavours if f != "sqlite"]
+    print(
+        f"chatkit-kit store benchmark: {sizes.iterations} iterations per operation "
+        f"(after {sizes.warmup} warm-up), latencies in microseconds\n"
+    )
+    all_results: dict[str, dict[str, tuple[Result, Result | None]]] = {}
+    pg_names = _schema.Names.create("postgresql", f"ckbench_{uuid.uuid4().hex[:8]}", "chatkit_")
+    try:
+        if pg_flavours:
+            setup = await AsyncpgStore.connect(args.dsn, schema=pg_names.schema, min_size=1)
+            async with setup:
+                await setup.migrate()
+            started = time.perf_counter()
+            pg_data = await bulk_load_postgres(args.dsn, pg_names, sizes)
+            print(f"(PostgreSQL bulk load: {time.perf_counter() - started:.1f} s)")
+        for flavour in flavours:
+            if flavour == "sqlite":
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / "bench.db"
+                    store: Any = SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{path}")
+                    async with store:
+                        await store.migrate()
+                        names = _schema.Names.create("sqlite", None, "chatkit_")
+                        data = await asyncio.to_thread(bulk_load_sqlite, path, names, sizes)
+                        all_results[flavour] = await bench_store(store, names, data, sizes, False)
+                continue
+            if flavour == "asyncpg":
+                store = await AsyncpgStore.connect(
+                    args.dsn, schema=pg_names.schema, min_size=2, max_size=4
+                )
+            else:
+                driver = flavour.split("+", 1)[1]
+                url = args.dsn.replace("postgresql://", f"postgresql+{driver}://", 1)
+                store = SQLAlchemyStore.from_url(url, schema=pg_names.schema, pool_size=4)
+            async with store:
+                all_results[flavour] = await bench_store(store, pg_names, pg_data, sizes, True)
+    finally:
+        if pg_flavours:
+            conn = await asyncpg.connect(args.dsn)
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{pg_names.schema}" CASCADE')
+            finally:
+                await conn.close()
+
+    titles = {
+        "sqlite": "SQLAlchemyStore, SQLite (aiosqlite)",
+        "sqlalchemy+asyncpg": "SQLAlchemyStore, PostgreSQL via asyncpg",
+        "sqlalchemy+psycopg": "SQLAlchemyStore, PostgreSQL via psycopg 3",
+        "asyncpg": "AsyncpgStore, PostgreSQL",
+    }
+    reference = all_results.get("asyncpg")
+    for flavour, results in all_results.items():
+        use_ref = reference is not None and flavour.startswith("sqlalchemy+")
+        rows = [
+            (name, result, floor, reference[name][0] if use_ref and reference else None)
+            for name, (result, floor) in results.items()
+        ]
+        print(table(titles[flavour], rows))
+        print()
+
+    print("Targets (ratios of medians from this run)")
+    small, big = min(sizes.item_threads), max(sizes.item_threads)
+    for flavour, results in all_results.items():
+        for label in ("load_thread_items desc 20", "load_thread_items desc 20 after"):
+            ratio = (
+                results[f"{label}, {big} items"][0].median_us
+                / results[f"{label}, {small} items"][0].median_us
+            )
+            print(
+                f"  {titles[flavour]}: {label} at {big} / at {small} items = {ratio:.2f} (<= 1.5)"
+            )
+    if reference:
+        worst = max((r.median_us / fl.median_us, name) for name, (r, fl) in reference.items() if fl)
+        print(f"  AsyncpgStore / floor, worst operation: {worst[0]:.2f} ({worst[1]}) (<= 1.5)")
+        for flavour in ("sqlalchemy+asyncpg", "sqlalchemy+psycopg"):
+            if flavour in all_results:
+                worst = max(
+                    (r.median_us / reference[name][0].median_us, name)
+                    for name, (r, _) in all_results[flavour].items()
+                )
+                print(
+                    f"  {titles[flavour]} / AsyncpgStore, worst operation: "
+                    f"{worst[0]:.2f} ({worst[1]}) (<= 2.5)"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,180 @@
+"""The SQL statements of the SQL stores, written once with `:name` parameters.
+
+`SQLAlchemyStore` runs them as `text()`; `AsyncpgStore` runs them renumbered to `$n`
+(`numbered`). Both therefore read and write the same rows the same way. Every value is a bound
+parameter; only table names (validated identifiers, see `_schema.Names`) are formatted in.
+
+Pages are keyset pages (see `_pagination`): the cursor row's `(sort_key, seq)` is looked up by a
+subquery inside the page statement, and `LIMIT :limit` receives `limit + 1`. When a page with a
+cursor comes back empty the store checks whether the cursor exists (`*_EXISTS`), which is the
+only way an unknown cursor and the end of the collection differ.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+from ._pagination import Order
+from ._schema import Names
+
+LOAD_THREAD = "SELECT payload FROM {threads} WHERE owner = :owner AND id = :id"
+
+THREAD_EXISTS = "SELECT 1 FROM {threads} WHERE owner = :owner AND id = :id"
+
+UPSERT_THREAD = (
+    "INSERT INTO {threads} (owner, id, sort_key, payload) "
+    "VALUES (:owner, :id, :sort_key, :payload) "
+    "ON CONFLICT (owner, id) DO UPDATE SET payload = excluded.payload"
+)
+
+_THREADS_PAGE = (
+    "SELECT id, payload FROM {threads} WHERE owner = :owner{cursor} "
+    "ORDER BY sort_key {direction}, seq {direction} LIMIT :limit"
+)
+_THREADS_CURSOR = (
+    " AND (sort_key, seq) {op} "
+    "(SELECT c.sort_key, c.seq FROM {threads} c WHERE c.owner = :owner AND c.id = :after)"
+)
+
+# PostgreSQL: one statement, so the thread and its items go together or not at all.
+DELETE_THREAD_POSTGRESQL = (
+    "WITH gone_items AS (DELETE FROM {items} WHERE owner = :owner AND thread_id = :thread_id) "
+    "DELETE FROM {threads} WHERE owner = :owner AND id = :thread_id"
+)
+# SQLite: both statements in one transaction.
+DELETE_THREAD_ITEMS = "DELETE FROM {items} WHERE owner = :owner AND thread_id = :thread_id"
+DELETE_THREAD_ROW = "DELETE FROM {threads} WHERE owner = :owner AND id = :thread_id"
+
+LOAD_ITEM = (
+    "SELECT payload FROM {items} WHERE owner = :owner AND thread_id = :thread_id AND id = :id"
+)
+
+ITEM_EXISTS = "SELECT 1 FROM {items} WHERE owner = :owner AND thread_id = :thread_id AND id = :id"
+
+UPSERT_ITEM = (
+    "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
+    "VALUES (:owner, :thread_id, :id, :sort_key, :payload) "
+    "ON CONFLICT (owner, thread_id, id) DO UPDATE SET payload = excluded.payload"
+)
+
+DELETE_ITEM = "DELETE FROM {items} WHERE owner = :owner AND thread_id = :thread_id AND id = :id"
+
+_ITEMS_PAGE = (
+    "SELECT id, payload FROM {items} WHERE owner = :owner AND thread_id = :thread_id{cursor} "
+    "ORDER BY sort_key {direction}, seq {direction} LIMIT :limit"
+)
+_ITEMS_CURSOR = (
+    " AND (sort_key, seq) {op} "
+    "(SELECT c.sort_key, c.seq FROM {items} c "
+    "WHERE c.owner = :owner AND c.thread_id = :thread_id AND c.id = :after)"
+)
+
+UPSERT_ATTACHMENT = (
+    "INSERT INTO {attachments} (owner, id, thread_id, payload) "
+    "VALUES (:owner, :id, :thread_id, :payload) "
+    "ON CONFLICT (owner, id) DO UPDATE SET thread_id = excluded.thread_id, "
+    "payload = excluded.payload, updated_at = CURRENT_TIMESTAMP"
+)
+
+LOAD_ATTACHMENT = "SELECT payload FROM {attachments} WHERE owner = :owner AND id = :id"
+
+DELETE_ATTACHMENT = "DELETE FROM {attachments} WHERE owner = :owner AND id = :id"
+
+
+def _page(template: str, cursor_template: str, order: Order, with_cursor: bool) -> str:
+    cursor = cursor_template.replace("{op}", ">" if order == "asc" else "<")
+    return template.replace("{cursor}", cursor if with_cursor else "").replace(
+        "{direction}", "ASC" if order == "asc" else "DESC"
+    )
+
+
+def threads_page(order: Order, with_cursor: bool) -> str:
+    """The `load_threads` page statement template for `order`, with or without `after`."""
+    return _page(_THREADS_PAGE, _THREADS_CURSOR, order, with_cursor)
+
+
+def items_page(order: Order, with_cursor: bool) -> str:
+    """The `load_thread_items` page statement template for `order`, with or without `after`."""
+    return _page(_ITEMS_PAGE, _ITEMS_CURSOR, order, with_cursor)
+
+
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """Rewrite `:name` parameters to PostgreSQL's `$n`; return the SQL and the names in order."""
+    order: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in order:
+            order.append(name)
+        return f"${order.index(name) + 1}"
+
+    return _PARAMETER.sub(replace, sql), tuple(order)
+
+
+@dataclass(frozen=True)
+class Statements:
+    """Every statement of a store, with its table names filled in."""
+
+    names: Names
+
+    def sql(self, template: str) -> str:
+        """Fill this store's table names into `template`."""
+        return self.names.format(template)
+
+    @cached_property
+    def load_thread(self) -> str:
+        return self.sql(LOAD_THREAD)
+
+    @cached_property
+    def thread_exists(self) -> str:
+        return self.sql(THREAD_EXISTS)
+
+    @cached_property
+    def upsert_thread(self) -> str:
+        return self.sql(UPSERT_THREAD)
+
+    @cached_property
+    def delete_thread(self) -> tuple[str, ...]:
+        """The statements that delete a thread and its items, to run in one transaction."""
+        if self.names.dialect == "postgresql":
+            return (self.sql(DELETE_THREAD_POSTGRESQL),)
+        return (self.sql(DELETE_THREAD_ITEMS), self.sql(DELETE_THREAD_ROW))
+
+    @cached_property
+    def load_item(self) -> str:
+        return self.sql(LOAD_ITEM)
+
+    @cached_property
+    def item_exists(self) -> str:
+        return self.sql(ITEM_EXISTS)
+
+    @cached_property
+    def upsert_item(self) -> str:
+        return self.sql(UPSERT_ITEM)
+
+    @cached_property
+    def delete_item(self) -> str:
+        return self.sql(DELETE_ITEM)
+
+    @cached_property
+    def upsert_attachment(self) -> str:
+        return self.sql(UPSERT_ATTACHMENT)
+
+    @cached_property
+    def load_attachment(self) -> str:
+        return self.sql(LOAD_ATTACHMENT)
+
+    @cached_property
+    def delete_attachment(self) -> str:
+        return self.sql(DELETE_ATTACHMENT)
+
+    def threads_page(self, order: Order, with_cursor: bool) -> str:
+        return self.sql(threads_page(order, with_cursor))
+
+    def items_page(self, order: Order, with_cursor: bool) -> str:
+        return self.sql(items_page(order, with_cursor))

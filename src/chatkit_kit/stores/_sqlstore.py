@@ -1,0 +1,305 @@
+"""The store logic shared by the SQL stores; a backend only supplies how to run a statement."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Generic
+
+from chatkit.store import TContext
+from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+
+from . import _codec, _schema
+from ._base import (
+    AttachmentPresenter,
+    OwnerScopedStore,
+    attachment_not_found,
+    cursor_not_found,
+    item_not_found,
+    thread_not_found,
+)
+from ._ids import check_id, is_storable_id
+from ._owner import OwnerResolver
+from ._pagination import Order, build_page, check_limit, check_order, sort_key
+from ._sql import Statements
+
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
+
+Params = Mapping[str, Any]
+Row = Sequence[Any]
+"""A fetched row: `(id, payload)` for pages, `(payload,)` for single loads."""
+
+_ORDERS: tuple[Order, Order] = ("asc", "desc")
+_row_id = itemgetter(0)
+
+
+class DatabaseUnavailableError(ConnectionError):
+    """The database could not be reached, or the connection broke during the call.
+
+    Nothing is retried: the call that raised may or may not have been applied. The store keeps
+    working once the database is reachable again; there is no need to recreate it.
+    """
+
+
+class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
+    """A `Store` over the chatkit-kit SQL schema; subclasses run statements on their driver.
+
+    The store checks the schema version on its first call and refuses to run against tables
+    that are missing, older (run `migrate()`) or newer than this release knows
+    (`SchemaVersionError`).
+    """
+
+    def __init__(
+        self,
+        names: _schema.Names,
+        *,
+        owner: OwnerResolver | None,
+        attachment_presenter: AttachmentPresenter | None,
+    ) -> None:
+        super().__init__(owner=owner, attachment_presenter=attachment_presenter)
+        self._names = names
+        self._sql = Statements(names)
+        self._threads_pages = {
+            (o, c): self._sql.threads_page(o, c) for o in _ORDERS for c in (False, True)
+        }
+        self._items_pages = {
+            (o, c): self._sql.items_page(o, c) for o in _ORDERS for c in (False, True)
+        }
+        self._schema_checked = False
+
+    # What a backend provides
+
+    @abstractmethod
+    async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
+        """Run one statement and return all its rows."""
+
+    @abstractmethod
+    async def _fetch_value(self, sql: str, params: Params) -> Any:
+        """Run one statement and return the first column of its first row, or None."""
+
+    @abstractmethod
+    async def _execute(self, statements: Sequence[str], params: Params) -> None:
+        """Run the statements, all with `params`, in one transaction."""
+
+    @abstractmethod
+    async def _migrate(self, target: int | None) -> tuple[int, int]:
+        """Run `_schema.apply_migrations` in one transaction on this backend."""
+
+    @abstractmethod
+    async def _schema_version(self) -> int:
+        """Run `_schema.read_version` on this backend."""
+
+    # Schema
+
+    @property
+    def schema(self) -> str | None:
+        """The PostgreSQL schema holding the tables (None on SQLite)."""
+        return self._names.schema
+
+    @property
+    def table_prefix(self) -> str:
+        """The prefix of every table name."""
+        return self._names.prefix
+
+    @property
+    def metadata(self) -> MetaData:
+        """SQLAlchemy `MetaData` of this store's PostgreSQL tables, e.g. for alembic.
+
+        Tables are created and changed only by `migrate()`; include this in your alembic
+        `target_metadata` so autogenerate leaves them alone.
+        """
+        schema = self._names.schema if self._names.dialect == "postgresql" else None
+        return _schema.build_metadata(schema, self._names.prefix)
+
+    async def migrate(self, *, target: int | None = None) -> int:
+        """Create or upgrade the tables to the latest schema version (or `target`).
+
+        Idempotent and safe to run from several processes at once. Returns the schema version
+        the database is at afterwards.
+        """
+        _found, now = await self._migrate(target)
+        self._schema_checked = now == _schema.LATEST_VERSION
+        return now
+
+    async def schema_version(self) -> int:
+        """The schema version the database is at (0 before the first migration)."""
+        return await self._schema_version()
+
+    async def _check_schema(self) -> None:
+        # Concurrent first calls may both check; that is harmless.
+        _schema.check_version(self._names, await self._schema_version())
+        self._schema_checked = True
+
+    # Threads
+
+    async def load_thread(self, thread_id: str, context: TContext) -> ThreadMetadata:
+        owner = self.owner_key(context)
+        payload = None
+        if is_storable_id(thread_id):
+            if not self._schema_checked:
+                await self._check_schema()
+            payload = await self._fetch_value(
+                self._sql.load_thread, {"owner": owner, "id": thread_id}
+            )
+        if payload is None:
+            raise thread_not_found(thread_id)
+        return _codec.decode_thread(payload)
+
+    async def save_thread(self, thread: ThreadMetadata, context: TContext) -> None:
+        owner = self.owner_key(context)
+        check_id(thread.id, "thread id")
+        params = {
+            "owner": owner,
+            "id": thread.id,
+            "sort_key": sort_key(thread.created_at),
+            "payload": _codec.encode_thread(thread),
+        }
+        if not self._schema_checked:
+            await self._check_schema()
+        await self._execute((self._sql.upsert_thread,), params)
+
+    async def load_threads(
+        self, limit: int, after: str | None, order: str, context: TContext
+    ) -> Page[ThreadMetadata]:
+        owner = self.owner_key(context)
+        limit, checked_order = check_limit(limit), check_order(order)
+        params: dict[str, Any] = {"owner": owner, "limit": limit + 1}
+        if after is not None:
+            if not is_storable_id(after):
+                raise cursor_not_found(str(after), "threads")
+            params["after"] = after
+        if not self._schema_checked:
+            await self._check_schema()
+        rows = await self._fetch(self._threads_pages[checked_order, after is not None], params)
+        if not rows and after is not None:
+            found = await self._fetch_value(self._sql.thread_exists, {"owner": owner, "id": after})
+            if found is None:
+                raise cursor_not_found(after, "threads")
+        return build_page(rows, limit, _row_id, lambda row: _codec.decode_thread(row[1]))
+
+    async def delete_thread(self, thread_id: str, context: TContext) -> None:
+        owner = self.owner_key(context)
+        if not is_storable_id(thread_id):
+            return
+        if not self._schema_checked:
+            await self._check_schema()
+        await self._execute(self._sql.delete_thread, {"owner": owner, "thread_id": thread_id})
+
+    # Items
+
+    async def load_thread_items(
+        self,
+        thread_id: str,
+        after: str | None,
+        limit: int,
+        order: str,
+        context: TContext,
+    ) -> Page[ThreadItem]:
+        owner = self.owner_key(context)
+        limit, checked_order = check_limit(limit), check_order(order)
+        where = f"thread {thread_id}"
+        if after is not None and not is_storable_id(after):
+            raise cursor_not_found(str(after), where)
+        if not is_storable_id(thread_id):
+            if after is not None:
+                raise cursor_not_found(after, where)
+            return Page()
+        params: dict[str, Any] = {"owner": owner, "thread_id": thread_id, "limit": limit + 1}
+        if after is not None:
+            params["after"] = after
+        if not self._schema_checked:
+            await self._check_schema()
+        rows = await self._fetch(self._items_pages[checked_order, after is not None], params)
+        if not rows and after is not None:
+            found = await self._fetch_value(
+                self._sql.item_exists, {"owner": owner, "thread_id": thread_id, "id": after}
+            )
+            if found is None:
+                raise cursor_not_found(after, where)
+        page = build_page(rows, limit, _row_id, lambda row: _codec.decode_item(row[1]))
+        if self.attachment_presenter is not None:
+            page.data = [await self.present_item(item, context) for item in page.data]
+        return page
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
+        await self._upsert_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
+        await self._upsert_item(thread_id, item, context)
+
+    async def _upsert_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
+        """Insert the item, or replace its payload keeping its original position."""
+        owner = self.owner_key(context)
+        check_id(thread_id, "thread id")
+        check_id(item.id, "item id")
+        params = {
+            "owner": owner,
+            "thread_id": thread_id,
+            "id": item.id,
+            "sort_key": sort_key(item.created_at),
+            "payload": _codec.encode_item(item),
+        }
+        if not self._schema_checked:
+            await self._check_schema()
+        await self._execute((self._sql.upsert_item,), params)
+
+    async def load_item(self, thread_id: str, item_id: str, context: TContext) -> ThreadItem:
+        owner = self.owner_key(context)
+        payload = None
+        if is_storable_id(thread_id) and is_storable_id(item_id):
+            if not self._schema_checked:
+                await self._check_schema()
+            payload = await self._fetch_value(
+                self._sql.load_item, {"owner": owner, "thread_id": thread_id, "id": item_id}
+            )
+        if payload is None:
+            raise item_not_found(thread_id, item_id)
+        return await self.present_item(_codec.decode_item(payload), context)
+
+    async def delete_thread_item(self, thread_id: str, item_id: str, context: TContext) -> None:
+        owner = self.owner_key(context)
+        if not (is_storable_id(thread_id) and is_storable_id(item_id)):
+            return
+        if not self._schema_checked:
+            await self._check_schema()
+        await self._execute(
+            (self._sql.delete_item,), {"owner": owner, "thread_id": thread_id, "id": item_id}
+        )
+
+    # Attachments
+
+    async def save_attachment(self, attachment: Attachment, context: TContext) -> None:
+        owner = self.owner_key(context)
+        check_id(attachment.id, "attachment id")
+        params = {
+            "owner": owner,
+            "id": attachment.id,
+            "thread_id": attachment.thread_id,
+            "payload": _codec.encode_attachment(attachment),
+        }
+        if not self._schema_checked:
+            await self._check_schema()
+        await self._execute((self._sql.upsert_attachment,), params)
+
+    async def load_attachment(self, attachment_id: str, context: TContext) -> Attachment:
+        owner = self.owner_key(context)
+        payload = None
+        if is_storable_id(attachment_id):
+            if not self._schema_checked:
+                await self._check_schema()
+            payload = await self._fetch_value(
+                self._sql.load_attachment, {"owner": owner, "id": attachment_id}
+            )
+        if payload is None:
+            raise attachment_not_found(attachment_id)
+        return await self.present_attachment(_codec.decode_attachment(payload), context)
+
+    async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
+        owner = self.owner_key(context)
+        if not is_storable_id(attachment_id):
+            return
+        if not self._schema_checked:
+            await self._check_schema()
+        await self._execute((self._sql.delete_attachment,), {"owner": owner, "id": attachment_id})

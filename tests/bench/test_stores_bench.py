@@ -1,0 +1,40 @@
+"""bench/stores.py runs end to end (with tiny sizes; timings are not checked)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_store_benchmark_runs_and_prints_every_table(postgres_dsn: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "stores.py"), "--small", "--dsn", postgres_dsn],
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for title in (
+        "SQLAlchemyStore, SQLite (aiosqlite)",
+        "SQLAlchemyStore, PostgreSQL via asyncpg",
+        "SQLAlchemyStore, PostgreSQL via psycopg 3",
+        "AsyncpgStore, PostgreSQL",
+    ):
+        assert title in out
+    for operation in (
+        "load_thread ",
+        "save_thread (new)",
+        "delete_thread (5 items)",
+        "load_thread_items desc 20 after, 1000 items",
+        "load_threads desc 20, 100 threads",
+        "delete_attachment",
+    ):
+        assert out.count(operation) == 4, operation
+    assert "AsyncpgStore / floor, worst operation" in out

@@ -1,0 +1,91 @@
+"""Fixtures for the SQL store tests.
+
+PostgreSQL tests work in one fresh schema per test session (dropped at the end); tests that
+need an empty schema of their own (migrations) use `fresh_schema`. Each `sql_store` gets a
+unique owner namespace, so tests sharing the session schema never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatkit_kit.stores import default_owner
+from chatkit_kit.stores.asyncpg import AsyncpgStore
+
+from .sql_support import FLAVOURS, POSTGRES_FLAVOURS, Flavour, drop_schema, new_schema_name
+
+
+@pytest.fixture(scope="session")
+def pg_schema(postgres_dsn: str) -> Iterator[str]:
+    """A migrated schema for this test session, shared by every PostgreSQL flavour."""
+    schema = new_schema_name()
+
+    async def migrate() -> None:
+        async with await AsyncpgStore.connect(postgres_dsn, schema=schema) as store:
+            await store.migrate()
+
+    try:
+        asyncio.run(migrate())
+        yield schema
+    finally:
+        drop_schema(postgres_dsn, schema)
+
+
+@pytest.fixture(scope="session")
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "store.db"
+
+    async def migrate() -> None:
+        flavour = Flavour("sqlite", None, path)
+        async with await flavour.make() as store:
+            await store.migrate()
+
+    asyncio.run(migrate())
+    return path
+
+
+@pytest.fixture(params=FLAVOURS)
+def flavour(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Flavour:
+    """One SQL store flavour; PostgreSQL flavours skip (fail under CI) without a server."""
+    if request.param == "sqlite":
+        return Flavour("sqlite", None, request.getfixturevalue("sqlite_db"))
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    return Flavour(request.param, dsn, schema=request.getfixturevalue("pg_schema"))
+
+
+@pytest.fixture(params=POSTGRES_FLAVOURS)
+def pg_flavour(request: pytest.FixtureRequest, postgres_dsn: str, pg_schema: str) -> Flavour:
+    """One of the PostgreSQL store flavours."""
+    return Flavour(request.param, postgres_dsn, schema=pg_schema)
+
+
+@pytest.fixture
+async def sql_store(flavour: Flavour, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A store of `flavour` on the session's migrated tables, in an owner namespace of its own."""
+    namespace = uuid.uuid4().hex[:8]
+    schema = request.getfixturevalue("pg_schema") if flavour.is_postgres else None
+    store = await flavour.make(schema=schema, owner=lambda ctx: f"{namespace}:{default_owner(ctx)}")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def fresh(flavour: Flavour, tmp_path: Path) -> Iterator[Flavour]:
+    """`flavour` pointed at an empty database: a new PostgreSQL schema or SQLite file."""
+    if not flavour.is_postgres:
+        yield Flavour("sqlite", None, tmp_path / "fresh.db")
+        return
+    assert flavour.dsn is not None
+    fresh = Flavour(flavour.name, flavour.dsn, schema=new_schema_name())
+    try:
+        yield fresh
+    finally:
+        drop_schema(flavour.dsn, str(fresh.schema))

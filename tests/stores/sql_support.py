@@ -1,0 +1,78 @@
+"""Helpers for the SQL store tests: store flavours, fresh PostgreSQL schemas, admin SQL."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from chatkit_kit.stores.asyncpg import AsyncpgStore
+from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
+
+FLAVOURS = ("sqlite", "sqlalchemy+asyncpg", "sqlalchemy+psycopg", "asyncpg")
+POSTGRES_FLAVOURS = FLAVOURS[1:]
+
+
+def new_schema_name() -> str:
+    return f"ckt_{uuid.uuid4().hex[:12]}"
+
+
+def sqlalchemy_url(dsn: str, driver: str) -> str:
+    """`postgresql://...` turned into `postgresql+<driver>://...`."""
+    return dsn.replace("postgresql://", f"postgresql+{driver}://", 1)
+
+
+def admin_execute(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement with a short-lived autocommit connection; return its rows."""
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(sql, params or None)  # type: ignore[arg-type]
+        return cur.fetchall() if cur.description else []
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    admin_execute(dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextlib.contextmanager
+def fresh_schema(dsn: str) -> Iterator[str]:
+    """A schema name nobody uses yet; the schema is dropped afterwards if it was created."""
+    schema = new_schema_name()
+    try:
+        yield schema
+    finally:
+        drop_schema(dsn, schema)
+
+
+@dataclass
+class Flavour:
+    """How to build one kind of SQL store against a given database."""
+
+    name: str
+    dsn: str | None  # PostgreSQL DSN (plain postgresql://), None for SQLite
+    sqlite_path: Path | None = None
+    schema: str | None = None  # the session's migrated PostgreSQL schema
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dsn is not None
+
+    async def make(self, **kwargs: Any) -> Any:
+        """A new store owning its engine or pool (on the session schema unless `schema=`)."""
+        schema = kwargs.pop("schema", self.schema)
+        if self.name == "sqlite":
+            assert self.sqlite_path is not None
+            return SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{self.sqlite_path}", **kwargs)
+        assert self.dsn is not None
+        if self.name == "asyncpg":
+            return await AsyncpgStore.connect(
+                self.dsn, schema=schema, min_size=1, max_size=4, **kwargs
+            )
+        driver = self.name.split("+", 1)[1]
+        return SQLAlchemyStore.from_url(
+            sqlalchemy_url(self.dsn, driver), schema=schema, pool_size=4, **kwargs
+        )
