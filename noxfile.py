@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "minimal", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -16,6 +16,29 @@ def tests(session: nox.Session) -> None:
     """Install the package with every extra and run the whole test suite."""
     session.install(".[dev]")
     session.run("pytest", *session.posargs)
+
+
+MINIMAL_CHECK = """
+from chatkit_kit.stores import MemoryStore
+from chatkit_kit.testing import StoreConformance, run_conformance
+
+assert run_conformance(MemoryStore).ok
+for name, extra in [("SQLAlchemyStore", "sqlalchemy"), ("AsyncpgStore", "asyncpg")]:
+    try:
+        getattr(__import__("chatkit_kit.stores", fromlist=[name]), name)
+    except ImportError as exc:
+        assert f"chatkit-kit[{extra}]" in str(exc), exc
+    else:
+        raise AssertionError(f"{name} imported without its extra")
+print("minimal install: MemoryStore and StoreConformance work; missing extras are named")
+"""
+
+
+@nox.session(python=PYTHON)
+def minimal(session: nox.Session) -> None:
+    """Install only the base dependencies plus `testing` and check what must work there."""
+    session.install(".[testing]")
+    session.run("python", "-c", MINIMAL_CHECK)
 
 
 @nox.session(python=PYTHON)
