@@ -21,7 +21,12 @@ PAGES = sorted(p for p in DOCS.glob("*.md") if python_blocks(p))
 
 
 def test_pages_with_examples_exist() -> None:
-    assert {p.name for p in PAGES} >= {"converters.md", "widgets.md"}
+    assert {p.name for p in PAGES} >= {
+        "attachments.md",
+        "converters.md",
+        "testing.md",
+        "widgets.md",
+    }
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
