@@ -82,6 +82,21 @@ LOAD_ATTACHMENT = "SELECT payload FROM {attachments} WHERE owner = :owner AND id
 
 DELETE_ATTACHMENT = "DELETE FROM {attachments} WHERE owner = :owner AND id = :id"
 
+THREAD_ATTACHMENTS = (
+    "SELECT payload FROM {attachments} WHERE owner = :owner AND thread_id = :thread_id "
+    "ORDER BY created_at, id"
+)
+
+# Across owners: the orphan sweep of an attachment backend, not a per-request query.
+UNATTACHED_ATTACHMENTS = (
+    "SELECT owner, payload, created_at FROM {attachments} "
+    "WHERE thread_id IS NULL AND created_at < :before ORDER BY created_at, owner, id LIMIT :limit"
+)
+
+DELETE_ORPHAN_ATTACHMENT = (
+    "DELETE FROM {attachments} WHERE owner = :owner AND id = :id AND thread_id IS NULL RETURNING id"
+)
+
 
 def _page(template: str, cursor_template: str, order: Order, with_cursor: bool) -> str:
     cursor = cursor_template.replace("{op}", ">" if order == "asc" else "<")
@@ -172,6 +187,18 @@ class Statements:
     @cached_property
     def delete_attachment(self) -> str:
         return self.sql(DELETE_ATTACHMENT)
+
+    @cached_property
+    def thread_attachments(self) -> str:
+        return self.sql(THREAD_ATTACHMENTS)
+
+    @cached_property
+    def unattached_attachments(self) -> str:
+        return self.sql(UNATTACHED_ATTACHMENTS)
+
+    @cached_property
+    def delete_orphan_attachment(self) -> str:
+        return self.sql(DELETE_ORPHAN_ATTACHMENT)
 
     def threads_page(self, order: Order, with_cursor: bool) -> str:
         return self.sql(threads_page(order, with_cursor))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -20,6 +21,7 @@ from ._base import (
     thread_not_found,
 )
 from ._ids import check_id, is_storable_id
+from ._index import StoredAttachment
 from ._owner import OwnerResolver
 from ._pagination import Order, build_page, check_limit, check_order, sort_key
 from ._sql import Statements
@@ -185,6 +187,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             return
         if not self._schema_checked:
             await self._check_schema()
+        await self.before_thread_delete(thread_id, context)
         await self._execute(self._sql.delete_thread, {"owner": owner, "thread_id": thread_id})
 
     # Items
@@ -303,3 +306,53 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         if not self._schema_checked:
             await self._check_schema()
         await self._execute((self._sql.delete_attachment,), {"owner": owner, "id": attachment_id})
+
+    # AttachmentIndex (chatkit_kit.stores.AttachmentIndex)
+
+    async def list_thread_attachments(self, thread_id: str, context: TContext) -> list[Attachment]:
+        owner = self.owner_key(context)
+        if not is_storable_id(thread_id):
+            return []
+        if not self._schema_checked:
+            await self._check_schema()
+        rows = await self._fetch(
+            self._sql.thread_attachments, {"owner": owner, "thread_id": thread_id}
+        )
+        return [_codec.decode_attachment(row[0]) for row in rows]
+
+    async def list_unattached_attachments(
+        self, saved_before: datetime, limit: int = 100
+    ) -> list[StoredAttachment]:
+        limit = check_limit(limit)
+        before = saved_before.astimezone(timezone.utc)  # naive is read as local time
+        if not self._schema_checked:
+            await self._check_schema()
+        if self._names.dialect == "sqlite":  # CURRENT_TIMESTAMP text, UTC, whole seconds
+            bound: Any = before.strftime("%Y-%m-%d %H:%M:%S")
+        else:
+            bound = before
+        rows = await self._fetch(
+            self._sql.unattached_attachments, {"before": bound, "limit": limit}
+        )
+        return [
+            StoredAttachment(row[0], _codec.decode_attachment(row[1]), _utc(row[2])) for row in rows
+        ]
+
+    async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
+        if not is_storable_id(attachment_id):
+            return False
+        if not self._schema_checked:
+            await self._check_schema()
+        deleted = await self._fetch_value(
+            self._sql.delete_orphan_attachment, {"owner": owner, "id": attachment_id}
+        )
+        return deleted is not None
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A stored `created_at` (timestamptz, or SQLite's UTC text) as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
