@@ -1,0 +1,1 @@
+"""The `chatkit-kit demo` server (demo only: one local user)."""
