@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "minimal", "tests"]
+nox.options.sessions = ["lint", "typecheck", "minimal", "docs", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -54,6 +54,15 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on src."""
     session.install(".[dev]")
     session.run("mypy", "--strict", "src")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site strictly (broken links and references fail)."""
+    session.install(".[docs]")
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
+    )
 
 
 @nox.session(python=PYTHON)
