@@ -13,6 +13,7 @@ are written with a marker key first and read back with the widget typed as `Dyna
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from chatkit.types import Attachment, ThreadItem, ThreadMetadata, WidgetItem
@@ -20,10 +21,15 @@ from chatkit.widgets import DynamicWidgetComponent, DynamicWidgetRoot
 from pydantic import TypeAdapter
 
 _THREAD = TypeAdapter(ThreadMetadata)
+_THREADS = TypeAdapter(list[ThreadMetadata])
 _ITEM: TypeAdapter[Any] = TypeAdapter(ThreadItem)
+_ITEMS: TypeAdapter[list[Any]] = TypeAdapter(list[ThreadItem])
 _ATTACHMENT: TypeAdapter[Any] = TypeAdapter(Attachment)
 
 _DYNAMIC_WIDGET_MARK = '{"__chatkit_kit_dynamic_widget__":true,'
+# Compact JSON has unescaped quotes only around real keys and values, so this finds widget items
+# (and, harmlessly, JSON content that merely contains such an object).
+_WIDGET_TYPE = '"type":"widget"'
 
 
 with warnings.catch_warnings():
@@ -47,6 +53,15 @@ def decode_thread(text: str | bytes) -> ThreadMetadata:
     return _THREAD.validate_json(text)
 
 
+def decode_threads(texts: Sequence[str | bytes]) -> list[ThreadMetadata]:
+    """Parse a page of `encode_thread` payloads in one pass."""
+    return _THREADS.validate_json(_json_array(texts))
+
+
+def _json_array(texts: Sequence[str | bytes]) -> str:
+    return "[" + ",".join(t.decode() if isinstance(t, bytes) else t for t in texts) + "]"
+
+
 def encode_item(item: ThreadItem) -> str:
     """Serialize a thread item, marking template-built widgets."""
     text: str = _ITEM.dump_json(item).decode()
@@ -59,6 +74,9 @@ def decode_item(text: str | bytes) -> ThreadItem:
     """Parse a payload written by `encode_item`."""
     if isinstance(text, bytes):
         text = text.decode()
+    if _WIDGET_TYPE not in text:
+        item: ThreadItem = _ITEM.validate_json(text)
+        return item
     with warnings.catch_warnings():
         # Upstream deprecates the named widget classes; reading stored ones must still work.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -66,8 +84,17 @@ def decode_item(text: str | bytes) -> ThreadItem:
             parsed = _DYNAMIC_WIDGET_ITEM.validate_json(text)
             fields = {name: getattr(parsed, name) for name in WidgetItem.model_fields}
             return WidgetItem.model_construct(_fields_set=parsed.model_fields_set, **fields)
-        item: ThreadItem = _ITEM.validate_json(text)
-        return item
+        widget_item: ThreadItem = _ITEM.validate_json(text)
+        return widget_item
+
+
+def decode_items(texts: Sequence[str | bytes]) -> list[ThreadItem]:
+    """Parse a page of `encode_item` payloads; pages without widgets go in one pass."""
+    strings = [t.decode() if isinstance(t, bytes) else t for t in texts]
+    if any(_WIDGET_TYPE in t for t in strings):
+        return [decode_item(t) for t in strings]
+    items: list[ThreadItem] = _ITEMS.validate_json(_json_array(strings))
+    return items
 
 
 def encode_attachment(attachment: Attachment) -> str:

@@ -64,16 +64,20 @@ def sort_key(created_at: datetime) -> int:
 
 
 def build_page(
-    rows: Sequence[R], limit: int, id_of: Callable[[R], str], decode: Callable[[R], T]
+    rows: Sequence[R],
+    limit: int,
+    id_of: Callable[[R], str],
+    decode: Callable[[Sequence[R]], list[T]],
 ) -> Page[T]:
     """Build a Page from up to `limit + 1` rows fetched in page order.
 
-    Only the first `limit` rows are decoded; the extra row only tells that there is more.
+    `decode` turns the first `limit` rows into models in one call; the extra row only tells
+    that there is more.
     """
     has_more = len(rows) > limit
     kept = rows[:limit]
     return Page(
-        data=[decode(row) for row in kept],
+        data=decode(kept),
         has_more=has_more,
         after=id_of(kept[-1]) if has_more else None,
     )

@@ -37,6 +37,14 @@ _ORDERS: tuple[Order, Order] = ("asc", "desc")
 _row_id = itemgetter(0)
 
 
+def _decode_threads(rows: Sequence[Row]) -> list[ThreadMetadata]:
+    return _codec.decode_threads([row[1] for row in rows])
+
+
+def _decode_items(rows: Sequence[Row]) -> list[ThreadItem]:
+    return _codec.decode_items([row[1] for row in rows])
+
+
 class DatabaseUnavailableError(ConnectionError):
     """The database could not be reached, or the connection broke during the call.
 
@@ -179,7 +187,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             found = await self._fetch_value(self._sql.thread_exists, {"owner": owner, "id": after})
             if found is None:
                 raise cursor_not_found(after, "threads")
-        return build_page(rows, limit, _row_id, lambda row: _codec.decode_thread(row[1]))
+        return build_page(rows, limit, _row_id, _decode_threads)
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -221,7 +229,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
             if found is None:
                 raise cursor_not_found(after, where)
-        page = build_page(rows, limit, _row_id, lambda row: _codec.decode_item(row[1]))
+        page = build_page(rows, limit, _row_id, _decode_items)
         if self.attachment_presenter is not None:
             page.data = [await self.present_item(item, context) for item in page.data]
         return page

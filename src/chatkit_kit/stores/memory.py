@@ -116,7 +116,9 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
             ids = list(threads.page_ids(after, limit, checked_order))
         except KeyError:
             raise cursor_not_found(str(after), "threads") from None
-        return build_page(ids, limit, str, lambda i: _codec.decode_thread(threads.payloads[i]))
+        return build_page(
+            ids, limit, str, lambda kept: _codec.decode_threads([threads.payloads[i] for i in kept])
+        )
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -143,7 +145,9 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
             ids = list(items.page_ids(after, limit, checked_order))
         except KeyError:
             raise cursor_not_found(str(after), f"thread {thread_id}") from None
-        page = build_page(ids, limit, str, lambda i: _codec.decode_item(items.payloads[i]))
+        page = build_page(
+            ids, limit, str, lambda kept: _codec.decode_items([items.payloads[i] for i in kept])
+        )
         page.data = [await self.present_item(item, context) for item in page.data]
         return page
 
