@@ -142,3 +142,14 @@ async def test_failing_hook_keeps_the_thread(store: Any) -> None:
     with pytest.raises(RuntimeError, match="cascade failed"):
         await store.delete_thread("thr_1", A)
     assert (await store.load_thread("thr_1", A)).id == "thr_1"
+
+
+async def test_memory_store_lists_orphans_oldest_first() -> None:
+    """SQL rows tie within a second (SQLite CURRENT_TIMESTAMP); MemoryStore keeps exact order."""
+    store: MemoryStore[Ctx] = MemoryStore()
+    await store.save_attachment(attachment("first"), A)
+    await store.save_attachment(attachment("second"), B)
+    await store.save_attachment(attachment("first"), A)  # re-save keeps the first saved time
+    rows = await store.list_unattached_attachments(FUTURE)
+    assert [(r.owner, r.attachment.id) for r in rows] == [("a", "first"), ("b", "second")]
+    assert rows[0].saved_at <= rows[1].saved_at

@@ -6,10 +6,12 @@ from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from operator import itemgetter
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic
 
 from chatkit.store import TContext
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from typing_extensions import Self
 
 from . import _codec, _schema
 from ._base import (
@@ -80,6 +82,21 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         self._schema_checked = False
 
     # What a backend provides
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the engine or pool if the store created it; one you passed in stays open."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
 
     @abstractmethod
     async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:

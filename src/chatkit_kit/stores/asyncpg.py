@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any, Generic
 
 from chatkit.store import TContext
@@ -95,17 +94,6 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         """Close the pool if `connect` created it; a pool you passed in stays open."""
         if self._owns_pool:
             await self._pool.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # Running statements
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from types import TracebackType
 from typing import Any, Generic
 
 from chatkit.store import TContext
@@ -125,17 +124,6 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         """Dispose the engine if `from_url` created it; an engine you passed in stays open."""
         if self._owns_engine:
             await self._engine.dispose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # Running statements
 
