@@ -7,8 +7,9 @@ imported lazily; importing one whose extra is missing raises an ImportError nami
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._optional import lazy_exports
 from ._backend import METADATA_KEY, AttachmentContentSource, BlobAttachmentStore
 from ._blobs import BlobInfo, BlobNotFoundError, BlobStorage, LocalBlobStorage
 from ._errors import (
@@ -55,17 +56,4 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module_name, extra = _LAZY[name]
-        from importlib import import_module
-
-        try:
-            module = import_module(f"{__name__}.{module_name}")
-        except ImportError as exc:
-            raise ImportError(
-                f"chatkit_kit.attachments.{name} needs an optional dependency: "
-                f'pip install "chatkit-kit[{extra}]" ({exc})'
-            ) from exc
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -6,8 +6,9 @@ lazily; importing one whose extra is missing raises an ImportError naming the ex
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._optional import lazy_exports
 from ._base import AttachmentPresenter, OwnerScopedStore
 from ._ids import MAX_ID_LENGTH
 from ._index import AttachmentIndex, StoredAttachment, ThreadDeleteListener
@@ -46,17 +47,4 @@ if TYPE_CHECKING:
     from .sqlalchemy import SQLAlchemyStore
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module_name, extra = _LAZY[name]
-        from importlib import import_module
-
-        try:
-            module = import_module(f"{__name__}.{module_name}")
-        except ImportError as exc:
-            raise ImportError(
-                f"chatkit_kit.stores.{name} needs an optional dependency: "
-                f'pip install "chatkit-kit[{extra}]" ({exc})'
-            ) from exc
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
