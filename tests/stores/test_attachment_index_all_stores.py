@@ -1,4 +1,5 @@
-"""Every chatkit-kit store implements AttachmentIndex and the thread-delete hook the same way."""
+"""Every chatkit-kit store implements AttachmentIndex, and composed with an attachment backend
+runs its thread-delete hook, the same way."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from chatkit.store import NotFoundError
 from chatkit.types import Attachment, FileAttachment, ThreadMetadata
 
+from chatkit_kit.attachments import StoreWithAttachments
 from chatkit_kit.stores import AttachmentIndex, MemoryStore
 
 from .sql_support import FLAVOURS, Flavour, drop_schema, new_schema_name
@@ -128,19 +130,19 @@ class Listener:
 
 async def test_delete_thread_calls_the_hook_first(store: Any) -> None:
     listener = Listener(store)
-    store.attachment_presenter = listener
+    composed = StoreWithAttachments(store, listener)
     await store.save_thread(ThreadMetadata(id="thr_1", created_at=datetime.now()), A)
-    await store.delete_thread("thr_1", A)
+    await composed.delete_thread("thr_1", A)
     assert listener.calls == [("thr_1", A)]
     with pytest.raises(NotFoundError):
         await store.load_thread("thr_1", A)
 
 
 async def test_failing_hook_keeps_the_thread(store: Any) -> None:
-    store.attachment_presenter = Listener(store, fail=True)
+    composed = StoreWithAttachments(store, Listener(store, fail=True))
     await store.save_thread(ThreadMetadata(id="thr_1", created_at=datetime.now()), A)
     with pytest.raises(RuntimeError, match="cascade failed"):
-        await store.delete_thread("thr_1", A)
+        await composed.delete_thread("thr_1", A)
     assert (await store.load_thread("thr_1", A)).id == "thr_1"
 
 

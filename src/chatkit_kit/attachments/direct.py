@@ -18,8 +18,7 @@ from pydantic import AnyUrl
 
 from .._http import ContextFactory
 from .._optional import require
-from ..stores._ids import check_id
-from ..stores._owner import OwnerResolver
+from ..stores import OwnerResolver, check_id
 from ._backend import BlobAttachmentStore
 from ._blobs import BlobStorage
 from ._errors import (
@@ -303,7 +302,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         attachment_id = check_id(
             self.generate_attachment_id(checked_type, context), "attachment id"
         )
-        key = self.new_key(owner)
+        key = self._new_object_key(owner)
         info = await self.blobs.put(
             key,
             self._checked(data, checked_type),
@@ -315,7 +314,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
                 "id": attachment_id,
                 "name": name,
                 "mime_type": checked_type,
-                "metadata": self.make_metadata(key, info.size),
+                "metadata": self._new_metadata(key, info.size),
             }
             attachment: Attachment
             if self.policy.is_image(checked_type):
@@ -350,13 +349,13 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
             self.policy.check_signature(mime_type, head)
 
     async def present_attachment(self, attachment: Attachment, context: Any) -> Attachment:
-        """Presenter hook: point image previews at the download route under `base_url`."""
-        if self.presenting_disabled() or self.record_of(attachment) is None:
+        """`AttachmentPresenter`: point image previews at the download route under `base_url`."""
+        if self._record(attachment) is None:
             return attachment
         update: dict[str, Any] = {}
         if attachment.upload_descriptor is not None:
             update["upload_descriptor"] = None
-        key = self.key_for_owner(attachment, self.owner_key(context))
+        key = self._object_key(attachment, self.owner_key(context))
         if isinstance(attachment, ImageAttachment) and key is not None:
             url = self.preview_url(attachment, key)
             if str(attachment.preview_url) != url:
@@ -367,7 +366,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         self, attachment: Attachment, context: Any, *, expires_in: int = 300
     ) -> str | None:
         """None: the download route needs the owner's credentials, which a model does not have."""
-        await self.load_owned(attachment.id, context)
+        await self._load(attachment.id, context)
         return None
 
     # HTTP
@@ -459,7 +458,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
             except HTTPException as exc:
                 return _error(exc.status_code, str(exc.detail), exc.headers)
             try:
-                attachment, key = await self.owned_key(attachment_id, context)
+                attachment, key = await self._load_with_object_key(attachment_id, context)
             except NotFoundError:
                 return _error(404, f"Attachment {attachment_id} not found")
             mime_type, name = attachment.mime_type, attachment.name

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._optional import lazy_exports
-from ._base import AttachmentPresenter, OwnerScopedStore
-from ._ids import MAX_ID_LENGTH
-from ._index import AttachmentIndex, StoredAttachment, ThreadDeleteListener
+from ._base import OwnerScopedStore
+from ._ids import MAX_ID_LENGTH, check_id
+from ._index import AttachmentIndex, StoredAttachment
 from ._owner import OwnerResolver, default_owner
 from ._pagination import MAX_PAGE_LIMIT
 from ._schema import LATEST_VERSION as SCHEMA_VERSION
@@ -25,7 +25,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "AsyncpgStore",
     "AttachmentIndex",
-    "AttachmentPresenter",
     "DatabaseUnavailableError",
     "MemoryStore",
     "OwnerResolver",
@@ -33,7 +32,7 @@ __all__ = [
     "SQLAlchemyStore",
     "SchemaVersionError",
     "StoredAttachment",
-    "ThreadDeleteListener",
+    "check_id",
     "default_owner",
 ]
 

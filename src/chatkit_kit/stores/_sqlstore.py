@@ -15,7 +15,6 @@ from typing_extensions import Self
 
 from . import _codec, _schema
 from ._base import (
-    AttachmentPresenter,
     OwnerScopedStore,
     attachment_not_found,
     cursor_not_found,
@@ -68,9 +67,8 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         names: _schema.Names,
         *,
         owner: OwnerResolver | None,
-        attachment_presenter: AttachmentPresenter | None,
     ) -> None:
-        super().__init__(owner=owner, attachment_presenter=attachment_presenter)
+        super().__init__(owner=owner)
         self._names = names
         self._sql = Statements(names)
         self._threads_pages = {
@@ -212,7 +210,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             return
         if not self._schema_checked:
             await self._check_schema()
-        await self.before_thread_delete(thread_id, context)
         await self._execute(self._sql.delete_thread, {"owner": owner, "thread_id": thread_id})
 
     # Items
@@ -246,10 +243,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
             if found is None:
                 raise cursor_not_found(after, where)
-        page = build_page(rows, limit, _row_id, _decode_items)
-        if self.attachment_presenter is not None:
-            page.data = [await self.present_item(item, context) for item in page.data]
-        return page
+        return build_page(rows, limit, _row_id, _decode_items)
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
         await self._upsert_item(thread_id, item, context)
@@ -284,7 +278,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
         if payload is None:
             raise item_not_found(thread_id, item_id)
-        return await self.present_item(_codec.decode_item(payload), context)
+        return _codec.decode_item(payload)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -322,7 +316,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
         if payload is None:
             raise attachment_not_found(attachment_id)
-        return await self.present_attachment(_codec.decode_attachment(payload), context)
+        return _codec.decode_attachment(payload)
 
     async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
         owner = self.owner_key(context)

@@ -10,7 +10,6 @@ from typing_extensions import Self
 
 from .._optional import require
 from . import _schema
-from ._base import AttachmentPresenter
 from ._owner import OwnerResolver
 from ._sql import numbered
 from ._sqlstore import DatabaseUnavailableError, Params, Row, SQLStoreBase
@@ -45,10 +44,9 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         schema: str | None = None,
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
-        attachment_presenter: AttachmentPresenter | None = None,
     ) -> None:
         names = _schema.Names.create("postgresql", schema, table_prefix)
-        super().__init__(names, owner=owner, attachment_presenter=attachment_presenter)
+        super().__init__(names, owner=owner)
         self._pool = pool
         self._owns_pool = False
         self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -61,7 +59,6 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         schema: str | None = None,
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
-        attachment_presenter: AttachmentPresenter | None = None,
         **pool_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new pool for `dsn`; `close()` closes it.
@@ -80,7 +77,6 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
             schema=schema,
             table_prefix=table_prefix,
             owner=owner,
-            attachment_presenter=attachment_presenter,
         )
         store._owns_pool = True
         return store

@@ -13,7 +13,6 @@ from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 
 from . import _codec
 from ._base import (
-    AttachmentPresenter,
     OwnerScopedStore,
     attachment_not_found,
     cursor_not_found,
@@ -77,13 +76,8 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
     what was saved or loaded cannot change stored state. Data is lost when the process exits.
     """
 
-    def __init__(
-        self,
-        *,
-        owner: OwnerResolver | None = None,
-        attachment_presenter: AttachmentPresenter | None = None,
-    ) -> None:
-        super().__init__(owner=owner, attachment_presenter=attachment_presenter)
+    def __init__(self, *, owner: OwnerResolver | None = None) -> None:
+        super().__init__(owner=owner)
         self._seq = itertools.count(1)
         self._threads: dict[str, _Collection] = {}
         self._items: dict[tuple[str, str], _Collection] = {}
@@ -122,7 +116,6 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
-        await self.before_thread_delete(thread_id, context)
         threads = self._threads.get(owner)
         if threads is not None:
             threads.remove(thread_id)
@@ -145,11 +138,9 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
             ids = list(items.page_ids(after, limit, checked_order))
         except KeyError:
             raise cursor_not_found(str(after), f"thread {thread_id}") from None
-        page = build_page(
+        return build_page(
             ids, limit, str, lambda kept: _codec.decode_items([items.payloads[i] for i in kept])
         )
-        page.data = [await self.present_item(item, context) for item in page.data]
-        return page
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
         self._upsert_item(thread_id, item, context)
@@ -170,7 +161,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         payload = None if items is None else items.payloads.get(item_id)
         if payload is None:
             raise item_not_found(thread_id, item_id)
-        return await self.present_item(_codec.decode_item(payload), context)
+        return _codec.decode_item(payload)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: TContext) -> None:
         items = self._items.get((self.owner_key(context), thread_id))
@@ -190,7 +181,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         payload = self._attachments.get((self.owner_key(context), attachment_id))
         if payload is None:
             raise attachment_not_found(attachment_id)
-        return await self.present_attachment(_codec.decode_attachment(payload), context)
+        return _codec.decode_attachment(payload)
 
     async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
         key = (self.owner_key(context), attachment_id)

@@ -11,7 +11,6 @@ from typing_extensions import Self
 
 from .._optional import require
 from . import _schema
-from ._base import AttachmentPresenter
 from ._owner import OwnerResolver
 from ._sqlstore import DatabaseUnavailableError, Params, Row, SQLStoreBase
 
@@ -63,10 +62,9 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         schema: str | None = None,
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
-        attachment_presenter: AttachmentPresenter | None = None,
     ) -> None:
         names = _schema.Names.create(_dialect_of(engine), schema, table_prefix)
-        super().__init__(names, owner=owner, attachment_presenter=attachment_presenter)
+        super().__init__(names, owner=owner)
         self._engine = engine
         # Every statement but SQLite's two-statement delete_thread is atomic on its own, so
         # running without BEGIN/COMMIT saves two round trips per call.
@@ -82,7 +80,6 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         schema: str | None = None,
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
-        attachment_presenter: AttachmentPresenter | None = None,
         **engine_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
@@ -107,7 +104,6 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 schema=schema,
                 table_prefix=table_prefix,
                 owner=owner,
-                attachment_presenter=attachment_presenter,
             )
         except BaseException:
             engine.sync_engine.dispose()
