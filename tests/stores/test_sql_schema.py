@@ -19,7 +19,7 @@ import pytest
 from chatkit.types import ThreadMetadata
 
 from chatkit_kit.stores import SCHEMA_VERSION, SchemaVersionError, _codec, _schema, _sql
-from chatkit_kit.stores._pagination import sort_key
+from chatkit_kit.stores._rules import sort_key
 
 from .sql_support import Flavour, admin_execute, fresh_schema, sqlalchemy_url
 

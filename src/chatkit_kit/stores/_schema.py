@@ -21,6 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+# Re-exported: the old import path keeps working.
+from ..errors import SchemaVersionError as SchemaVersionError
+
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
@@ -33,16 +36,24 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PREFIX = re.compile(r"[A-Za-z0-9_]*")
 
 
-class SchemaVersionError(RuntimeError):
-    """The database schema is not at the version this chatkit-kit release works with."""
+_SYSTEM_SCHEMA = re.compile(r"information_schema|pg_.*", re.IGNORECASE)
 
 
 def check_schema_name(schema: str) -> str:
-    """Return `schema` if it is a plain PostgreSQL identifier, else raise ValueError."""
+    """Return `schema` if it is a plain PostgreSQL identifier, else raise ValueError.
+
+    System schemas (`information_schema`, `pg_catalog`, `pg_toast*`, any `pg_*`, which
+    PostgreSQL reserves) are refused.
+    """
     if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema) or len(schema) > 63:
         raise ValueError(
             f"schema {schema!r} is not usable: use 1 to 63 letters, digits and underscores, "
             "not starting with a digit"
+        )
+    if _SYSTEM_SCHEMA.fullmatch(schema):
+        raise ValueError(
+            f"schema {schema!r} is a PostgreSQL system schema; keep the store's tables in "
+            "your own schema (the default is public)"
         )
     return schema
 
@@ -286,7 +297,7 @@ def _pending(current: int, target: int) -> list[Migration]:
     return [m for m in MIGRATIONS if current < m.version <= target]
 
 
-def _check_target(target: int | None) -> int:
+def check_target(target: int | None) -> int:
     if target is None:
         return LATEST_VERSION
     if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target:
@@ -320,7 +331,7 @@ def too_old(names: Names, found: int) -> SchemaVersionError:
 
 def migration_script(names: Names, from_version: int = 0, target: int | None = None) -> str:
     """The SQL a DBA runs by hand to bring the schema from `from_version` to `target`."""
-    target = _check_target(target)
+    target = check_target(target)
     statements = _prelude(names)
     for migration in _pending(from_version, target):
         statements.extend(migration.statements(names))
@@ -357,7 +368,7 @@ async def apply_migrations(
     first statement takes a transaction-scoped advisory lock, so concurrent callers apply
     each migration exactly once. Returns (version found, version now).
     """
-    target = _check_target(target)
+    target = check_target(target)
     prelude = _prelude(names)
     if names.dialect == "postgresql":
         await execute(prelude[0])  # the advisory lock, before anything else
