@@ -145,6 +145,8 @@ class Names:
             versions=self.versions,
             threads_page_idx=_quote(self.raw("threads_page_idx")),
             items_page_idx=_quote(self.raw("thread_items_page_idx")),
+            attachments_thread_idx=_quote(self.raw("attachments_thread_idx")),
+            attachments_orphan_idx=_quote(self.raw("attachments_orphan_idx")),
         )
 
     @property
@@ -170,6 +172,14 @@ class Migration:
         templates = self.postgresql if names.dialect == "postgresql" else self.sqlite
         return [names.format(t) for t in templates]
 
+
+# `list_thread_attachments` (the delete-with-thread cascade) and the orphan sweep's
+# `list_unattached_attachments`, which reads the partial index in its ORDER BY order.
+_ATTACHMENT_INDEXES = (
+    "CREATE INDEX {attachments_thread_idx} ON {attachments} (owner, thread_id)",
+    "CREATE INDEX {attachments_orphan_idx} ON {attachments} (created_at, owner, id) "
+    "WHERE thread_id IS NULL",
+)
 
 MIGRATIONS: Sequence[Migration] = (
     Migration(
@@ -244,6 +254,12 @@ MIGRATIONS: Sequence[Migration] = (
     PRIMARY KEY (owner, id)
 )""",
         ),
+    ),
+    Migration(
+        3,
+        "attachment indexes: by thread, and unattached (orphans) by age",
+        postgresql=_ATTACHMENT_INDEXES,
+        sqlite=_ATTACHMENT_INDEXES,
     ),
 )
 
@@ -454,7 +470,7 @@ def build_metadata(schema: str | None = None, table_prefix: str = DEFAULT_TABLE_
         items.c.sort_key,
         items.c.seq,
     )
-    Table(
+    attachments = Table(
         names.raw("attachments"),
         metadata,
         Column("owner", Text, nullable=False),
@@ -464,6 +480,14 @@ def build_metadata(schema: str | None = None, table_prefix: str = DEFAULT_TABLE_
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         PrimaryKeyConstraint("owner", "id", name=names.raw("attachments_pkey")),
+    )
+    Index(names.raw("attachments_thread_idx"), attachments.c.owner, attachments.c.thread_id)
+    Index(
+        names.raw("attachments_orphan_idx"),
+        attachments.c.created_at,
+        attachments.c.owner,
+        attachments.c.id,
+        postgresql_where=attachments.c.thread_id.is_(None),
     )
     Table(
         names.raw("schema_version"),
