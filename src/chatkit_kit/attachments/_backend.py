@@ -11,7 +11,7 @@ from typing import Any, Generic, Protocol, runtime_checkable
 from chatkit.store import AttachmentStore, NotFoundError, Store, TContext
 from chatkit.types import Attachment
 
-from ..stores import AttachmentIndex, OwnerResolver, OwnerScopedStore, default_owner
+from ..stores import AttachmentIndex, OwnerResolver, OwnerScopedStore, check_owner, default_owner
 from ._blobs import BlobInfo, BlobStorage, check_key
 from ._compose import StoreWithAttachments
 from ._errors import AttachmentPolicyError, AttachmentVerificationError
@@ -98,18 +98,7 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
         backend has no `owner=` resolver of its own."""
         if self._owner is None and isinstance(self.store, OwnerScopedStore):
             return self.store.owner_key(context)
-        key = (self._owner or default_owner)(context)
-        if not isinstance(key, str):
-            raise TypeError(
-                f"the owner resolver returned {type(key).__name__}, expected str; return a "
-                "string id such as the user id"
-            )
-        if not key:
-            raise ValueError(
-                "the owner resolver returned an empty owner key; every request needs a "
-                "non-empty owner (user) id so that users cannot reach each other's files"
-            )
-        return key
+        return check_owner((self._owner or default_owner)(context))
 
     def _object_prefix(self, owner: str) -> str:
         """The prefix of every object key of `owner`; owner keys never appear in it verbatim."""

@@ -6,7 +6,7 @@ from typing import Any, Generic
 
 from chatkit.store import NotFoundError, Store, TContext
 
-from ._owner import OwnerResolver, default_owner, resolve_owner
+from ._rules import OwnerResolver, default_owner, resolve_owner
 
 
 class OwnerScopedStore(Store[TContext], Generic[TContext]):
