@@ -66,7 +66,7 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
-def content_disposition(disposition: str, name: str) -> str:
+def _content_disposition(disposition: str, name: str) -> str:
     """A Content-Disposition value that no file name can break out of (RFC 6266)."""
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\%;' else "_" for c in name)
     encoded = quote(name, safe="")
@@ -245,7 +245,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         """The URL of the download route for `attachment_id`."""
         return f"{self.base_url}/attachments/{quote(attachment_id, safe='')}"
 
-    def preview_url(self, attachment: Attachment, key: str) -> str:
+    def _preview_url(self, attachment: Attachment, key: str) -> str:
         """The image preview URL: the download route, signed when a signing key is set.
 
         A signed URL works without the owner's credentials until it expires (browsers load
@@ -319,7 +319,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
             attachment: Attachment
             if self.policy.is_image(checked_type):
                 preview = FileAttachment(**fields)
-                url = AnyUrl(self.preview_url(preview, key))
+                url = AnyUrl(self._preview_url(preview, key))
                 attachment = ImageAttachment(preview_url=url, **fields)
             else:
                 attachment = FileAttachment(**fields)
@@ -357,7 +357,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
             update["upload_descriptor"] = None
         key = self._object_key(attachment, self.owner_key(context))
         if isinstance(attachment, ImageAttachment) and key is not None:
-            url = self.preview_url(attachment, key)
+            url = self._preview_url(attachment, key)
             if str(attachment.preview_url) != url:
                 update["preview_url"] = AnyUrl(url)
         return attachment.model_copy(update=update) if update else attachment
@@ -470,7 +470,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         disposition = "inline" if self.policy.is_image(mime_type) else "attachment"
         headers = {
             "Content-Length": str(info.size),
-            "Content-Disposition": content_disposition(disposition, name),
+            "Content-Disposition": _content_disposition(disposition, name),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",
             "Cache-Control": "private, max-age=300",

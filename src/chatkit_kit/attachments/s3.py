@@ -57,10 +57,10 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         delete_with_thread: bool = False,
     ) -> None:
-        self.s3 = S3BlobStorage(client, bucket)
+        self._s3 = S3BlobStorage(client, bucket)
         super().__init__(
             store,
-            self.s3,
+            self._s3,
             policy=policy,
             key_prefix=key_prefix,
             owner=owner,
@@ -81,7 +81,7 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
         mime_type = self.policy.check(input.name, input.size, input.mime_type)
         attachment_id = check_id(self.generate_attachment_id(mime_type, context), "attachment id")
         key = self._new_object_key(owner)
-        url, headers = await self.s3.presign_put(
+        url, headers = await self._s3.presign_put(
             key,
             content_type=mime_type,
             content_length=input.size,
@@ -99,7 +99,7 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
         expires_at = datetime.now(timezone.utc) + timedelta(seconds=self.upload_expires_in)
         fields["metadata"][METADATA_KEY]["upload_expires_at"] = expires_at.isoformat()
         if self.policy.is_image(mime_type):
-            preview = await self.s3.presign_get(key, expires_in=self.preview_expires_in)
+            preview = await self._s3.presign_get(key, expires_in=self.preview_expires_in)
             return ImageAttachment(preview_url=AnyUrl(preview), **fields)
         return FileAttachment(**fields)
 
@@ -117,14 +117,14 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
             return attachment
         update: dict[str, Any] = {}
         if attachment.upload_descriptor is not None:
-            info = await self.s3.stat(key)
+            info = await self._s3.stat(key)
             if info is not None:
                 self._check_object(attachment, info)
                 update["upload_descriptor"] = None
             elif self._upload_expired(attachment):
                 update["upload_descriptor"] = None
         if isinstance(attachment, ImageAttachment):
-            url = await self.s3.presign_get(key, expires_in=self.preview_expires_in)
+            url = await self._s3.presign_get(key, expires_in=self.preview_expires_in)
             update["preview_url"] = AnyUrl(url)
         return attachment.model_copy(update=update) if update else attachment
 
@@ -145,4 +145,4 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
         _check_expiry(expires_in, "expires_in")
         await self.verify_attachment(attachment, context)
         _, key = await self._load_with_object_key(attachment.id, context)
-        return await self.s3.presign_get(key, expires_in=expires_in)
+        return await self._s3.presign_get(key, expires_in=expires_in)

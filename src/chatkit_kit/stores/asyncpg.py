@@ -55,6 +55,9 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
     ) -> Self:
         """Create a store that owns a new pool for `dsn`; `close()` closes it.
 
+        Async, unlike `SQLAlchemyStore.from_url`: `asyncpg.create_pool` opens its first
+        `min_size` connections before returning, in the event loop that will use them.
+
         `pool_kwargs` go to `asyncpg.create_pool` (e.g. `min_size`, `max_size`, and
         `statement_cache_size=0` behind PgBouncer in transaction mode before 1.21).
         """

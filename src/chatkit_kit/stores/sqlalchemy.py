@@ -91,6 +91,9 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
 
+        Not async, unlike `AsyncpgStore.connect`: creating an engine opens no connection (the
+        first statement does), so this can run anywhere, even outside an event loop.
+
         `url` is a SQLAlchemy async URL such as `sqlite+aiosqlite:///chat.db`,
         `postgresql+asyncpg://user@host/db` or `postgresql+psycopg://user@host/db`.
         `engine_kwargs` go to `create_async_engine`. SQLite files are switched to WAL mode and
