@@ -13,9 +13,12 @@ PYTHON = "3.11"
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Install the package with every extra and run the whole test suite."""
+    """Install the package with every extra and run the whole test suite with coverage.
+
+    Fails when coverage (lines and branches) drops below `fail_under` in pyproject.toml.
+    """
     session.install(".[dev]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "--cov", "--cov-report=term", *session.posargs)
 
 
 MINIMAL_CHECK = """
