@@ -22,7 +22,7 @@ from chatkit.server import ChatKitServer, StreamingResult
 from chatkit.types import ChatKitReq
 from pydantic import TypeAdapter, ValidationError
 
-from ._http import ContextFactory
+from ._http import ClientRequestError, ContextFactory
 from ._http_errors import ErrorReply, client_error, log_failure, reply_for, send_error
 from ._optional import require
 from ._sse import EventStream, RequestInfo, wait_for_disconnect
@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "CORSConfig",
     "ChatKitEndpoint",
+    "ClientRequestError",
     "UploadRoutesProvider",
     "chatkit_app",
     "chatkit_routes",
