@@ -58,7 +58,13 @@ from chatkit_kit.attachments import (
     LocalBlobStorage,
     UploadPolicy,
 )
-from chatkit_kit.stores import DatabaseUnavailableError, MemoryStore
+from chatkit_kit.errors import (
+    DatabaseConfigurationError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+    SchemaVersionError,
+)
+from chatkit_kit.stores import MemoryStore
 
 # ---------------------------------------------------------------------------------------------
 # The app under test
@@ -103,6 +109,10 @@ FAULTS: dict[str, Exception] = {
     "atc_broken": RuntimeError("disk on fire"),
     "thr_unavailable": DatabaseUnavailableError("connection refused (secret host db.internal)"),
     "atc_unavailable": DatabaseUnavailableError("connection refused (secret host db.internal)"),
+    "thr_timeout": DatabaseTimeoutError("statement timeout on db.internal"),
+    "atc_timeout": DatabaseTimeoutError("statement timeout on db.internal"),
+    "thr_misconfigured": DatabaseConfigurationError("role 'app' on db.internal does not exist"),
+    "atc_misconfigured": SchemaVersionError("schema version 9 on db.internal is newer"),
 }
 
 
@@ -586,18 +596,22 @@ async def test_invalid_attachment_after_stream_started_is_an_error_without_retry
     assert error_records(caplog) == []
 
 
+@pytest.mark.parametrize(
+    ("kind", "error_type"),
+    [("unavailable", "DatabaseUnavailableError"), ("timeout", "DatabaseTimeoutError")],
+)
 async def test_database_unavailable_is_503_with_retry_after_and_no_details(
-    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, kind: str, error_type: str
 ) -> None:
     caplog.set_level(logging.WARNING, logger="chatkit_kit.asgi")
     plain = await post(
-        client, {"type": "threads.get_by_id", "params": {"thread_id": "thr_unavailable"}}
+        client, {"type": "threads.get_by_id", "params": {"thread_id": f"thr_{kind}"}}
     )
     streaming, events = await stream_events(
         client,
         {
             "type": "threads.add_user_message",
-            "params": {"thread_id": "thr_unavailable", "input": user_input("hi")},
+            "params": {"thread_id": f"thr_{kind}", "input": user_input("hi")},
         },
     )
     for response in (plain, streaming):
@@ -608,7 +622,7 @@ async def test_database_unavailable_is_503_with_retry_after_and_no_details(
         assert "db.internal" not in response.text
     assert events == []
     # After the stream started, the error event offers a retry.
-    started, events = await stream_events(client, create_req("hi", ["atc_unavailable"]))
+    started, events = await stream_events(client, create_req("hi", [f"atc_{kind}"]))
     assert started.status_code == 200
     assert events[-1] == {"type": "error", "code": "stream.error", "allow_retry": True}
     # Logged as warnings naming the operation, without tracebacks.
@@ -617,7 +631,26 @@ async def test_database_unavailable_is_503_with_retry_after_and_no_details(
     assert len(warnings) == 3
     assert all(r.levelno == logging.WARNING and r.exc_info is None for r in warnings)
     assert "op=threads.get_by_id" in warnings[0].getMessage()
-    assert "DatabaseUnavailableError" in warnings[0].getMessage()
+    assert error_type in warnings[0].getMessage()
+
+
+async def test_database_misconfiguration_is_500_without_details_or_retry(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain = await post(
+        client, {"type": "threads.get_by_id", "params": {"thread_id": "thr_misconfigured"}}
+    )
+    assert plain.status_code == 500
+    assert error_of(plain) == {"code": "internal_error", "message": "internal server error"}
+    assert "retry-after" not in plain.headers
+    # After the stream started, no retry is offered: the same request fails until someone
+    # fixes the database or its configuration.
+    started, events = await stream_events(client, create_req("hi", ["atc_misconfigured"]))
+    assert started.status_code == 200
+    assert events[-1] == {"type": "error", "code": "stream.error", "allow_retry": False}
+    assert "db.internal" not in plain.text
+    records = error_records(caplog)
+    assert len(records) == 2 and all(r.exc_info is not None for r in records)
 
 
 async def test_exception_in_respond_is_an_error_event_logged_once_with_op_and_thread(

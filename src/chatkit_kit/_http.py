@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .errors import ChatKitKitError
+
 if TYPE_CHECKING:  # pragma: no cover
     from starlette.requests import Request
 
@@ -39,7 +41,7 @@ def code_for_status(status: int) -> str:
     return "server_error" if status >= 500 else "client_error"
 
 
-class ClientRequestError(Exception):
+class ClientRequestError(ChatKitKitError):
     """An error caused by the client's request; HTTP endpoints answer with `status_code`.
 
     `chatkit_kit.asgi` and the upload routes answer it with `status_code` and

@@ -12,14 +12,14 @@ import binascii
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chatkit.store import NotFoundError
 
 from ._http import ClientRequestError, code_for_status
 from ._optional import require
-from .stores._sqlstore import DatabaseUnavailableError
+from .errors import DatabaseError, MissingDependencyError
 
 require("starlette", "server")
 
@@ -28,7 +28,7 @@ from starlette.responses import Response  # noqa: E402
 from starlette.types import Scope, Send  # noqa: E402
 
 RETRY_AFTER_SECONDS = 5
-"""`Retry-After` of a 503 answered while the database is unavailable."""
+"""`Retry-After` of the 503 answered for a `DatabaseUnavailableError` or `DatabaseTimeoutError`."""
 
 _UNAVAILABLE_MESSAGE = "the service is temporarily unavailable; retry in a few seconds"
 
@@ -83,6 +83,10 @@ def client_error(status: int, message: str, code: str | None = None) -> ErrorRep
 INTERNAL_ERROR = ErrorReply(
     500, "internal_error", "internal server error", retryable=True, log_level=logging.ERROR
 )
+"""An unexpected server fault: logged with its traceback; a stream error event offers a retry,
+as upstream's do."""
+
+_NOT_RETRYABLE_INTERNAL_ERROR = replace(INTERNAL_ERROR, retryable=False)
 
 
 def _innermost_frame(exc: BaseException) -> tuple[str, str] | None:
@@ -116,15 +120,21 @@ def reply_for(
         return client_error(404, str(exc) or "not found")
     if isinstance(exc, ClientRequestError):
         return client_error(exc.status_code, str(exc), exc.code)
-    if isinstance(exc, DatabaseUnavailableError):
-        return ErrorReply(
-            503,
-            "service_unavailable",
-            _UNAVAILABLE_MESSAGE,
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            retryable=True,
-            log_level=logging.WARNING,
-        )
+    if isinstance(exc, DatabaseError):
+        if exc.retryable:  # DatabaseUnavailableError, DatabaseTimeoutError
+            return ErrorReply(
+                503,
+                "service_unavailable",
+                _UNAVAILABLE_MESSAGE,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                retryable=True,
+                log_level=logging.WARNING,
+            )
+        # A configuration error (missing database, bad role, schema version) or a statement
+        # the database refused: a server fault that no retry of the same request fixes.
+        return _NOT_RETRYABLE_INTERNAL_ERROR
+    if isinstance(exc, MissingDependencyError):
+        return _NOT_RETRYABLE_INTERNAL_ERROR
     raised_in = _innermost_frame(exc)
     if isinstance(exc, NotImplementedError) and raised_in is not None:
         if op == "attachments.create" and raised_in[1] == "create_attachment":

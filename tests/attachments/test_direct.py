@@ -20,7 +20,8 @@ from chatkit_kit.attachments import (
     LocalBlobStorage,
     UploadPolicy,
 )
-from chatkit_kit.stores import DatabaseUnavailableError, MemoryStore
+from chatkit_kit.errors import DatabaseUnavailableError
+from chatkit_kit.stores import MemoryStore
 
 from .conftest import ALICE, MALLORY, Ctx, EchoServer, call, object_keys, user_message
 
