@@ -16,7 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from chatkit.server import ChatKitServer
-from chatkit.store import AttachmentStore
+from chatkit.store import AttachmentStore, NotFoundError
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageContentPartTextDelta,
@@ -158,6 +158,15 @@ class ScriptedServer(ChatKitServer[Ctx]):
         yield ThreadItemAddedEvent(item=item)
         if text == "boom":
             raise RuntimeError("model exploded")
+        if text.startswith("fail:"):  # a failure that no retry fixes, after renaming the thread
+            thread.title = "renamed before failing"
+            kind = text.removeprefix("fail:")
+            raise {
+                "gone": NotFoundError("Attachment atc_1 not found"),
+                "verify": AttachmentVerificationError("stored bytes are not a PNG"),
+                "config": DatabaseConfigurationError("role 'app' does not exist"),
+                "runtime": RuntimeError("model exploded"),
+            }[kind]
         if text == "gate":
             await self.script.gate.wait()
         if text.startswith("sleep:"):  # a silent tool call: one delta, a pause, the rest
@@ -665,6 +674,28 @@ async def test_exception_in_respond_is_an_error_event_logged_once_with_op_and_th
     assert "model exploded" in record.getMessage()
     assert f"(op=threads.create, thread_id={thread_id})" in record.getMessage()
     assert record.chatkit_op == "threads.create"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kind", "allow_retry"),
+    [("gone", False), ("verify", False), ("config", False), ("runtime", True)],
+)
+async def test_error_event_from_respond_offers_a_retry_only_when_one_can_succeed(
+    client: httpx.AsyncClient, kind: str, allow_retry: bool
+) -> None:
+    """Upstream turns every exception in respond() into a retryable error event; the endpoint
+    withdraws the retry for the exceptions it answers with a 4xx (or a configuration error)
+    before a stream starts, and keeps what upstream sends after the event."""
+    response, events = await stream_events(client, create_req(f"fail:{kind}"))
+
+    assert response.status_code == 200
+    types = [e["type"] for e in events]
+    assert types[-2:] == ["error", "thread.updated"]
+    assert events[-2] == {"type": "error", "code": "stream.error", "allow_retry": allow_retry}
+    assert events[-1]["thread"]["title"] == "renamed before failing"
+    # The next request starts clean: a retryable failure is not carried over.
+    _, later = await stream_events(client, create_req("boom"))
+    assert later[-1] == {"type": "error", "code": "stream.error", "allow_retry": True}
 
 
 async def test_failure_in_non_streaming_request_is_500_and_logged_once(

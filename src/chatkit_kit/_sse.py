@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,8 @@ class RequestInfo:
     op: str
     thread_id: str | None
     upload_url: str | None = None
+    upstream_error: BaseException | None = None
+    """The exception upstream last logged after turning it into an error event."""
 
 
 def thread_id_from_event(chunk: bytes) -> str | None:
@@ -188,6 +191,33 @@ class EventStream:
             await self._keepalive.stop()
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    async def _upstream_error_event(
+        self, next_chunk: Callable[[], Awaitable[bytes]]
+    ) -> tuple[bytes, list[bytes], bool]:
+        """Upstream's error event for an exception in `respond()`, with the right `allow_retry`.
+
+        Upstream offers a retry whatever the exception was, and logs the exception right after
+        yielding the event; read on to see it (the endpoint's log filter keeps it on the request),
+        then withdraw the retry when none can succeed (the same exceptions that are 4xx before a
+        stream starts, and database configuration errors). Returns the event, the chunks read
+        meanwhile, and whether the stream ended.
+        """
+        info = self.info
+        held: list[bytes] = []
+        ended = False
+        if info.upstream_error is None:
+            try:
+                held.append(await next_chunk())
+            except StopAsyncIteration:
+                ended = True
+            except Exception:  # pragma: no cover - upstream only saves the thread after it
+                logger.exception("ChatKit stream failed after its error event")
+                ended = True
+        error, info.upstream_error = info.upstream_error, None
+        if error is not None and not reply_for(error, op=info.op).retryable:
+            return _FINAL_ERROR_CHUNK, held, ended
+        return _RETRYABLE_ERROR_CHUNK, held, ended
+
     async def run(self) -> None:
         try:
             await self._run()
@@ -265,6 +295,20 @@ class EventStream:
                 except OSError:
                     return
                 break
+            if chunk == _RETRYABLE_ERROR_CHUNK:
+                chunk, held, ended = await self._upstream_error_event(next_chunk)
+                try:
+                    for body in (chunk, *held):
+                        await self.send(body)
+                except asyncio.CancelledError:
+                    await self.cancel_inside()
+                    raise
+                except OSError:
+                    await self.cancel_inside()
+                    return
+                if ended:
+                    break
+                continue
             # `self.send(chunk)`, inlined: this is the per-event hot path.
             part: Message = {"type": "http.response.body", "body": chunk, "more_body": True}
             try:

@@ -134,7 +134,9 @@ class _UpstreamLogFilter(logging.Filter):
     Every record gets `chatkit_op` and `chatkit_thread_id` attributes, and error records name
     both in their message. Upstream's generic "Error while generating streamed response" record
     is dropped: the endpoint logs that failure itself, once, with the operation and thread id
-    (and without a traceback when the client caused it).
+    (and without a traceback when the client caused it). The exception upstream logs after
+    turning a failure in `respond()` into an error event is kept on the request, so that the
+    stream can tell whether that event may offer a retry.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -143,6 +145,8 @@ class _UpstreamLogFilter(logging.Filter):
             return True
         if record.msg == _UPSTREAM_STREAM_ERROR:
             return False
+        if record.funcName == "_process_events" and record.exc_info:
+            info.upstream_error = record.exc_info[1]
         setattr(record, "chatkit_op", info.op)  # noqa: B010
         setattr(record, "chatkit_thread_id", info.thread_id)  # noqa: B010
         if record.levelno >= logging.ERROR:
