@@ -1201,15 +1201,23 @@ class PolicyOnlyAttachments(AttachmentStore[Ctx]):
 
 
 @pytest.mark.parametrize(
-    ("params", "status"),
+    ("params", "status", "code"),
     [
-        ({"name": "big.txt", "size": 101, "mime_type": "text/plain"}, 413),
-        ({"name": "x.exe", "size": 10, "mime_type": "application/x-msdownload"}, 415),
-        ({"name": "../etc/passwd", "size": 10, "mime_type": "text/plain"}, 400),
+        ({"name": "big.txt", "size": 101, "mime_type": "text/plain"}, 413, "attachment_too_large"),
+        (
+            {"name": "x.exe", "size": 10, "mime_type": "application/x-msdownload"},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            {"name": "../etc/passwd", "size": 10, "mime_type": "text/plain"},
+            400,
+            "attachment_not_allowed",
+        ),
     ],
 )
 async def test_attachment_policy_errors_keep_their_status(
-    params: dict[str, Any], status: int
+    params: dict[str, Any], status: int, code: str
 ) -> None:
     server = ScriptedServer(MemoryStore(), attachment_store=PolicyOnlyAttachments())
     async with serve(chatkit_app(server, context_factory)) as url:
@@ -1218,6 +1226,7 @@ async def test_attachment_policy_errors_keep_their_status(
                 "/chatkit", json={"type": "attachments.create", "params": params}
             )
     assert response.status_code == status, response.text
+    assert error_of(response)["code"] == code
     assert str(params["size"] if status == 413 else "") in error_of(response)["message"]
 
 
