@@ -25,9 +25,12 @@ from .items import (
     widget_done_event,
 )
 from .registry import (
+    PreviewMode,
+    RegistryKeys,
     WidgetBuildError,
     WidgetDefinition,
     WidgetFileError,
+    WidgetPreviewWarning,
     WidgetRegistry,
     load_widget_file,
 )
@@ -35,11 +38,14 @@ from .registry import (
 __all__ = [
     "CheckboxField",
     "FormField",
+    "PreviewMode",
+    "RegistryKeys",
     "SelectField",
     "TextField",
     "WidgetBuildError",
     "WidgetDefinition",
     "WidgetFileError",
+    "WidgetPreviewWarning",
     "WidgetRegistry",
     "action_type",
     "confirmation_card",
