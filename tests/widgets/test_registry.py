@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from chatkit_kit.errors import ChatKitKitError
 from chatkit_kit.widgets import (
     WidgetBuildError,
+    WidgetError,
     WidgetFileError,
     WidgetPreviewWarning,
     WidgetRegistry,
@@ -288,3 +290,30 @@ def test_load_widget_file_alone(tmp_path: Path) -> None:
     definition = load_widget_file(write(tmp_path, "t.widget", exported()))
     assert definition.name == "Task"
     assert definition.json_schema["type"] == "object"
+
+
+def test_widget_errors_join_the_project_error_tree() -> None:
+    assert issubclass(WidgetFileError, WidgetError)
+    assert issubclass(WidgetBuildError, WidgetError)
+    assert issubclass(WidgetError, ChatKitKitError)
+    assert issubclass(WidgetError, ValueError)  # as before
+
+
+def test_missing_value_messages_for_lists_and_nulls(tmp_path: Path) -> None:
+    template = (
+        '{"type":"Card","children":[{"type":"Text","value":{{ tags[2] | tojson }}},'
+        '{"type":"Text","value":{{ user.profile.name | tojson }}}]}'
+    )
+    write(tmp_path, "t.widget", exported(template=template, defaultState={"tags": [], "user": {}}))
+    definition = load_widget_file(tmp_path / "t.widget", preview="ignore")
+    with pytest.raises(WidgetBuildError) as excinfo:
+        definition.build({"tags": ["a", "b"], "user": {"profile": {"name": "n"}}})
+    assert excinfo.value.problem == (
+        "data at tags has no 2: the template reads tags[2] (line 1); it has 2 item(s)"
+    )
+    with pytest.raises(WidgetBuildError) as excinfo:
+        definition.build({"tags": ["a", "b", "c"], "user": {"profile": None}})
+    assert excinfo.value.problem == (
+        "data has a null value where the template reads user.profile.name (line 1), which has "
+        "no 'name'"
+    )

@@ -164,10 +164,14 @@ def _explain(
         listed = ", ".join(repr(n) for n in names)
         keys = ", ".join(repr(k) for k in list(values)[:20])
         return f"{what} is missing {listed}" + (f" (it has {keys})" if keys else "")
-    where = _path_to(values, found.container)
-    place = f"{what} at {where}" if where else f"a value in the {what}"
     read = f"the template reads {found.expression}" if found.expression else "the template reads it"
     line = f" (line {found.line})" if found.line is not None else ""
+    if not isinstance(found.container, Mapping | list | tuple):
+        # Scalars have no identity worth searching for (every None is the same object).
+        kind = "null" if found.container is None else type(found.container).__name__
+        return f"{what} has a {kind} value where {read}{line}, which has no {found.key!r}"
+    where = _path_to(values, found.container)
+    place = f"{what} at {where}" if where else f"a value in the {what}"
     return f"{place} has no {found.key!r}: {read}{line}{_keys_note(found.container)}"
 
 
@@ -175,9 +179,7 @@ def _keys_note(container: Any) -> str:
     if isinstance(container, Mapping):
         keys = ", ".join(repr(k) for k in list(container)[:20])
         return f"; it has {keys}" if keys else "; it is empty"
-    if isinstance(container, list | tuple):
-        return f"; it has {len(container)} item(s)"
-    return f"; it is a {type(container).__name__}"
+    return f"; it has {len(container)} item(s)"
 
 
 def _find_missing(source: str, values: dict[str, Any]) -> _Missing | None:

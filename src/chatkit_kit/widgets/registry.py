@@ -2,8 +2,9 @@
 
 A `.widget` file (exported from widgets.chatkit.studio) is a JSON object with `version`
 ("1.0"), `name`, a Jinja2 `template` that renders widget JSON and an optional `jsonSchema`;
-exports add `outputJsonPreview` and `encodedWidget` (see `_widget_file` for its shapes). Every
-file upstream's `WidgetTemplate` loads, loads here, and builds to the same widget. Preview
+exports add `outputJsonPreview` and `encodedWidget` (base64 of a JSON object whose
+`defaultState` is the preview data, or of the template text). Every file upstream's
+`WidgetTemplate` loads, loads here, and builds to the same widget. Preview
 data, when the file has it, checks the template at load time (`preview=`). Upstream's
 `WidgetTemplate.from_file` resolves relative paths against the calling module, so this
 registry only accepts absolute directories.
@@ -22,6 +23,7 @@ from chatkit.widgets import DynamicWidgetRoot, WidgetTemplate
 from jinja2 import Environment, TemplateError, meta
 from pydantic import BaseModel
 
+from ..errors import ChatKitKitError
 from ._render import RenderError, render
 from ._widget_file import MAX_WIDGET_FILE_BYTES, find_preview
 
@@ -38,7 +40,11 @@ _KEYS = ("name", "stem")
 _PARSER = Environment()  # only parses templates to list the variables they read
 
 
-class WidgetFileError(ValueError):
+class WidgetError(ChatKitKitError, ValueError):
+    """A `.widget` file or a widget build failed (`WidgetFileError`, `WidgetBuildError`)."""
+
+
+class WidgetFileError(WidgetError):
     """A `.widget` file cannot be loaded; the message names the file and the problem."""
 
     def __init__(self, path: Path, problem: str) -> None:
@@ -55,7 +61,7 @@ class WidgetPreviewWarning(UserWarning):
     """
 
 
-class WidgetBuildError(ValueError):
+class WidgetBuildError(WidgetError):
     """A widget template failed to render with the data it was given."""
 
     def __init__(self, name: str, path: Path | None, problem: str) -> None:
@@ -185,14 +191,14 @@ class WidgetRegistry(Mapping[str, WidgetDefinition]):
         return len(self._definitions)
 
     def build(
-        self, key: str, data: Mapping[str, Any] | BaseModel | None = None
+        self, name: str, data: Mapping[str, Any] | BaseModel | None = None
     ) -> DynamicWidgetRoot:
-        """Render widget `key` with `data` (see `WidgetDefinition.build`)."""
-        return self[key].build(data)
+        """Render the widget keyed `name` with `data` (see `WidgetDefinition.build`)."""
+        return self[name].build(data)
 
-    def preview(self, key: str) -> DynamicWidgetRoot:
-        """Render widget `key` with its own preview data."""
-        return self[key].preview()
+    def preview(self, name: str) -> DynamicWidgetRoot:
+        """Render the widget keyed `name` with its own preview data."""
+        return self[name].preview()
 
 
 def load_widget_file(
