@@ -35,11 +35,12 @@ from chatkit.types import (
     ImageAttachment,
     InferenceOptions,
     UserMessageItem,
+    UserMessageTagContent,
     UserMessageTextContent,
 )
 from openai import AsyncOpenAI
 
-from chatkit_kit.converters import AttachmentAwareConverter, model_api_of
+from chatkit_kit.converters import AttachmentAwareConverter, TagResolverRegistry, model_api_of
 
 from ._scripted_model import ScriptedModel
 from ._source import MemoryContentSource
@@ -168,6 +169,45 @@ async def test_responses_api_still_sends_large_pdfs_by_url(source: MemoryContent
         "type": "input_file",
         "file_url": "https://files.test/alice/big?expires_in=300",
     }
+
+
+async def test_file_url_parts_from_hooks_and_tag_resolvers_become_notes(
+    source: MemoryContentSource,
+) -> None:
+    tags = TagResolverRegistry()
+
+    @tags.resolver("contract")
+    async def contract(tag: UserMessageTagContent, context: Any) -> Any:
+        return {"type": "input_file", "file_url": f"https://docs.test/{tag.id}.pdf"}
+
+    class ByUrl(AttachmentAwareConverter):
+        async def attachment_to_message_content(self, attachment: Attachment) -> Any:
+            return {"type": "input_file", "filename": attachment.name, "file_url": "https://x.test"}
+
+    item = message(attachments()[1:2]).model_copy(
+        update={
+            "content": [
+                UserMessageTagContent(id="c1", text="Lease", data={"type": "contract"}),
+            ]
+        }
+    )
+    for api, expect_urls in (("responses", True), ("chat_completions", False)):
+        chat = ByUrl(source, CTX, tags=tags, model_api=api)  # type: ignore[arg-type]
+        items = await chat.to_agent_input([item])
+        parts = [part for entry in items for part in entry["content"]]  # type: ignore[typeddict-item]
+        assert any("file_url" in part for part in parts) is expect_urls
+        if not expect_urls:
+            assert {
+                "type": "input_text",
+                "text": '[File "report.pdf" is not included: it is given by URL, and Chat '
+                "Completions models take files only inline.]",
+            } in parts
+            assert {
+                "type": "input_text",
+                "text": "[A file is not included: it is given by URL, and Chat "
+                "Completions models take files only inline.]",
+            } in parts
+            Converter.items_to_messages(items)  # accepted
 
 
 def test_model_api_is_inferred_from_the_agents_model() -> None:

@@ -286,6 +286,9 @@ class AttachmentAwareConverter(ThreadItemConverter):
             _gather_all([self.attachment_to_message_content(a) for a in item.attachments]),
             _gather_all([self.tag_to_message_content(t) for t in unique_tags]),
         )
+        # Overridden hooks and tag resolvers may return parts of their own: check those too.
+        attachment_parts = self._for_model_api(attachment_parts)
+        tag_parts = self._for_model_api(tag_parts)
 
         output: list[TResponseInputItem] = [
             Message(
@@ -330,6 +333,21 @@ class AttachmentAwareConverter(ThreadItemConverter):
     def _file_urls(self) -> bool:
         """Whether `input_file` may carry a `file_url` (Responses API only)."""
         return self.model_api == "responses"
+
+    def _for_model_api(
+        self, parts: list[ResponseInputContentParam]
+    ) -> list[ResponseInputContentParam]:
+        """For Chat Completions, a file part with only a `file_url` becomes a note."""
+        if self._file_urls:
+            return parts
+        return [
+            ResponseInputTextParam(type="input_text", text=_file_url_note(part))
+            if part.get("type") == "input_file"
+            and not part.get("file_data")
+            and not part.get("file_id")
+            else part
+            for part in parts
+        ]
 
     def _limit(self) -> asyncio.Semaphore:
         # Created lazily so the converter can be built outside a running event loop.
@@ -500,6 +518,15 @@ def _openai_default_api() -> ModelApi:
     except ImportError:  # pragma: no cover - a future openai-agents moved it
         return "responses"
     return "responses" if get_use_responses_by_default() else "chat_completions"
+
+
+def _file_url_note(part: ResponseInputContentParam) -> str:
+    filename = part.get("filename")
+    what = f"File {json.dumps(filename, ensure_ascii=False)}" if filename else "A file"
+    return (
+        f"[{what} is not included: it is given by URL, and Chat Completions models take files "
+        "only inline.]"
+    )
 
 
 async def _gather_all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:
