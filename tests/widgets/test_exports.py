@@ -7,6 +7,7 @@ table below). Each is built with app-like data by our loader and by upstream's
 
 from __future__ import annotations
 
+import json
 import warnings
 from datetime import datetime
 from enum import Enum
@@ -35,6 +36,7 @@ SHAPES: dict[str, tuple[str, str | None]] = {
     "receipt_total": ("template only, no encodedWidget", None),
     "user_profile": ("hand-written, top-level defaultState", "defaultState"),
     "station_select": ("preview data out of date with the template", "encodedWidget"),
+    "promo_banner": ("base64 JSON without defaultState; a template that reads no data", None),
 }
 
 
@@ -106,6 +108,7 @@ APP_DATA: dict[str, list[Any]] = {
             "flags": {},
         }
     ],
+    "promo_banner": [None, {}, {"unused": 1}],
     # The app's real data has `name`, unlike the stale preview data.
     "station_select": [{"stations": [{"id": "e5", "name": "East"}, {"id": "w6", "name": "West"}]}],
 }
@@ -143,7 +146,10 @@ def test_preview_data_is_found_where_the_shape_keeps_it(stem: str) -> None:
     where = SHAPES[stem][1]
     if where is None:
         assert definition.preview_data is None
-        assert definition.preview_problem.startswith("has no preview data")
+        if definition.variables:
+            assert definition.preview_problem.startswith("has no preview data")
+        else:  # checked without data
+            assert definition.preview_problem is None
         return
     assert definition.preview_data
     if stem != "station_select":
@@ -167,6 +173,16 @@ def test_two_untitled_exports_collide_by_name() -> None:
         WidgetFileError, match=r"'Untitled widget' is already used by .*keys=\"stem\""
     ):
         WidgetRegistry.from_directory(EXPORTS, preview="ignore")
+
+
+def test_a_template_without_variables_is_checked_without_preview_data(tmp_path: Path) -> None:
+    definition = load_widget_file(EXPORTS / "promo_banner.widget")  # preview="check"
+    assert definition.preview_data is None and definition.variables == frozenset()
+    assert definition.preview() == upstream("promo_banner").build()
+    broken = tmp_path / "broken.widget"
+    broken.write_text(json.dumps({"version": "1.0", "name": "B", "template": '{"type":"Row"}'}))
+    with pytest.raises(WidgetFileError, match="does not render: template did not render a widget"):
+        load_widget_file(broken)
 
 
 def test_check_reports_a_stale_preview_naming_file_expression_and_key() -> None:

@@ -213,7 +213,8 @@ def load_widget_file(
 
     - `"check"` (default): render the template with it and validate a widget root;
       `WidgetFileError` if the file has no preview data or it does not render, naming the
-      template expression and the preview key that is missing.
+      template expression and the preview key that is missing. A template that reads no
+      variables is rendered without data and needs no preview data.
     - `"warn"`: the same checks, but problems are `WidgetPreviewWarning`s and the file loads
       (its `preview_problem` says what was wrong).
     - `"ignore"`: preview data is not rendered.
@@ -283,7 +284,14 @@ def _load(path: Path, preview: PreviewMode, allow_missing: bool) -> WidgetDefini
         return replace(definition, preview_data=found.data)
     problem: str | None = None
     fix = ""
-    if found.data is None:
+    if found.data is None and not variables:
+        # A template that reads no data needs no preview data to be checked.
+        try:
+            render(template, source, None, variables, what="preview data")
+        except RenderError as exc:
+            problem = f"does not render: {exc.problem}"
+            fix = "fix the template"
+    elif found.data is None:
         if not allow_missing:
             problem = f"has no preview data to check the template with ({found.source})"
             fix = (
