@@ -30,6 +30,7 @@ from ._rules import (
     default_owner,
 )
 from ._schema import LATEST_VERSION as SCHEMA_VERSION
+from ._urls import redact_database_url, resolve_database_url
 from .memory import MemoryStore
 
 __all__ = [
@@ -53,6 +54,8 @@ __all__ = [
     "check_id",
     "check_owner",
     "default_owner",
+    "redact_database_url",
+    "resolve_database_url",
 ]
 
 _LAZY: dict[str, tuple[str, str]] = {

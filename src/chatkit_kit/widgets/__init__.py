@@ -26,9 +26,13 @@ from .items import (
 )
 from .items import sync_replace_widget as sync_replace_widget  # deprecated; not in __all__
 from .registry import (
+    PreviewMode,
+    RegistryKeys,
     WidgetBuildError,
     WidgetDefinition,
+    WidgetError,
     WidgetFileError,
+    WidgetPreviewWarning,
     WidgetRegistry,
     load_widget_file,
 )
@@ -36,11 +40,15 @@ from .registry import (
 __all__ = [
     "CheckboxField",
     "FormField",
+    "PreviewMode",
+    "RegistryKeys",
     "SelectField",
     "TextField",
     "WidgetBuildError",
     "WidgetDefinition",
+    "WidgetError",
     "WidgetFileError",
+    "WidgetPreviewWarning",
     "WidgetRegistry",
     "action_type",
     "confirmation_card",
