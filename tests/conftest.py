@@ -1,4 +1,5 @@
-"""Shared test configuration: backend availability rules and the PostgreSQL DSN."""
+"""Shared test configuration: backend availability rules, the PostgreSQL DSN, and the shared
+fixtures of `tests/fixtures/` (registered once here)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
+
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.servers"]
+"""Fixtures every test package can request: `s3_endpoint`, `s3_client`, `bucket`, `serve`."""
 
 POSTGRES_DSN = os.environ.get(
     "CHATKIT_KIT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"

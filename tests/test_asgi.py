@@ -65,14 +65,10 @@ from chatkit_kit.errors import (
     SchemaVersionError,
 )
 from chatkit_kit.stores import MemoryStore
+from tests.fixtures.context import Ctx
 
 # ---------------------------------------------------------------------------------------------
 # The app under test
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 async def context_factory(request: Request) -> Ctx:

@@ -7,7 +7,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -20,15 +19,11 @@ from chatkit_kit.cli import main
 from chatkit_kit.stores import SCHEMA_VERSION
 from chatkit_kit.stores.asyncpg import AsyncpgStore
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
+from tests.fixtures.context import Ctx
 
 from .stores.sql_support import fresh_schema, sqlalchemy_url
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 async def _works(store: SQLAlchemyStore[Ctx] | AsyncpgStore[Ctx]) -> None:

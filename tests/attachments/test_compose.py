@@ -29,8 +29,8 @@ from chatkit_kit.attachments import (
     ThreadDeleteListener,
 )
 from chatkit_kit.stores import MemoryStore
-
-from .conftest import ALICE, MALLORY, Ctx, EchoServer, call, user_message
+from tests.fixtures.context import ALICE, MALLORY, Ctx
+from tests.fixtures.servers import EchoServer, call, user_message
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 

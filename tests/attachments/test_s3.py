@@ -26,8 +26,9 @@ from chatkit_kit.attachments import (
     UploadPolicy,
 )
 from chatkit_kit.stores import MemoryStore
-
-from .conftest import ALICE, MALLORY, Ctx, EchoServer, call, object_keys, user_message
+from tests.fixtures.context import ALICE, MALLORY, Ctx
+from tests.fixtures.s3 import object_keys
+from tests.fixtures.servers import EchoServer, call, user_message
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
 FAR_FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from chatkit_kit.converters import (
     AttachmentAwareConverter,
     AttachmentContentSource,
 )
+from tests.fixtures.context import Ctx
 
 from ._source import MemoryContentSource
 
@@ -35,11 +35,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 4
 NOW = datetime(2026, 1, 2, 3, 4, 5)
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 CTX = Ctx("alice")

@@ -12,7 +12,6 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,6 +40,7 @@ from chatkit.types import (
 from openai import AsyncOpenAI
 
 from chatkit_kit.converters import AttachmentAwareConverter, TagResolverRegistry, model_api_of
+from tests.fixtures.context import Ctx
 
 from ._scripted_model import ScriptedModel
 from ._source import MemoryContentSource
@@ -48,11 +48,6 @@ from ._source import MemoryContentSource
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 4
 BIG_PDF = b"%PDF-1.7\n" + b"x" * 200
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 CTX = Ctx("alice")

@@ -16,16 +16,12 @@ from chatkit.types import Attachment, FileAttachment, ThreadMetadata
 
 from chatkit_kit.attachments import StoreWithAttachments
 from chatkit_kit.stores import AttachmentIndex, MemoryStore
+from tests.fixtures.context import Ctx
 
 from .sql_support import FLAVOURS, Flavour, drop_schema, new_schema_name
 
 FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
 PAST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 A, B = Ctx("a"), Ctx("b")

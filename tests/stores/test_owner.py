@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
@@ -8,11 +7,7 @@ from chatkit.store import NotFoundError
 from chatkit.types import ThreadMetadata
 
 from chatkit_kit.stores import MemoryStore, default_owner
-
-
-@dataclass
-class Ctx:
-    user_id: str
+from tests.fixtures.context import Ctx
 
 
 def test_default_owner_reads_attribute_and_mapping_key() -> None:

@@ -13,7 +13,6 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,16 +29,12 @@ from chatkit_kit.errors import (
     DatabaseTimeoutError,
     DatabaseUnavailableError,
 )
+from tests.fixtures.context import Ctx
 
 from .sql_support import Flavour, assert_no_locks
 
 T0 = datetime(2026, 1, 2, 3, 4, 5)
 DRIVER_MODULES = ("asyncpg", "psycopg", "sqlalchemy", "sqlite3", "aiosqlite")
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 def thread(thread_id: str) -> ThreadMetadata:

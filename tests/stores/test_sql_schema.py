@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,11 @@ from chatkit.types import ThreadMetadata
 
 from chatkit_kit.stores import SCHEMA_VERSION, SchemaVersionError, _codec, _schema, _sql
 from chatkit_kit.stores._rules import sort_key
+from tests.fixtures.context import Ctx
 
 from .sql_support import Flavour, admin_execute, fresh_schema, sqlalchemy_url
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 ALICE = Ctx("alice")

@@ -26,15 +26,11 @@ from chatkit.types import (
 )
 
 from chatkit_kit.stores import MAX_ID_BYTES, MAX_OWNER_BYTES, MemoryStore
+from tests.fixtures.context import Ctx
 
 from .sql_support import FLAVOURS, Flavour, assert_no_locks
 
 T0 = datetime(2026, 1, 2, 3, 4, 5)
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 def incompressible(size_bytes: int, seed: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ from chatkit_kit.widgets import (
     parse_action,
     simple_form,
 )
+from tests.fixtures.context import Ctx
 
 
 class OrderRef(BaseModel):
@@ -226,11 +226,6 @@ def test_parse_action_is_typed_and_validates_untrusted_payloads() -> None:
     assert action_type(ApproveOrder) == "order.approve"
     with pytest.raises(TypeError, match="single string Literal"):
         action_type(Action[str, Any])
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 async def test_built_widgets_round_trip_through_the_store() -> None:

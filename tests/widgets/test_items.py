@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -35,12 +34,7 @@ from chatkit_kit.widgets import (
     stream_widget_item,
     widget_done_event,
 )
-
-
-@dataclass
-class Ctx:
-    user_id: str
-
+from tests.fixtures.context import Ctx
 
 CTX = Ctx("alice")
 THREAD = ThreadMetadata(id="thr_1", created_at=datetime(2026, 1, 1))
