@@ -54,9 +54,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on src."""
+    """mypy --strict on src and on the tests (they are typed code too)."""
     session.install(".[dev]")
-    session.run("mypy", "--strict", "src")
+    session.run("mypy", "--strict", "src", "tests")
 
 
 @nox.session(python=PYTHON)

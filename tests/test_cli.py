@@ -72,7 +72,7 @@ def test_sql_prints_a_script_a_dba_can_apply(
         script = capsys.readouterr().out
         assert "CREATE TABLE" in script and "pg_advisory_xact_lock" in script
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-            conn.execute(script)  # type: ignore[call-overload]
+            conn.execute(script)
 
         async def check() -> None:
             store: AsyncpgStore[Ctx] = await AsyncpgStore.connect(postgres_dsn, schema=schema)

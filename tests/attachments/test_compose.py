@@ -246,7 +246,7 @@ async def test_wrong_compositions_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="another store"):
         StoreWithAttachments(other, backend)
     with pytest.raises(TypeError, match="already a StoreWithAttachments"):
-        StoreWithAttachments(chat_store, backend)  # type: ignore[arg-type]
+        StoreWithAttachments(chat_store, backend)
     with pytest.raises(TypeError, match="pass the store itself"):
         DirectUploadAttachmentStore(chat_store, LocalBlobStorage(tmp_path), base_url="http://x")
     with pytest.raises(TypeError, match="nothing to compose"):

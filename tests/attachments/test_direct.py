@@ -478,10 +478,10 @@ async def test_signed_preview_urls_work_without_credentials(tmp_path: Path, serv
 
         real_time = time_module.time
         try:
-            time_module.time = lambda: real_time() + 3 * 3600  # type: ignore[assignment]
+            time_module.time = lambda: real_time() + 3 * 3600
             assert env.backend._token_claims(token, image["id"]) is None  # expired
         finally:
-            time_module.time = real_time  # type: ignore[assignment]
+            time_module.time = real_time
 
         await call(
             env.server,

@@ -540,7 +540,7 @@ async def test_attachments_of_a_message_are_fetched_concurrently(
     item = message("x", attachments=[image(f"atc_{i}") for i in range(6)])
     out = await AttachmentAwareConverter(source, CTX, max_concurrency=3).to_agent_input(item)
     assert source.max_in_flight == 3
-    parts = out[0]["content"]  # type: ignore[typeddict-item]
+    parts: Any = out[0]["content"]  # type: ignore[typeddict-item]
     assert [p["type"] for p in parts] == ["input_text"] + ["input_image"] * 6
     assert source.calls == [("read", f"atc_{i}") for i in range(6)]
 
@@ -583,7 +583,8 @@ async def test_mentions_header_matches_upstream() -> None:
 
     tag = UserMessageTagContent(id="u1", text="Ann", data={})
     out = await Upstream().to_agent_input([message(tag)])
-    assert out[1]["content"][0] == text(MENTIONS_HEADER)  # type: ignore[typeddict-item]
+    content: Any = out[1]["content"]  # type: ignore[typeddict-item]
+    assert content[0] == text(MENTIONS_HEADER)
 
 
 def test_the_test_source_implements_the_protocol() -> None:

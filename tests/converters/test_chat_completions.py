@@ -160,7 +160,7 @@ async def test_chat_completions_output_converts(
 
 async def test_responses_api_still_sends_large_pdfs_by_url(source: MemoryContentSource) -> None:
     items = await converter(source).to_agent_input([message(attachments()[2:])])
-    assert items[0]["content"][1] == {  # type: ignore[typeddict-item]
+    assert items[0]["content"][1] == {  # type: ignore[typeddict-item,index]
         "type": "input_file",
         "file_url": "https://files.test/alice/big?expires_in=300",
     }

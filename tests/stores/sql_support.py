@@ -30,7 +30,7 @@ def sqlalchemy_url(dsn: str, driver: str) -> str:
 def admin_execute(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Run one statement with a short-lived autocommit connection; return its rows."""
     with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(sql, params or None)  # type: ignore[arg-type]
+        cur.execute(sql, params or None)
         return cur.fetchall() if cur.description else []
 
 
@@ -38,7 +38,7 @@ def assert_no_locks(dsn: str, tables: str) -> None:
     """Take ACCESS EXCLUSIVE locks on `tables` with NOWAIT; fails if any session holds a lock
     on them (e.g. a pooled connection left inside a transaction)."""
     with psycopg.connect(dsn) as conn:
-        conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")  # type: ignore[call-overload]
+        conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")
         conn.rollback()
 
 

@@ -31,6 +31,8 @@ async def test_custom_owner_resolver_scopes_rows() -> None:
 
 async def test_owner_resolver_must_return_nonempty_str() -> None:
     with pytest.raises(TypeError, match="expected str"):
-        await MemoryStore(owner=lambda ctx: 3).load_threads(10, None, "desc", None)
+        await MemoryStore(owner=lambda ctx: 3).load_threads(  # type: ignore[arg-type,return-value]
+            10, None, "desc", None
+        )
     with pytest.raises(ValueError, match="empty owner"):
         await MemoryStore(owner=lambda ctx: "").load_threads(10, None, "desc", None)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -140,7 +140,7 @@ async def test_killed_backends_during_concurrent_writes(
 async def table_locked(dsn: str, tables: str) -> AsyncIterator[None]:
     """Hold ACCESS EXCLUSIVE locks on `tables` until the block ends."""
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
-        await conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")  # type: ignore[arg-type]
+        await conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
         try:
             yield
         finally:
@@ -155,12 +155,13 @@ async def test_statement_and_lock_timeouts(pg_flavour: Flavour, setting: str) ->
     try:
         await store.save_thread(thread("t"), ctx)  # the schema check happens here, unlocked
         async with table_locked(pg_flavour.dsn, tables_of(store)):
-            for call in (
+            calls: list[Callable[[], Awaitable[object]]] = [
                 lambda: store.load_thread("t", ctx),
                 lambda: store.save_thread(thread("new"), ctx),
                 lambda: store.add_thread_item("t", item("m", "t"), ctx),
                 lambda: store.delete_thread("t", ctx),
-            ):
+            ]
+            for call in calls:
                 with pytest.raises(DatabaseTimeoutError) as caught:
                     await call()
                 assert_typed(caught.value)
@@ -234,7 +235,7 @@ async def test_dropped_tables_are_a_configuration_error(pg_flavour: Flavour) -> 
 
 def _drop(dsn: str, schema: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[call-overload]
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 async def test_delete_thread_racing_item_writes_leaves_no_item(pg_flavour: Flavour) -> None:

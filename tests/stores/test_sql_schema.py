@@ -305,7 +305,7 @@ def test_postgresql_attachment_queries_use_their_indexes(postgres_dsn: str) -> N
         )
         admin_execute(postgres_dsn, f"ANALYZE {names.attachments}")
         statements = _sql.Statements(names)
-        cases = [
+        cases: list[tuple[str, dict[str, Any], str, bool]] = [
             (
                 statements.thread_attachments,
                 {"owner": "o7", "thread_id": "t7"},

@@ -97,6 +97,7 @@ async def test_replace_widget_saves_and_keeps_identity() -> None:
     original = new_widget_item(store, THREAD, card("old"), CTX, copy_text="old")
     await store.add_thread_item(THREAD.id, original, CTX)
     event = await replace_widget(store, THREAD, original, card("new"), CTX)
+    assert isinstance(event.item, WidgetItem)
     assert event.item.id == original.id
     assert event.item.created_at == original.created_at
     assert event.item.copy_text == "old"
