@@ -55,7 +55,9 @@ def test_local_url_never_points_at_a_wildcard_address() -> None:
 def test_missing_module_message_names_the_extra() -> None:
     missing = ModuleNotFoundError("No module named 'asyncpg'", name="asyncpg")
     message = missing_module_message(missing)
-    assert message.endswith('pip install "chatkit-kit[demo]"') and "'asyncpg'" in message
+    assert message.endswith('pip install "chatkit-kit[asyncpg]"') and "'asyncpg'" in message
+    missing = ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+    assert missing_module_message(missing).endswith('pip install "chatkit-kit[demo]"')
     message = missing_module_message(ModuleNotFoundError("x", name="aiomysql.connection"))
     assert message.endswith('pip install "chatkit-kit[mysql]"')
 
@@ -83,31 +85,37 @@ def test_unparseable_database_url_is_one_line(tmp_path: Path) -> None:
     assert "cannot use the database URL no-such-scheme://x" in line
 
 
-def test_missing_driver_names_the_extra(tmp_path: Path) -> None:
-    """What a user without asyncpg sees: one line naming the extra (issue: a 50-line traceback)."""
+@pytest.mark.parametrize(
+    ("module", "scheme", "extra"),
+    [("psycopg", "postgresql+psycopg", "demo"), ("asyncpg", "postgresql+asyncpg", "asyncpg")],
+)
+def test_missing_driver_names_the_extra(
+    tmp_path: Path, module: str, scheme: str, extra: str
+) -> None:
+    """What a user without the driver sees: one line naming the extra, not a 50-line traceback."""
     blocker = tmp_path / "blocker"
     blocker.mkdir()
     (blocker / "sitecustomize.py").write_text(
         textwrap.dedent(
-            """
+            f"""
             import sys
 
             class _Block:
                 def find_spec(self, name, path=None, target=None):
-                    if name == "asyncpg" or name.startswith("asyncpg."):
-                        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+                    if name == {module!r} or name.startswith({module + "."!r}):
+                        raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
                     return None
 
             sys.meta_path.insert(0, _Block())
             """
         )
     )
-    url = "postgresql+asyncpg://app:pw-not-shown@127.0.0.1:5432/chat"
+    url = f"{scheme}://app:pw-not-shown@127.0.0.1:5432/chat"
     status, stdout, stderr = run_demo_to_exit(
         tmp_path, "--database-url", url, env={"PYTHONPATH": str(blocker)}
     )
     line = _assert_one_line(status, stdout, stderr)
-    assert "'asyncpg'" in line and 'pip install "chatkit-kit[demo]"' in line
+    assert f"{module!r}" in line and f'pip install "chatkit-kit[{extra}]"' in line
     assert "pw-not-shown" not in line
 
 

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 DRIVER_EXTRAS = {
     "sqlalchemy": "demo",
     "aiosqlite": "demo",
-    "asyncpg": "demo",
-    "psycopg": "psycopg",
-    "psycopg_binary": "psycopg",
+    "asyncpg": "asyncpg",
+    "psycopg": "demo",
+    "psycopg_binary": "demo",
     "aiomysql": "mysql",
     "asyncmy": "mysql",
     "pymysql": "mysql",
