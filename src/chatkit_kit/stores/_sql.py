@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from ._pagination import Order
+from ._rules import Order
 from ._schema import Names
 
 LOAD_THREAD = "SELECT payload FROM {threads} WHERE owner = :owner AND id = :id"
