@@ -47,6 +47,7 @@ def test_citations_in_the_project_point_at_existing_sections() -> None:
     broken = {
         f"{path.relative_to(ROOT)}: #{anchor}"
         for path in files
+        if path != Path(__file__).resolve()
         for anchor in _CITATION.findall(path.read_text(encoding="utf-8"))
         if anchor not in known
     }
