@@ -21,8 +21,9 @@ from ._base import AttachmentPresenter
 from ._dberrors import database_error, kind_of_message, kind_of_sqlstate
 from ._rules import OwnerResolver
 from ._sqlstore import Params, Row, SQLStoreBase
+from ._urls import redact_database_url, resolve_database_url
 
-require("sqlalchemy", "sqlalchemy")
+require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 
 from sqlalchemy import TextClause, event, exc, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -94,18 +95,32 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
 
-        `url` is a SQLAlchemy async URL such as `sqlite+aiosqlite:///chat.db`,
-        `postgresql+asyncpg://user@host/db` or `postgresql+psycopg://user@host/db`.
-        `engine_kwargs` go to `create_async_engine`. SQLite files are switched to WAL mode and
-        wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
+        `url` is a database URL as `resolve_database_url` reads it, the same the
+        `chatkit-kit migrate` command takes: `sqlite:///chat.db`, `postgresql://user@host/db`
+        (or `postgres://`; an installed async driver is picked), or a SQLAlchemy URL naming its
+        driver, `postgresql+asyncpg://...`, `postgresql+psycopg://...`,
+        `sqlite+aiosqlite:///chat.db`. A missing driver raises MissingDependencyError naming
+        the extra. Synchronous because it does not connect: errors such as a wrong password
+        surface on the first call (`AsyncpgStore.connect` is async because asyncpg opens its
+        pool eagerly). `engine_kwargs` go to `create_async_engine`. SQLite files are switched
+        to WAL mode and wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
         `connect_args={"timeout": seconds}`).
         """
-        parsed = make_url(url)
+        resolved = resolve_database_url(url)
+        try:
+            parsed = make_url(resolved)
+        except exc.ArgumentError as error:
+            raise ValueError(
+                f"cannot parse the database URL {redact_database_url(url)!r}: {error}"
+            ) from None
         if parsed.get_backend_name() == "sqlite":
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
             engine_kwargs["connect_args"] = connect_args
-        engine = create_async_engine(parsed, **engine_kwargs)
+        try:
+            engine = create_async_engine(parsed, **engine_kwargs)
+        except exc.ArgumentError as error:
+            raise ValueError(f"cannot create an engine for {parsed!r}: {error}") from error
         if engine.dialect.name == "sqlite":
             _enable_sqlite_wal(engine)
         try:
