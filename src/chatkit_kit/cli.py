@@ -1,4 +1,4 @@
-"""The `chatkit-kit` command line: `migrate DATABASE_URL [--sql]` and `demo`."""
+"""The `chatkit-kit` command line: `migrate DATABASE_URL [--sql]`, `demo` and `conformance`."""
 
 from __future__ import annotations
 
@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo.cli import add_demo
 
     add_demo(subparsers)
+    from .testing._cli import add_conformance
+
+    add_conformance(subparsers)
     return parser
 
 
