@@ -22,7 +22,7 @@ from chatkit.types import (
 from pydantic import TypeAdapter
 
 from chatkit_kit.stores import MemoryStore
-from chatkit_kit.stores._pagination import Order, sort_key
+from chatkit_kit.stores._rules import Order, sort_key
 from chatkit_kit.stores.memory import _Collection
 
 

@@ -17,7 +17,7 @@ from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from pydantic import TypeAdapter
 
 from chatkit_kit.stores import default_owner
-from chatkit_kit.stores._pagination import sort_key
+from chatkit_kit.stores._rules import sort_key
 
 _ITEM = TypeAdapter(ThreadItem)
 _ATTACHMENT = TypeAdapter(Attachment)

@@ -15,7 +15,7 @@ from chatkit.store import NotFoundError, Store
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 
 from chatkit_kit.stores import _codec
-from chatkit_kit.stores._pagination import sort_key
+from chatkit_kit.stores._rules import sort_key
 
 T = TypeVar("T")
 _Rows = dict[str, tuple[tuple[int, int], str]]

@@ -10,12 +10,20 @@ from chatkit.store import TContext
 from typing_extensions import Self
 
 from .._optional import require
+from ..errors import (
+    ChatKitKitError,
+    DatabaseError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+)
 from . import _schema
 from ._base import AttachmentPresenter
-from ._owner import OwnerResolver
-from ._sqlstore import DatabaseUnavailableError, Params, Row, SQLStoreBase
+from ._dberrors import database_error, kind_of_message, kind_of_sqlstate
+from ._rules import OwnerResolver
+from ._sqlstore import Params, Row, SQLStoreBase
+from ._urls import redact_database_url, resolve_database_url
 
-require("sqlalchemy", "sqlalchemy")
+require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 
 from sqlalchemy import TextClause, event, exc, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -87,18 +95,32 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
 
-        `url` is a SQLAlchemy async URL such as `sqlite+aiosqlite:///chat.db`,
-        `postgresql+asyncpg://user@host/db` or `postgresql+psycopg://user@host/db`.
-        `engine_kwargs` go to `create_async_engine`. SQLite files are switched to WAL mode and
-        wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
+        `url` is a database URL as `resolve_database_url` reads it, the same the
+        `chatkit-kit migrate` command takes: `sqlite:///chat.db`, `postgresql://user@host/db`
+        (or `postgres://`; an installed async driver is picked), or a SQLAlchemy URL naming its
+        driver, `postgresql+asyncpg://...`, `postgresql+psycopg://...`,
+        `sqlite+aiosqlite:///chat.db`. A missing driver raises MissingDependencyError naming
+        the extra. Synchronous because it does not connect: errors such as a wrong password
+        surface on the first call (`AsyncpgStore.connect` is async because asyncpg opens its
+        pool eagerly). `engine_kwargs` go to `create_async_engine`. SQLite files are switched
+        to WAL mode and wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
         `connect_args={"timeout": seconds}`).
         """
-        parsed = make_url(url)
+        resolved = resolve_database_url(url)
+        try:
+            parsed = make_url(resolved)
+        except exc.ArgumentError as error:
+            raise ValueError(
+                f"cannot parse the database URL {redact_database_url(url)!r}: {error}"
+            ) from None
         if parsed.get_backend_name() == "sqlite":
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
             engine_kwargs["connect_args"] = connect_args
-        engine = create_async_engine(parsed, **engine_kwargs)
+        try:
+            engine = create_async_engine(parsed, **engine_kwargs)
+        except exc.ArgumentError as error:
+            raise ValueError(f"cannot create an engine for {parsed!r}: {error}") from error
         if engine.dialect.name == "sqlite":
             _enable_sqlite_wal(engine)
         try:
@@ -125,7 +147,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         if self._owns_engine:
             await self._engine.dispose()
 
-    # Running statements
+    # The backend seam: one connection primitive, one error translator
 
     def _text(self, sql: str) -> TextClause:
         clause = self._texts.get(sql)
@@ -134,80 +156,101 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         return clause
 
     @asynccontextmanager
-    async def _connect(self, *, autocommit: bool = True) -> AsyncIterator[AsyncConnection]:
-        engine = self._autocommit if autocommit else self._engine
+    async def _connect(self, *, transaction: bool) -> AsyncIterator[_Connection]:
+        sqlite = self._names.dialect == "sqlite"
+        # Single statements are atomic on their own: AUTOCOMMIT saves BEGIN/COMMIT round trips.
+        # SQLite transactions are BEGIN IMMEDIATE (taken by hand, since the driver would begin
+        # lazily), so a writer never fails to upgrade a read lock and migrations serialize.
+        autocommit = sqlite or not transaction
+        conn = await (self._autocommit if autocommit else self._engine).connect()
         try:
-            conn = await engine.connect()
-        except (exc.DBAPIError, OSError) as error:
-            raise _unavailable(error) from error
-        try:
-            yield conn
-        except exc.DBAPIError as error:
-            if error.connection_invalidated:
-                raise _unavailable(error) from error
+            if not transaction:
+                yield _Connection(self, conn)
+            elif sqlite:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield _Connection(self, conn)
+                except BaseException:
+                    await conn.exec_driver_sql("ROLLBACK")
+                    raise
+                await conn.exec_driver_sql("COMMIT")
+            else:
+                async with conn.begin():
+                    yield _Connection(self, conn)
+        except ChatKitKitError:
+            raise
+        except BaseException:
+            # The connection's state is unknown (an error mid-protocol, a cancelled call):
+            # never hand it back to the pool, where it could hold a transaction or a lock.
+            await conn.invalidate()
             raise
         finally:
             await conn.close()
 
-    async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
-        async with self._connect() as conn:
-            result = await conn.execute(self._text(sql), params)
-            return result.all()
+    def _translate(self, error: Exception) -> DatabaseError | None:
+        if isinstance(error, exc.TimeoutError):  # no pooled connection became free
+            return database_error(DatabaseTimeoutError, error)
+        if isinstance(error, exc.DBAPIError):
+            original = error.orig
+            if original is None or error.connection_invalidated:
+                return database_error(DatabaseUnavailableError, error)
+            sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+            if sqlstate:
+                return database_error(kind_of_sqlstate(str(sqlstate)), original)
+            return database_error(_kind_without_sqlstate(self._names.dialect, original), original)
+        if isinstance(error, exc.SQLAlchemyError):
+            return database_error(DatabaseError, error)
+        if isinstance(error, OSError):
+            return database_error(DatabaseUnavailableError, error)
+        return None
 
-    async def _fetch_value(self, sql: str, params: Params) -> Any:
-        async with self._connect() as conn:
-            result = await conn.execute(self._text(sql), params)
-            return result.scalar()
-
-    async def _execute(self, statements: Sequence[str], params: Params) -> None:
-        if len(statements) == 1:
-            async with self._connect() as conn:
-                await conn.execute(self._text(statements[0]), params)
-            return
-        async with self._connect(autocommit=False) as conn, conn.begin():
-            for sql in statements:
-                await conn.execute(self._text(sql), params)
-
-    async def _migrate(self, target: int | None) -> tuple[int, int]:
+    async def migrate(self, *, target: int | None = None) -> int:
         if self._names.dialect == "sqlite":
-            return await self._migrate_sqlite(target)
-        async with self._connect(autocommit=False) as conn, conn.begin():
-            return await _schema.apply_migrations(self._names, *_raw_runners(conn), target=target)
+            # WAL lets readers run beside the writer; it cannot change inside a transaction.
+            async with self._connection(ready=False) as conn:
+                await conn.execute("PRAGMA journal_mode=WAL", None)
+        return await super().migrate(target=target)
 
-    async def _migrate_sqlite(self, target: int | None) -> tuple[int, int]:
-        # The sqlite3 driver does not open transactions for DDL by itself: run the whole
-        # migration in an explicit BEGIN IMMEDIATE, which also serializes concurrent migrators.
-        async with self._connect() as conn:
-            await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                result = await _schema.apply_migrations(
-                    self._names, *_raw_runners(conn), target=target
-                )
-            except BaseException:
-                await conn.exec_driver_sql("ROLLBACK")
-                raise
-            await conn.exec_driver_sql("COMMIT")
-            return result
-
-    async def _schema_version(self) -> int:
-        async with self._connect() as conn:
-            _execute, fetch_value = _raw_runners(conn)
-            return await _schema.read_version(self._names, fetch_value)
+    migrate.__doc__ = SQLStoreBase.migrate.__doc__
 
 
-def _raw_runners(conn: AsyncConnection) -> tuple[_schema.Execute, _schema.FetchValue]:
-    async def execute(sql: str) -> None:
-        await conn.exec_driver_sql(sql)
+class _Connection:
+    """A SQLAlchemy connection running the store's `:name` statements."""
 
-    async def fetch_value(sql: str) -> Any:
-        return (await conn.exec_driver_sql(sql)).scalar()
+    __slots__ = ("_conn", "_store")
 
-    return execute, fetch_value
+    def __init__(self, store: SQLAlchemyStore[Any], conn: AsyncConnection) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        if params is None:
+            return (await self._conn.exec_driver_sql(sql)).all()
+        return (await self._conn.execute(self._store._text(sql), params)).all()
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        if params is None:
+            return (await self._conn.exec_driver_sql(sql)).scalar()
+        return (await self._conn.execute(self._store._text(sql), params)).scalar()
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        if params is None:
+            await self._conn.exec_driver_sql(sql)
+        else:
+            await self._conn.execute(self._store._text(sql), params)
 
 
-def _unavailable(error: BaseException) -> DatabaseUnavailableError:
-    return DatabaseUnavailableError(
-        f"the database connection failed ({type(error).__name__}: {error}); the call may not "
-        "have been applied, and the store reconnects on the next call"
-    )
+def _kind_without_sqlstate(dialect: str, original: BaseException) -> type[DatabaseError]:
+    """psycopg while connecting and sqlite3 give no SQLSTATE: decide from type and message."""
+    configured = kind_of_message(str(original))
+    if configured is not None:
+        return configured
+    if dialect == "sqlite":
+        # "database is locked": the busy timeout expired waiting for another writer.
+        if "locked" in str(original) or "busy" in str(original):
+            return DatabaseTimeoutError
+        return DatabaseError
+    name = type(original).__name__
+    if name in ("OperationalError", "InterfaceError"):  # connection refused, lost, reset
+        return DatabaseUnavailableError
+    return DatabaseError

@@ -12,13 +12,13 @@ from typing import Any
 
 from chatkit.types import FileAttachment, ThreadItem
 
-from ...stores._ids import MAX_ID_LENGTH, is_storable_id
+from ...stores._rules import MAX_ID_BYTES, is_storable_id
 from .._model import ReferenceModel, expected_page
 from ._harness import Harness, SuiteBase, rule
 from ._stateful import run_machine
 from ._values import T0, assistant, ids, raises, raises_not_found, thread
 
-_UNSTORABLE_IDS = ("nul\x00id", "x" * (MAX_ID_LENGTH + 1))
+_UNSTORABLE_IDS = ("nul\x00id", "x" * (MAX_ID_BYTES + 1), "é" * (MAX_ID_BYTES // 2 + 1))
 
 
 class StrictRules(SuiteBase):
@@ -144,20 +144,21 @@ class StrictRules(SuiteBase):
 
     @rule(
         "unstorable-ids",
-        f"ids up to {MAX_ID_LENGTH} characters are stored; ids with NUL or longer are refused "
+        f"ids up to {MAX_ID_BYTES} bytes of UTF-8 are stored; ids with NUL or longer are refused "
         "with ValueError on write, and not found (or an empty page, or a no-op) on read",
         protects="policy: every key fits the database's index limits",
         tier="strict",
     )
     async def test_unstorable_ids(self, h: Harness) -> None:
         ctx = h.context()
-        longest = "x" * MAX_ID_LENGTH
+        longest, wide = "x" * MAX_ID_BYTES, "é" * (MAX_ID_BYTES // 2)
         await h.store.save_thread(thread(longest), ctx)
-        await h.store.add_thread_item(longest, assistant(longest, longest, T0), ctx)
-        h.check(
-            (await h.store.load_item(longest, longest, ctx)).id == longest,
-            f"an id of {MAX_ID_LENGTH} characters did not round-trip",
-        )
+        for item_id in (longest, wide):
+            await h.store.add_thread_item(longest, assistant(item_id, longest, T0), ctx)
+            h.check(
+                (await h.store.load_item(longest, item_id, ctx)).id == item_id,
+                f"an id of {len(item_id.encode())} bytes did not round-trip",
+            )
         for bad in _UNSTORABLE_IDS:
             shown = repr(bad[:20])
             writes: list[tuple[str, Callable[[], Awaitable[None]]]] = [
