@@ -18,7 +18,6 @@ from chatkit.types import (
     ThreadItem,
     ThreadMetadata,
 )
-
 from pydantic import TypeAdapter
 
 from chatkit_kit.stores import MemoryStore

@@ -71,7 +71,7 @@ from chatkit.widgets import (  # noqa: E402
 )
 from hypothesis import strategies as st  # noqa: E402
 
-from ..stores._rules import MAX_ID_LENGTH  # noqa: E402
+from ..stores._rules import MAX_ID_BYTES  # noqa: E402
 
 __all__ = [
     "HOSTILE_IDS",
@@ -111,7 +111,7 @@ HOSTILE_IDS: tuple[str, ...] = (
     "back\\slash",
     "'; DROP TABLE threads; --",
     "ünïcødé 🧵",
-    "x" * MAX_ID_LENGTH,
+    "x" * MAX_ID_BYTES,
 )
 """Ids that break naive SQL (quotes, LIKE wildcards, backslashes) and the longest storable id."""
 
@@ -128,7 +128,7 @@ storable_ids: st.SearchStrategy[str] = st.one_of(
     st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=24),
     st.sampled_from(HOSTILE_IDS),
 )
-"""Ids a store must accept: 1 to 512 characters, anything but U+0000."""
+"""Ids every store must accept: short, anything but U+0000, and the hostile ids."""
 
 _offsets = st.one_of(
     st.just(timezone.utc),

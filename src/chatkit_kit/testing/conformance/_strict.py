@@ -6,8 +6,8 @@ Opt in with `StrictStoreConformance` (or `run_conformance(..., strict=True)`, `-
 
 from __future__ import annotations
 
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from chatkit.types import FileAttachment, ThreadItem
