@@ -107,8 +107,12 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
                         yield _Connection(self, conn)
                 else:
                     yield _Connection(self, conn)
-            except asyncpg.PostgresError:
-                raise  # the server answered: the pool's reset on release cleans up
+            except asyncpg.PostgresError as error:
+                # The server answered, so the pool's reset on release cleans up; but a
+                # connection to a server going away or turned read-only (failover) is dropped.
+                if isinstance(_translate(error), DatabaseUnavailableError):
+                    conn.terminate()
+                raise
             except BaseException:
                 # A client-side or protocol failure, or a cancelled call: the connection's
                 # state is unknown, so close it instead of handing it back to the pool.
