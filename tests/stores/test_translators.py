@@ -48,6 +48,10 @@ def _pg(cls: type[Exception], message: str = "x") -> Exception:
         (_pg(asyncpg.exceptions.DeadlockDetectedError), DatabaseError),
         (_pg(asyncpg.exceptions.ProgramLimitExceededError), DatabaseError),
         (ConnectionRefusedError(111, "refused"), DatabaseUnavailableError),
+        (
+            asyncpg.exceptions.ClientConfigurationError("sslmode must be one of ..."),
+            DatabaseConfigurationError,
+        ),
         (asyncio.TimeoutError(), DatabaseUnavailableError),
     ],
     ids=lambda v: type(v).__name__,

@@ -11,7 +11,7 @@ from chatkit.store import TContext
 from typing_extensions import Self
 
 from .._optional import require
-from ..errors import DatabaseError, DatabaseUnavailableError
+from ..errors import DatabaseConfigurationError, DatabaseError, DatabaseUnavailableError
 from . import _schema
 from ._base import AttachmentPresenter
 from ._dberrors import database_error, kind_of_sqlstate
@@ -160,6 +160,8 @@ def _translate(error: Exception) -> DatabaseError | None:
         if isinstance(error, asyncpg.exceptions.PostgresConnectionError):
             return database_error(DatabaseUnavailableError, error)
         return database_error(kind_of_sqlstate(getattr(error, "sqlstate", None)), error)
+    if isinstance(error, asyncpg.exceptions.ClientConfigurationError):  # e.g. a bad sslmode
+        return database_error(DatabaseConfigurationError, error)
     if isinstance(error, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):
         # "connection is closed", "another operation is in progress", a failed pool release
         # (which may come after the call was applied).
