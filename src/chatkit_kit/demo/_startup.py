@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from ..stores._urls import redact_database_url
 
 DRIVER_EXTRAS = {
     "sqlalchemy": "demo",
     "aiosqlite": "demo",
     "asyncpg": "asyncpg",
-    "psycopg": "demo",
-    "psycopg_binary": "demo",
+    "psycopg": "psycopg",
+    "psycopg_binary": "psycopg",
     "aiomysql": "mysql",
     "asyncmy": "mysql",
     "pymysql": "mysql",
@@ -33,17 +35,8 @@ class DemoStartupError(Exception):
 
 
 def mask_url(url: str) -> str:
-    """`url` with its password (if any) replaced by `***`; unparseable text is fully masked."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable URL>"
-    if password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+    """`url` with its password (if any) replaced by `***` (the stores' own redaction)."""
+    return redact_database_url(url)
 
 
 def _secrets_of(url: str) -> list[str]:
