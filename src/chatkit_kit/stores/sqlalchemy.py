@@ -1,17 +1,21 @@
-"""`SQLAlchemyStore`: the ChatKit store on a SQLAlchemy 2 async engine (SQLite or PostgreSQL)."""
+"""`SQLAlchemyStore`: the ChatKit store on a SQLAlchemy 2 async engine.
+
+SQLite (aiosqlite), PostgreSQL (asyncpg, psycopg) and MySQL/MariaDB (asyncmy, aiomysql).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
 
 from chatkit.store import TContext
 from typing_extensions import Self
 
 from .._optional import require
-from . import _schema
+from . import _mysql, _schema
 from ._base import AttachmentPresenter
+from ._ids import is_storable_id
 from ._owner import OwnerResolver
 from ._sqlstore import DatabaseUnavailableError, Params, Row, SQLStoreBase
 
@@ -31,9 +35,25 @@ def _dialect_of(engine: AsyncEngine) -> _schema.Dialect:
         return "postgresql"
     if name == "sqlite":
         return "sqlite"
+    if name in ("mysql", "mariadb"):
+        return "mysql"
     raise ValueError(
-        f"SQLAlchemyStore supports PostgreSQL and SQLite engines, got a {name!r} engine"
+        f"SQLAlchemyStore supports PostgreSQL, MySQL/MariaDB and SQLite engines, got a {name!r} "
+        "engine"
     )
+
+
+_T = TypeVar("_T")
+
+
+def _resolve_url(url: str) -> Any:
+    """`url` parsed, with a driver filled in for plain `mysql://` and `mariadb://` URLs."""
+    parsed = make_url(url)
+    if parsed.drivername in _mysql.SCHEMES:
+        parsed = parsed.set(drivername=_mysql.resolve_url_scheme(parsed.drivername))
+    if parsed.get_backend_name() in _mysql.SCHEMES and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
 
 
 def _enable_sqlite_wal(engine: AsyncEngine) -> None:
@@ -73,6 +93,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
+        self._mysql = self._names.dialect == "mysql"
 
     @classmethod
     def from_url(
@@ -88,12 +109,15 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         """Create a store that owns a new engine for `url`; `close()` disposes it.
 
         `url` is a SQLAlchemy async URL such as `sqlite+aiosqlite:///chat.db`,
-        `postgresql+asyncpg://user@host/db` or `postgresql+psycopg://user@host/db`.
+        `postgresql+asyncpg://user@host/db`, `postgresql+psycopg://user@host/db` or
+        `mysql+asyncmy://user:password@host/db` (also `mysql+aiomysql://`, and `mariadb+...`).
+        A plain `mysql://` or `mariadb://` URL uses asyncmy, or aiomysql when only that is
+        installed; MySQL connections use utf8mb4 unless the URL sets `charset`.
         `engine_kwargs` go to `create_async_engine`. SQLite files are switched to WAL mode and
         wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
         `connect_args={"timeout": seconds}`).
         """
-        parsed = make_url(url)
+        parsed = _resolve_url(url)
         if parsed.get_backend_name() == "sqlite":
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
@@ -149,28 +173,64 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         finally:
             await conn.close()
 
+    async def _run(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Run one whole store operation; on MySQL again when InnoDB aborted it (deadlock)."""
+        if self._mysql:
+            return await _mysql.retrying(operation, exc.DBAPIError)
+        return await operation()
+
     async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
-        async with self._connect() as conn:
-            result = await conn.execute(self._text(sql), params)
-            return result.all()
+        async def fetch() -> Sequence[Row]:
+            async with self._connect() as conn:
+                result = await conn.execute(self._text(sql), params)
+                return result.all()
+
+        return await self._run(fetch)
 
     async def _fetch_value(self, sql: str, params: Params) -> Any:
-        async with self._connect() as conn:
-            result = await conn.execute(self._text(sql), params)
-            return result.scalar()
+        async def fetch_value() -> Any:
+            async with self._connect() as conn:
+                result = await conn.execute(self._text(sql), params)
+                return result.scalar()
+
+        return await self._run(fetch_value)
 
     async def _execute(self, statements: Sequence[str], params: Params) -> None:
-        if len(statements) == 1:
+        async def execute() -> None:
+            if len(statements) == 1:
+                async with self._connect() as conn:
+                    await conn.execute(self._text(statements[0]), params)
+                return
+            async with self._connect(autocommit=False) as conn, conn.begin():
+                for sql in statements:
+                    await conn.execute(self._text(sql), params)
+
+        await self._run(execute)
+
+    async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
+        if not self._mysql:
+            return await super().delete_orphan_attachment(owner, attachment_id)
+        # MySQL has no DELETE ... RETURNING: count the affected rows instead.
+        if not is_storable_id(attachment_id):
+            return False
+        if not self._schema_checked:
+            await self._check_schema()
+
+        async def delete() -> bool:
             async with self._connect() as conn:
-                await conn.execute(self._text(statements[0]), params)
-            return
-        async with self._connect(autocommit=False) as conn, conn.begin():
-            for sql in statements:
-                await conn.execute(self._text(sql), params)
+                result = await conn.execute(
+                    self._text(self._sql.delete_orphan_attachment),
+                    {"owner": owner, "id": attachment_id},
+                )
+                return bool(result.rowcount)
+
+        return await self._run(delete)
 
     async def _migrate(self, target: int | None) -> tuple[int, int]:
         if self._names.dialect == "sqlite":
             return await self._migrate_sqlite(target)
+        if self._mysql:
+            return await self._run(lambda: self._migrate_mysql(target))
         async with self._connect(autocommit=False) as conn, conn.begin():
             return await _schema.apply_migrations(self._names, *_raw_runners(conn), target=target)
 
@@ -189,6 +249,21 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 raise
             await conn.exec_driver_sql("COMMIT")
             return result
+
+    async def _migrate_mysql(self, target: int | None) -> tuple[int, int]:
+        # DDL commits implicitly: no transaction, but a named lock held by this connection
+        # around the whole migration (released by the server if the connection drops).
+        async with self._connect() as conn:
+            execute, fetch_value = _raw_runners(conn)
+            locked = await fetch_value(_mysql.acquire_lock_sql(self._names))
+            if locked != 1:
+                raise _mysql.lock_timeout_error(self._names, locked)
+            try:
+                return await _schema.apply_migrations(
+                    self._names, execute, fetch_value, target=target
+                )
+            finally:
+                await fetch_value(_mysql.release_lock_sql(self._names))
 
     async def _schema_version(self) -> int:
         async with self._connect() as conn:

@@ -1,0 +1,252 @@
+"""What is particular to MySQL and MariaDB: DDL, statements, the migration lock, retries, URLs.
+
+The shared store logic (`_sqlstore`) and schema versioning (`_schema`) stay dialect-neutral;
+this module supplies the MySQL text they run and `SQLAlchemyStore` the driver glue.
+
+Column types, and why:
+
+- Keys (`owner`, `id`, `thread_id`) are `VARBINARY`: byte-exact comparison, so "Thr", "thr" and
+  "thr " are three keys (MySQL's default collations fold case and every `_bin` collation but
+  the NO PAD ones ignores trailing spaces). Sized in bytes to the store limits (owner 1024,
+  ids 512 UTF-8 bytes), the widest key, the items primary key, is 2048 bytes plus length
+  bytes: under InnoDB's 3072-byte index limit (DYNAMIC rows).
+- Payloads are `LONGTEXT` in utf8mb4 holding the codec's JSON text as written, never MySQL's
+  binary `JSON` type (which reorders keys and normalizes numbers).
+- `seq` is an AUTO_INCREMENT primary key: the insertion order that breaks `created_at` ties,
+  kept by `ON DUPLICATE KEY UPDATE`. Secondary indexes carry it, so page indexes stay narrow.
+- Attachment times are `DATETIME(6)` written as `UTC_TIMESTAMP(6)` by our statements, so the
+  session time zone never matters.
+
+DDL commits implicitly on MySQL, so a migration cannot be one transaction: every migration is
+`CREATE TABLE IF NOT EXISTS` statements (safe to repeat after a crash), run under a named
+lock (`GET_LOCK`) that serializes concurrent migrators of one database and table prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from functools import cache
+from typing import TYPE_CHECKING, TypeVar
+
+from ._pagination import Order
+
+if TYPE_CHECKING:
+    from ._schema import Names
+
+MAX_OWNER_BYTES = 1024
+MAX_ID_BYTES = 512
+
+_TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"
+
+MIGRATIONS: Mapping[int, tuple[str, ...]] = {
+    1: (
+        f"""CREATE TABLE IF NOT EXISTS {{threads}} (
+    owner VARBINARY({MAX_OWNER_BYTES}) NOT NULL,
+    id VARBINARY({MAX_ID_BYTES}) NOT NULL,
+    seq BIGINT NOT NULL AUTO_INCREMENT,
+    sort_key BIGINT NOT NULL,
+    payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    PRIMARY KEY (seq),
+    UNIQUE KEY {{threads_key_idx}} (owner, id),
+    KEY {{threads_page_idx}} (owner, sort_key, seq)
+) {_TABLE_OPTIONS}""",
+        f"""CREATE TABLE IF NOT EXISTS {{items}} (
+    owner VARBINARY({MAX_OWNER_BYTES}) NOT NULL,
+    thread_id VARBINARY({MAX_ID_BYTES}) NOT NULL,
+    id VARBINARY({MAX_ID_BYTES}) NOT NULL,
+    seq BIGINT NOT NULL AUTO_INCREMENT,
+    sort_key BIGINT NOT NULL,
+    payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    PRIMARY KEY (seq),
+    UNIQUE KEY {{items_key_idx}} (owner, thread_id, id),
+    KEY {{items_page_idx}} (owner, thread_id, sort_key, seq)
+) {_TABLE_OPTIONS}""",
+    ),
+    2: (
+        f"""CREATE TABLE IF NOT EXISTS {{attachments}} (
+    owner VARBINARY({MAX_OWNER_BYTES}) NOT NULL,
+    id VARBINARY({MAX_ID_BYTES}) NOT NULL,
+    thread_id VARBINARY({MAX_ID_BYTES}) NULL,
+    payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (owner, id)
+) {_TABLE_OPTIONS}""",
+    ),
+}
+"""Each schema version's MySQL statements (the same versions as `_schema.MIGRATIONS`)."""
+
+CREATE_VERSIONS = f"""CREATE TABLE IF NOT EXISTS {{versions}} (
+    version INT NOT NULL PRIMARY KEY,
+    description VARCHAR(255) NOT NULL,
+    applied_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) {_TABLE_OPTIONS}"""
+
+VERSION_TABLE_EXISTS = (
+    "SELECT 1 FROM information_schema.tables "
+    "WHERE table_schema = DATABASE() AND table_name = {versions_literal}"
+)
+
+LOCK_TIMEOUT_SECONDS = 120
+"""How long `migrate()` waits for another process's migration of the same tables."""
+
+
+def lock_name(names: Names) -> str:
+    """A SQL expression naming the migration lock of this database and table prefix.
+
+    GET_LOCK names are server-wide and at most 64 characters: hash the database and prefix.
+    """
+    prefix = names.prefix  # letters, digits and underscores only (validated)
+    return f"CONCAT('chatkit-kit:', SHA1(CONCAT(DATABASE(), ':', '{prefix}')))"
+
+
+def acquire_lock_sql(names: Names) -> str:
+    return f"SELECT GET_LOCK({lock_name(names)}, {LOCK_TIMEOUT_SECONDS})"
+
+
+def release_lock_sql(names: Names) -> str:
+    return f"SELECT RELEASE_LOCK({lock_name(names)})"
+
+
+def lock_timeout_error(names: Names, result: object) -> TimeoutError:
+    return TimeoutError(
+        f"could not take the migration lock of the chatkit-kit tables {names.table('*')} "
+        f"within {LOCK_TIMEOUT_SECONDS} s (GET_LOCK returned {result!r}): another migration "
+        "is still running"
+    )
+
+
+# Statements. Keys are VARBINARY: ids selected for cursors are converted back to text.
+
+_UPSERT_THREAD = (
+    "INSERT INTO {threads} (owner, id, sort_key, payload) "
+    "VALUES (:owner, :id, :sort_key, :payload) "
+    "ON DUPLICATE KEY UPDATE payload = :payload"
+)
+_UPSERT_ITEM = (
+    "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
+    "VALUES (:owner, :thread_id, :id, :sort_key, :payload) "
+    "ON DUPLICATE KEY UPDATE payload = :payload"
+)
+_UPSERT_ATTACHMENT = (
+    "INSERT INTO {attachments} (owner, id, thread_id, payload, created_at, updated_at) "
+    "VALUES (:owner, :id, :thread_id, :payload, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) "
+    "ON DUPLICATE KEY UPDATE thread_id = :thread_id, payload = :payload, "
+    "updated_at = UTC_TIMESTAMP(6)"
+)
+_UNATTACHED_ATTACHMENTS = (
+    "SELECT CONVERT(owner USING utf8mb4), payload, created_at FROM {attachments} "
+    "WHERE thread_id IS NULL AND created_at < :before ORDER BY created_at, owner, id LIMIT :limit"
+)
+# Without RETURNING (MySQL has none): the store reads the affected row count.
+_DELETE_ORPHAN_ATTACHMENT = (
+    "DELETE FROM {attachments} WHERE owner = :owner AND id = :id AND thread_id IS NULL"
+)
+
+# Pages: the cursor row joins as a one-row (const) table, so the range on the page index is
+# known before execution; `(a, b) > (x, y)` is spelled out, which MySQL's range optimizer needs.
+_THREADS_PAGE = (
+    "SELECT CONVERT(t.id USING utf8mb4), t.payload FROM {threads} t{join} "
+    "WHERE t.owner = :owner{cursor} "
+    "ORDER BY t.sort_key {direction}, t.seq {direction} LIMIT :limit"
+)
+_THREADS_JOIN = " JOIN {threads} c ON c.owner = :owner AND c.id = :after"
+_ITEMS_PAGE = (
+    "SELECT CONVERT(t.id USING utf8mb4), t.payload FROM {items} t{join} "
+    "WHERE t.owner = :owner AND t.thread_id = :thread_id{cursor} "
+    "ORDER BY t.sort_key {direction}, t.seq {direction} LIMIT :limit"
+)
+_ITEMS_JOIN = " JOIN {items} c ON c.owner = :owner AND c.thread_id = :thread_id AND c.id = :after"
+_CURSOR = " AND (t.sort_key {op} c.sort_key OR (t.sort_key = c.sort_key AND t.seq {op} c.seq))"
+
+
+def _page(template: str, join: str, order: Order, with_cursor: bool) -> str:
+    op = ">" if order == "asc" else "<"
+    return (
+        template.replace("{join}", join if with_cursor else "")
+        .replace("{cursor}", _CURSOR.replace("{op}", op) if with_cursor else "")
+        .replace("{direction}", "ASC" if order == "asc" else "DESC")
+    )
+
+
+def threads_page(order: Order, with_cursor: bool) -> str:
+    return _page(_THREADS_PAGE, _THREADS_JOIN, order, with_cursor)
+
+
+def items_page(order: Order, with_cursor: bool) -> str:
+    return _page(_ITEMS_PAGE, _ITEMS_JOIN, order, with_cursor)
+
+
+@cache
+def statement_overrides() -> dict[str, str]:
+    """The MySQL text of the statements whose shared text MySQL does not accept."""
+    from . import _sql
+
+    return {
+        _sql.UPSERT_THREAD: _UPSERT_THREAD,
+        _sql.UPSERT_ITEM: _UPSERT_ITEM,
+        _sql.UPSERT_ATTACHMENT: _UPSERT_ATTACHMENT,
+        _sql.UNATTACHED_ATTACHMENTS: _UNATTACHED_ATTACHMENTS,
+        _sql.DELETE_ORPHAN_ATTACHMENT: _DELETE_ORPHAN_ATTACHMENT,
+    }
+
+
+# Retrying InnoDB deadlocks and lock wait timeouts.
+
+DEADLOCK = 1213
+LOCK_WAIT_TIMEOUT = 1205
+RETRYABLE_ERRORS = frozenset({DEADLOCK, LOCK_WAIT_TIMEOUT})
+MAX_ATTEMPTS = 5
+"""Attempts of one store call that InnoDB aborted as a deadlock victim (or lock wait timeout)."""
+
+T = TypeVar("T")
+
+
+def error_code(error: BaseException) -> int | None:
+    """The MySQL error number of a driver error (asyncmy, aiomysql/PyMySQL), if any."""
+    orig = getattr(error, "orig", error)
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    return None
+
+
+async def retrying(operation: Callable[[], Awaitable[T]], is_error: type[BaseException]) -> T:
+    """Run `operation`, again (up to MAX_ATTEMPTS) when InnoDB rolled it back as a deadlock.
+
+    Only whole store operations are passed in: each is one autocommit statement or one
+    transaction, which InnoDB rolled back completely when it picked it as the deadlock victim
+    (a lock wait timeout rolls back the statement, and the store's transaction rolls back the
+    rest), so running it again cannot apply anything twice.
+    """
+    attempt = 1
+    while True:
+        try:
+            return await operation()
+        except is_error as error:
+            if error_code(error) not in RETRYABLE_ERRORS or attempt >= MAX_ATTEMPTS:
+                raise
+        await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+        attempt += 1
+
+
+# URLs
+
+DRIVERS = ("asyncmy", "aiomysql")
+"""Async drivers `mysql://` URLs resolve to, in order of preference (see docs/stores.md)."""
+
+SCHEMES = ("mysql", "mariadb")
+
+
+def resolve_url_scheme(scheme: str) -> str:
+    """`mysql` or `mariadb` without a driver, completed with the first installed async driver."""
+    for driver in DRIVERS:
+        if importlib.util.find_spec(driver) is not None:
+            return f"{scheme}+{driver}"
+    raise ImportError(
+        f"a {scheme}:// URL needs an async MySQL driver, and neither asyncmy nor aiomysql is "
+        'installed; install one with: pip install "chatkit-kit[mysql]"'
+    )
