@@ -18,8 +18,7 @@ from pydantic import AnyUrl
 
 from .._http import ContextFactory
 from .._optional import require
-from ..stores._ids import check_id
-from ..stores._owner import OwnerResolver
+from ..stores._rules import OwnerResolver, check_id
 from ._backend import BlobAttachmentStore
 from ._blobs import BlobStorage
 from ._errors import (

@@ -31,7 +31,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, TypeVar
 
-from ._pagination import Order
+from ..errors import (
+    DatabaseConfigurationError,
+    DatabaseError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+    MissingDependencyError,
+)
+from ._rules import Order
 
 if TYPE_CHECKING:
     from ._schema import Names
@@ -76,6 +83,21 @@ MIGRATIONS: Mapping[int, tuple[str, ...]] = {
     PRIMARY KEY (owner, id)
 ) {_TABLE_OPTIONS}""",
     ),
+    # No partial indexes on MySQL; InnoDB appends the primary key (owner, id) to both, so they
+    # also serve the ORDER BY of the thread listing and of the orphan sweep. MySQL has no
+    # ADD INDEX IF NOT EXISTS: the ALTER runs only when the index is missing, so a migration
+    # interrupted before its version was recorded can run again.
+    3: (
+        "SET @chatkit_kit_ddl = IF((SELECT COUNT(*) FROM information_schema.statistics "
+        "WHERE table_schema = DATABASE() AND table_name = {attachments_literal} "
+        "AND index_name = {attachments_thread_idx_literal}) = 0, "
+        "'ALTER TABLE {attachments} ADD INDEX {attachments_thread_idx} "
+        "(owner, thread_id, created_at), ADD INDEX {attachments_orphan_idx} "
+        "(thread_id, created_at)', 'DO 0')",
+        "PREPARE chatkit_kit_ddl FROM @chatkit_kit_ddl",
+        "EXECUTE chatkit_kit_ddl",
+        "DEALLOCATE PREPARE chatkit_kit_ddl",
+    ),
 }
 """Each schema version's MySQL statements (the same versions as `_schema.MIGRATIONS`)."""
 
@@ -111,8 +133,8 @@ def release_lock_sql(names: Names) -> str:
     return f"SELECT RELEASE_LOCK({lock_name(names)})"
 
 
-def lock_timeout_error(names: Names, result: object) -> TimeoutError:
-    return TimeoutError(
+def lock_timeout_error(names: Names, result: object) -> DatabaseTimeoutError:
+    return DatabaseTimeoutError(
         f"could not take the migration lock of the chatkit-kit tables {names.table('*')} "
         f"within {LOCK_TIMEOUT_SECONDS} s (GET_LOCK returned {result!r}): another migration "
         "is still running"
@@ -205,16 +227,67 @@ MAX_ATTEMPTS = 5
 T = TypeVar("T")
 
 
-def error_code(error: BaseException) -> int | None:
-    """The MySQL error number of a driver error (asyncmy, aiomysql/PyMySQL), if any."""
-    orig = getattr(error, "orig", error)
-    args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int):
-        return args[0]
+def error_code(error: BaseException | None) -> int | None:
+    """The MySQL error number of a driver error (asyncmy, aiomysql/PyMySQL), if any.
+
+    Follows a translated error's `__cause__` and SQLAlchemy's `.orig` to the driver's error.
+    """
+    seen = 0
+    while error is not None and seen < 4:
+        args = getattr(error, "args", ())
+        if not isinstance(error, DatabaseError) and args and isinstance(args[0], int):
+            return int(args[0])
+        error = getattr(error, "orig", None) or error.__cause__
+        seen += 1
     return None
 
 
-async def retrying(operation: Callable[[], Awaitable[T]], is_error: type[BaseException]) -> T:
+_TIMEOUTS = frozenset({LOCK_WAIT_TIMEOUT, DEADLOCK, 1969, 3024})
+"""Lock wait timeout, deadlock (after the store's retries), MariaDB max_statement_time, MySQL
+max_execution_time: the statement was rolled back."""
+_UNAVAILABLE = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1077,  # normal shutdown
+        1152,  # aborted connection
+        1290,  # --read-only: a replica after failover
+        1836,  # read-only mode
+        1927,  # MariaDB: connection killed
+        4031,  # MySQL: disconnected by the server (idle timeout)
+        *range(2000, 2100),  # client errors: can't connect, server has gone away, lost, ...
+    }
+)
+_CONFIGURATION = frozenset(
+    {
+        1044,  # access denied to the database
+        1045,  # access denied (user, password)
+        1049,  # unknown database
+        1054,  # unknown column: tables changed by hand
+        1142,  # command denied (privilege)
+        1143,  # column command denied
+        1146,  # table does not exist: dropped after the schema check
+        1227,  # access denied: needs a privilege
+        1698,  # access denied (auth plugin)
+    }
+)
+
+
+def kind_of_error(error: BaseException) -> type[DatabaseError]:
+    """The `chatkit_kit.errors` class for a MySQL driver error, by its error number."""
+    code = error_code(error)
+    if code in _TIMEOUTS:
+        return DatabaseTimeoutError
+    if code in _UNAVAILABLE:
+        return DatabaseUnavailableError
+    if code in _CONFIGURATION:
+        return DatabaseConfigurationError
+    if code is None and type(error).__name__ in ("OperationalError", "InterfaceError"):
+        return DatabaseUnavailableError
+    return DatabaseError
+
+
+async def retrying(operation: Callable[[], Awaitable[T]]) -> T:
     """Run `operation`, again (up to MAX_ATTEMPTS) when InnoDB rolled it back as a deadlock.
 
     Only whole store operations are passed in: each is one autocommit statement or one
@@ -226,7 +299,7 @@ async def retrying(operation: Callable[[], Awaitable[T]], is_error: type[BaseExc
     while True:
         try:
             return await operation()
-        except is_error as error:
+        except DatabaseTimeoutError as error:
             if error_code(error) not in RETRYABLE_ERRORS or attempt >= MAX_ATTEMPTS:
                 raise
         await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
@@ -246,7 +319,7 @@ def resolve_url_scheme(scheme: str) -> str:
     for driver in DRIVERS:
         if importlib.util.find_spec(driver) is not None:
             return f"{scheme}+{driver}"
-    raise ImportError(
+    raise MissingDependencyError(
         f"a {scheme}:// URL needs an async MySQL driver, and neither asyncmy nor aiomysql is "
         'installed; install one with: pip install "chatkit-kit[mysql]"'
     )

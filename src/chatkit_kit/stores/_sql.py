@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from . import _mysql
-from ._pagination import Order
+from ._rules import Order
 from ._schema import Names
 
 LOAD_THREAD = "SELECT payload FROM {threads} WHERE owner = :owner AND id = :id"

@@ -1,6 +1,7 @@
 """`SQLAlchemyStore`: the ChatKit store on a SQLAlchemy 2 async engine.
 
-SQLite (aiosqlite), PostgreSQL (asyncpg, psycopg) and MySQL/MariaDB (asyncmy, aiomysql).
+SQLite (aiosqlite), PostgreSQL (asyncpg, psycopg) and MySQL/MariaDB (asyncmy, aiomysql); what
+is particular to MySQL lives in `_mysql`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ from chatkit.store import TContext
 from typing_extensions import Self
 
 from .._optional import require
+from ..errors import (
+    ChatKitKitError,
+    DatabaseError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+)
 from . import _mysql, _schema
 from ._base import AttachmentPresenter
-from ._ids import is_storable_id
-from ._owner import OwnerResolver
-from ._sqlstore import DatabaseUnavailableError, Params, Row, SQLStoreBase
+from ._dberrors import database_error, kind_of_message, kind_of_sqlstate
+from ._rules import OwnerResolver, is_storable_id
+from ._sqlstore import Params, Row, SQLStoreBase, _raw_runners
 
 require("sqlalchemy", "sqlalchemy")
 
@@ -69,7 +76,8 @@ def _enable_sqlite_wal(engine: AsyncEngine) -> None:
 
 
 class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
-    """A ChatKit `Store` on SQLAlchemy: SQLite (aiosqlite) or PostgreSQL (asyncpg or psycopg).
+    """A ChatKit `Store` on SQLAlchemy: SQLite (aiosqlite), PostgreSQL (asyncpg or psycopg) or
+    MySQL/MariaDB (asyncmy or aiomysql).
 
     Pass an `AsyncEngine` your app owns, or use `SQLAlchemyStore.from_url(...)`, which creates
     one that `close()` disposes. Create the tables with `await store.migrate()` or
@@ -110,12 +118,12 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
 
         `url` is a SQLAlchemy async URL such as `sqlite+aiosqlite:///chat.db`,
         `postgresql+asyncpg://user@host/db`, `postgresql+psycopg://user@host/db` or
-        `mysql+asyncmy://user:password@host/db` (also `mysql+aiomysql://`, and `mariadb+...`).
+        `mysql+asyncmy://user:password@host/db` (also `mysql+aiomysql://` and `mariadb+...`).
         A plain `mysql://` or `mariadb://` URL uses asyncmy, or aiomysql when only that is
-        installed; MySQL connections use utf8mb4 unless the URL sets `charset`.
-        `engine_kwargs` go to `create_async_engine`. SQLite files are switched to WAL mode and
-        wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
-        `connect_args={"timeout": seconds}`).
+        installed; MySQL connections use utf8mb4 unless the URL sets `charset`. The tables live
+        in the URL's database. `engine_kwargs` go to `create_async_engine`. SQLite files are
+        switched to WAL mode and wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override
+        with `connect_args={"timeout": seconds}`).
         """
         parsed = _resolve_url(url)
         if parsed.get_backend_name() == "sqlite":
@@ -149,7 +157,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         if self._owns_engine:
             await self._engine.dispose()
 
-    # Running statements
+    # The backend seam: one connection primitive, one error translator
 
     def _text(self, sql: str) -> TextClause:
         clause = self._texts.get(sql)
@@ -158,131 +166,157 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         return clause
 
     @asynccontextmanager
-    async def _connect(self, *, autocommit: bool = True) -> AsyncIterator[AsyncConnection]:
-        engine = self._autocommit if autocommit else self._engine
+    async def _connect(self, *, transaction: bool) -> AsyncIterator[_Connection]:
+        sqlite = self._names.dialect == "sqlite"
+        # Single statements are atomic on their own: AUTOCOMMIT saves BEGIN/COMMIT round trips.
+        # SQLite transactions are BEGIN IMMEDIATE (taken by hand, since the driver would begin
+        # lazily), so a writer never fails to upgrade a read lock and migrations serialize.
+        autocommit = sqlite or not transaction
+        conn = await (self._autocommit if autocommit else self._engine).connect()
         try:
-            conn = await engine.connect()
-        except (exc.DBAPIError, OSError) as error:
-            raise _unavailable(error) from error
-        try:
-            yield conn
-        except exc.DBAPIError as error:
-            if error.connection_invalidated:
-                raise _unavailable(error) from error
+            if not transaction:
+                yield _Connection(self, conn)
+            elif sqlite:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                try:
+                    yield _Connection(self, conn)
+                except BaseException:
+                    await conn.exec_driver_sql("ROLLBACK")
+                    raise
+                await conn.exec_driver_sql("COMMIT")
+            else:
+                async with conn.begin():
+                    yield _Connection(self, conn)
+        except ChatKitKitError:
+            raise
+        except BaseException:
+            # The connection's state is unknown (an error mid-protocol, a cancelled call):
+            # never hand it back to the pool, where it could hold a transaction or a lock.
+            await conn.invalidate()
             raise
         finally:
             await conn.close()
 
-    async def _run(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        """Run one whole store operation; on MySQL again when InnoDB aborted it (deadlock)."""
+    def _translate(self, error: Exception) -> DatabaseError | None:
+        if isinstance(error, exc.TimeoutError):  # no pooled connection became free
+            return database_error(DatabaseTimeoutError, error)
+        if isinstance(error, exc.DBAPIError):
+            original = error.orig
+            if original is None or error.connection_invalidated:
+                return database_error(DatabaseUnavailableError, error)
+            if self._mysql:
+                return database_error(_mysql.kind_of_error(original), original)
+            sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+            if sqlstate:
+                return database_error(kind_of_sqlstate(str(sqlstate)), original)
+            return database_error(_kind_without_sqlstate(self._names.dialect, original), original)
+        if isinstance(error, exc.SQLAlchemyError):
+            return database_error(DatabaseError, error)
+        if isinstance(error, OSError):
+            return database_error(DatabaseUnavailableError, error)
+        return None
+
+    # MySQL: whole operations run again when InnoDB picked them as a deadlock victim.
+
+    async def _retry(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         if self._mysql:
-            return await _mysql.retrying(operation, exc.DBAPIError)
+            return await _mysql.retrying(operation)
         return await operation()
 
     async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
-        async def fetch() -> Sequence[Row]:
-            async with self._connect() as conn:
-                result = await conn.execute(self._text(sql), params)
-                return result.all()
-
-        return await self._run(fetch)
+        return await self._retry(lambda: SQLStoreBase._fetch(self, sql, params))
 
     async def _fetch_value(self, sql: str, params: Params) -> Any:
-        async def fetch_value() -> Any:
-            async with self._connect() as conn:
-                result = await conn.execute(self._text(sql), params)
-                return result.scalar()
-
-        return await self._run(fetch_value)
+        return await self._retry(lambda: SQLStoreBase._fetch_value(self, sql, params))
 
     async def _execute(self, statements: Sequence[str], params: Params) -> None:
-        async def execute() -> None:
-            if len(statements) == 1:
-                async with self._connect() as conn:
-                    await conn.execute(self._text(statements[0]), params)
-                return
-            async with self._connect(autocommit=False) as conn, conn.begin():
-                for sql in statements:
-                    await conn.execute(self._text(sql), params)
-
-        await self._run(execute)
+        await self._retry(lambda: SQLStoreBase._execute(self, statements, params))
 
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
         if not self._mysql:
             return await super().delete_orphan_attachment(owner, attachment_id)
-        # MySQL has no DELETE ... RETURNING: count the affected rows instead.
         if not is_storable_id(attachment_id):
             return False
-        if not self._schema_checked:
-            await self._check_schema()
 
         async def delete() -> bool:
-            async with self._connect() as conn:
-                result = await conn.execute(
-                    self._text(self._sql.delete_orphan_attachment),
-                    {"owner": owner, "id": attachment_id},
+            # No DELETE ... RETURNING on MySQL: the session's affected-row count instead.
+            async with self._connection() as conn:
+                await conn.execute(
+                    self._sql.delete_orphan_attachment, {"owner": owner, "id": attachment_id}
                 )
-                return bool(result.rowcount)
+                return bool(await conn.fetch_value("SELECT ROW_COUNT()", None))
 
-        return await self._run(delete)
+        return await self._retry(delete)
 
-    async def _migrate(self, target: int | None) -> tuple[int, int]:
-        if self._names.dialect == "sqlite":
-            return await self._migrate_sqlite(target)
-        if self._mysql:
-            return await self._run(lambda: self._migrate_mysql(target))
-        async with self._connect(autocommit=False) as conn, conn.begin():
-            return await _schema.apply_migrations(self._names, *_raw_runners(conn), target=target)
-
-    async def _migrate_sqlite(self, target: int | None) -> tuple[int, int]:
-        # The sqlite3 driver does not open transactions for DDL by itself: run the whole
-        # migration in an explicit BEGIN IMMEDIATE, which also serializes concurrent migrators.
-        async with self._connect() as conn:
-            await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                result = await _schema.apply_migrations(
-                    self._names, *_raw_runners(conn), target=target
-                )
-            except BaseException:
-                await conn.exec_driver_sql("ROLLBACK")
-                raise
-            await conn.exec_driver_sql("COMMIT")
-            return result
-
-    async def _migrate_mysql(self, target: int | None) -> tuple[int, int]:
-        # DDL commits implicitly: no transaction, but a named lock held by this connection
-        # around the whole migration (released by the server if the connection drops).
-        async with self._connect() as conn:
+    async def _migrate_mysql(self, target: int | None) -> int:
+        # DDL commits implicitly on MySQL: no transaction, but a named lock held by this
+        # connection around the whole migration (the server releases it if the connection
+        # drops), and every step can run again after an interruption.
+        async with self._connection(ready=False) as conn:
             execute, fetch_value = _raw_runners(conn)
             locked = await fetch_value(_mysql.acquire_lock_sql(self._names))
             if locked != 1:
                 raise _mysql.lock_timeout_error(self._names, locked)
             try:
-                return await _schema.apply_migrations(
+                _found, now = await _schema.apply_migrations(
                     self._names, execute, fetch_value, target=target
                 )
             finally:
                 await fetch_value(_mysql.release_lock_sql(self._names))
+        return now
 
-    async def _schema_version(self) -> int:
-        async with self._connect() as conn:
-            _execute, fetch_value = _raw_runners(conn)
-            return await _schema.read_version(self._names, fetch_value)
+    async def migrate(self, *, target: int | None = None) -> int:
+        if self._mysql:
+            _schema.check_target(target)
+            now = await self._retry(lambda: self._migrate_mysql(target))
+            self._schema_ready = now == _schema.LATEST_VERSION
+            return now
+        if self._names.dialect == "sqlite":
+            # WAL lets readers run beside the writer; it cannot change inside a transaction.
+            async with self._connection(ready=False) as conn:
+                await conn.execute("PRAGMA journal_mode=WAL", None)
+        return await super().migrate(target=target)
+
+    migrate.__doc__ = SQLStoreBase.migrate.__doc__
 
 
-def _raw_runners(conn: AsyncConnection) -> tuple[_schema.Execute, _schema.FetchValue]:
-    async def execute(sql: str) -> None:
-        await conn.exec_driver_sql(sql)
+class _Connection:
+    """A SQLAlchemy connection running the store's `:name` statements."""
 
-    async def fetch_value(sql: str) -> Any:
-        return (await conn.exec_driver_sql(sql)).scalar()
+    __slots__ = ("_conn", "_store")
 
-    return execute, fetch_value
+    def __init__(self, store: SQLAlchemyStore[Any], conn: AsyncConnection) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        if params is None:
+            return (await self._conn.exec_driver_sql(sql)).all()
+        return (await self._conn.execute(self._store._text(sql), params)).all()
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        if params is None:
+            return (await self._conn.exec_driver_sql(sql)).scalar()
+        return (await self._conn.execute(self._store._text(sql), params)).scalar()
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        if params is None:
+            await self._conn.exec_driver_sql(sql)
+        else:
+            await self._conn.execute(self._store._text(sql), params)
 
 
-def _unavailable(error: BaseException) -> DatabaseUnavailableError:
-    return DatabaseUnavailableError(
-        f"the database connection failed ({type(error).__name__}: {error}); the call may not "
-        "have been applied, and the store reconnects on the next call"
-    )
+def _kind_without_sqlstate(dialect: str, original: BaseException) -> type[DatabaseError]:
+    """psycopg while connecting and sqlite3 give no SQLSTATE: decide from type and message."""
+    configured = kind_of_message(str(original))
+    if configured is not None:
+        return configured
+    if dialect == "sqlite":
+        # "database is locked": the busy timeout expired waiting for another writer.
+        if "locked" in str(original) or "busy" in str(original):
+            return DatabaseTimeoutError
+        return DatabaseError
+    name = type(original).__name__
+    if name in ("OperationalError", "InterfaceError"):  # connection refused, lost, reset
+        return DatabaseUnavailableError
+    return DatabaseError
