@@ -19,9 +19,12 @@ def _dialect_of_url(url: str) -> _schema.Dialect:
         return "postgresql"
     if scheme == "sqlite":
         return "sqlite"
+    if scheme in ("mysql", "mariadb"):
+        return "mysql"
     raise SystemExit(
         f"chatkit-kit migrate: unsupported database URL scheme {scheme!r}; use postgresql://, "
-        "postgresql+asyncpg://, postgresql+psycopg:// or sqlite+aiosqlite:///path.db"
+        "postgresql+asyncpg://, postgresql+psycopg://, mysql://, mysql+asyncmy://, "
+        "mysql+aiomysql:// or sqlite+aiosqlite:///path.db"
     )
 
 
@@ -54,8 +57,10 @@ async def _migrate(url: str, schema: str | None, prefix: str, target: int | None
 def _run_migrate(args: argparse.Namespace) -> int:
     dialect = _dialect_of_url(args.database_url)
     schema = args.schema if dialect == "postgresql" else None
-    if args.schema is not None and dialect == "sqlite":
-        raise SystemExit("chatkit-kit migrate: --schema is a PostgreSQL option")
+    if args.schema is not None and dialect != "postgresql":
+        raise SystemExit(
+            "chatkit-kit migrate: --schema is a PostgreSQL option (MySQL: the URL's database)"
+        )
     try:
         names = _schema.Names.create(dialect, schema, args.table_prefix)
         if args.sql:
@@ -76,7 +81,8 @@ def _add_migrate(subparsers: Any) -> None:
     parser.add_argument(
         "database_url",
         metavar="DATABASE_URL",
-        help="postgresql://..., postgresql+asyncpg://..., postgresql+psycopg://... "
+        help="postgresql://..., postgresql+asyncpg://..., postgresql+psycopg://..., "
+        "mysql://... (also mysql+asyncmy://, mysql+aiomysql://, mariadb://) "
         "or sqlite+aiosqlite:///path.db",
     )
     parser.add_argument("--schema", default=None, help="PostgreSQL schema (default: public)")

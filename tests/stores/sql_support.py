@@ -68,12 +68,22 @@ def with_database(url: str, database: str) -> str:
 
 def mysql_execute(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Run one statement in the URL's database (backslashes in literals are plain characters)."""
+    return mysql_script(url, [sql], params)
+
+
+def mysql_script(
+    url: str, statements: list[str], params: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """Run statements on one connection (as a DBA's client would); return the last one's rows."""
     conn = _mysql_connect(url, database_of(url) or None)
+    rows: list[tuple[Any, ...]] = []
     try:
         with conn.cursor() as cur:
             cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
-            cur.execute(sql, params or None)
-            return list(cur.fetchall()) if cur.description else []
+            for sql in statements:
+                cur.execute(sql, (params or None) if "%s" in sql else None)
+                rows = list(cur.fetchall()) if cur.description else []
+        return rows
     finally:
         conn.close()
 

@@ -1,7 +1,8 @@
 """Every SQL store flavour passes the whole StoreConformance suite.
 
-SQLAlchemyStore on SQLite (aiosqlite) and on PostgreSQL via asyncpg and via psycopg, and
-AsyncpgStore on PostgreSQL: the real local server, in this session's fresh schema.
+SQLAlchemyStore on SQLite (aiosqlite), on PostgreSQL via asyncpg and via psycopg and on MariaDB
+via asyncmy and via aiomysql, and AsyncpgStore on PostgreSQL: the real local servers, in this
+session's fresh PostgreSQL schema or MariaDB database.
 """
 
 from __future__ import annotations
@@ -50,3 +51,19 @@ class TestSQLAlchemyPsycopgConformance(_PostgresConformance):
 
 class TestAsyncpgStoreConformance(_PostgresConformance):
     driver = "asyncpg"
+
+
+class _MariaDBConformance(_SQLConformance):
+    driver: str
+
+    @pytest.fixture(autouse=True)
+    def _database(self, mysql_database: str) -> None:
+        self.flavour = Flavour(self.driver, mysql_database)
+
+
+class TestSQLAlchemyAsyncmyMariaDBConformance(_MariaDBConformance):
+    driver = "mysql+asyncmy"
+
+
+class TestSQLAlchemyAiomysqlMariaDBConformance(_MariaDBConformance):
+    driver = "mysql+aiomysql"

@@ -120,16 +120,22 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         `postgresql+asyncpg://user@host/db`, `postgresql+psycopg://user@host/db` or
         `mysql+asyncmy://user:password@host/db` (also `mysql+aiomysql://` and `mariadb+...`).
         A plain `mysql://` or `mariadb://` URL uses asyncmy, or aiomysql when only that is
-        installed; MySQL connections use utf8mb4 unless the URL sets `charset`. The tables live
-        in the URL's database. `engine_kwargs` go to `create_async_engine`. SQLite files are
-        switched to WAL mode and wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override
-        with `connect_args={"timeout": seconds}`).
+        installed; MySQL connections use utf8mb4 unless the URL sets `charset`, and the pool
+        pings a connection before handing it out (`pool_pre_ping=True`, as MySQL drops idle
+        connections after `wait_timeout`). The tables live in the URL's database.
+        `engine_kwargs` go to `create_async_engine`. SQLite files are switched to WAL mode and
+        wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
+        `connect_args={"timeout": seconds}`).
         """
         parsed = _resolve_url(url)
         if parsed.get_backend_name() == "sqlite":
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
             engine_kwargs["connect_args"] = connect_args
+        if parsed.get_backend_name() in _mysql.SCHEMES:
+            # MySQL closes idle connections (wait_timeout) and failovers drop them: check each
+            # pooled connection on checkout, so a dead one is replaced instead of failing a call.
+            engine_kwargs.setdefault("pool_pre_ping", True)
         engine = create_async_engine(parsed, **engine_kwargs)
         if engine.dialect.name == "sqlite":
             _enable_sqlite_wal(engine)
@@ -214,6 +220,9 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             return database_error(DatabaseError, error)
         if isinstance(error, OSError):
             return database_error(DatabaseUnavailableError, error)
+        if self._mysql and _mysql.is_driver_error(error):
+            # SQLAlchemy sets AUTOCOMMIT on the raw MySQL connection without wrapping errors.
+            return database_error(_mysql.kind_of_error(error), error)
         return None
 
     # MySQL: whole operations run again when InnoDB picked them as a deadlock victim.
