@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -560,3 +561,44 @@ def test_cli_sql_script_applies_with_a_mysql_client(
 
         asyncio.run(check())
         assert database_of(with_database(url, "x")) == "x"
+
+
+async def test_the_demo_runs_on_a_mysql_url(mariadb_url: str, tmp_path: Path) -> None:
+    import httpx
+
+    from chatkit_kit.demo.app import DemoConfig, build_app
+
+    with fresh_database(mariadb_url) as url:
+        app = build_app(DemoConfig(database_url=url, files_dir=str(tmp_path / "files")))
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http,
+        ):
+            response = await http.post(
+                "/chatkit",
+                json={
+                    "type": "threads.create",
+                    "params": {
+                        "input": {
+                            "content": [{"type": "input_text", "text": "hi \U0001f600"}],
+                            "attachments": [],
+                            "inference_options": {},
+                        }
+                    },
+                },
+            )
+            assert response.status_code == 200, response.text
+            events = [
+                json.loads(line[6:])
+                for line in response.text.splitlines()
+                if line.startswith("data: ")
+            ]
+            thread_id = events[0]["thread"]["id"]
+            listed = await http.post(
+                "/chatkit", json={"type": "items.list", "params": {"thread_id": thread_id}}
+            )
+            assert listed.status_code == 200, listed.text
+            assert "hi \U0001f600" in listed.text
+        rows = mysql_execute(url, f"SELECT CONVERT(id USING utf8mb4) FROM {NAMES.threads}")
+        assert rows == [(thread_id,)]

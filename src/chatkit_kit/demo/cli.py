@@ -28,7 +28,7 @@ def add_demo(subparsers: Any) -> None:
         "--database-url",
         default=os.environ.get("CHATKIT_KIT_DEMO_DATABASE_URL", DEFAULT_DATABASE_URL),
         help=f"SQLAlchemy async URL (default: {DEFAULT_DATABASE_URL}; "
-        "postgresql+asyncpg://... or postgresql+psycopg://... work too)",
+        "postgresql+asyncpg://..., postgresql+psycopg://... and mysql://... work too)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
