@@ -63,13 +63,17 @@ class MissingDependencyError(ChatKitKitError, ImportError):
     `extra` is the pip extra (`pip install "chatkit-kit[<extra>]"`), `module` the missing import.
     """
 
-    def __init__(self, module: str, extra: str, what: str | None = None) -> None:
+    def __init__(
+        self, module: str, extra: str, what: str | None = None, *, alternative: str | None = None
+    ) -> None:
         self.module = module
         self.extra = extra
         needed_by = what or "this part of chatkit-kit"
+        install = f'pip install "chatkit-kit[{extra}]"'
+        if alternative is not None:
+            install += f' (or "chatkit-kit[{alternative}]")'
         super().__init__(
-            f"{needed_by} needs {module!r}, which is not installed; "
-            f'install it with: pip install "chatkit-kit[{extra}]"',
+            f"{needed_by} needs {module!r}, which is not installed; install it with: {install}",
             name=module,
         )
 

@@ -30,8 +30,9 @@ from chatkit_kit.errors import (
     DatabaseError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
+    MissingDependencyError,
 )
-from chatkit_kit.stores import SCHEMA_VERSION, _codec, _mysql, _rules, _schema, _sql
+from chatkit_kit.stores import SCHEMA_VERSION, _codec, _mysql, _rules, _schema, _sql, _urls
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
 
 from .sql_support import (
@@ -498,9 +499,17 @@ async def test_plain_mysql_and_mariadb_urls_resolve_to_an_installed_driver(
 
 
 def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_mysql.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ImportError, match=r"chatkit-kit\[mysql\]"):
-        SQLAlchemyStore.from_url("mysql://root@127.0.0.1/test")
+    monkeypatch.setattr(_urls, "is_installed", lambda module: module not in MYSQL_DRIVERS)
+    for url in ("mysql://root@127.0.0.1/test", "mysql+aiomysql://root@127.0.0.1/test"):
+        with pytest.raises(MissingDependencyError, match=r"chatkit-kit\[mysql\]"):
+            SQLAlchemyStore.from_url(url)
+    # With only aiomysql installed, mysql:// uses it.
+    monkeypatch.setattr(_urls, "is_installed", lambda module: module == "aiomysql")
+    assert _urls.resolve_database_url("mysql://u@h/db") == "mysql+aiomysql://u@h/db"
+    assert _urls.resolve_database_url("mariadb://u@h/db") == "mariadb+aiomysql://u@h/db"
+
+
+MYSQL_DRIVERS = ("asyncmy", "aiomysql")
 
 
 async def test_attachment_times_are_utc_whatever_the_session_time_zone(
@@ -537,8 +546,10 @@ def test_cli_migrates_a_mysql_url(mariadb_url: str, capsys: pytest.CaptureFixtur
         assert f"from version 1 to {SCHEMA_VERSION}" in capsys.readouterr().out
         assert main(["migrate", url]) == 0
         assert f"up to date (version {SCHEMA_VERSION})" in capsys.readouterr().out
-        with pytest.raises(SystemExit, match="PostgreSQL option"):
-            main(["migrate", url, "--schema", "x"])
+        assert main(["migrate", url, "--schema", "x"]) == 2
+        assert "--schema is a PostgreSQL option; on MySQL" in capsys.readouterr().err
+        assert main(["migrate", url.replace("mysql://", "mysql+pymysql://")]) == 2
+        assert "names a driver chatkit-kit cannot use" in capsys.readouterr().err
 
 
 def test_cli_sql_script_applies_with_a_mysql_client(

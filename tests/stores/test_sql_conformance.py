@@ -1,4 +1,4 @@
-"""Every SQL store flavour passes the whole StoreConformance suite.
+"""Every SQL store flavour passes both conformance tiers and the attachment-index suite.
 
 SQLAlchemyStore on SQLite (aiosqlite), on PostgreSQL via asyncpg and via psycopg and on MariaDB
 via asyncmy and via aiomysql, and AsyncpgStore on PostgreSQL: the real local servers, in this
@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from chatkit_kit.testing import StoreConformance
+from chatkit_kit.testing import AttachmentIndexConformance, StrictStoreConformance
 
 from .sql_support import Flavour
 
 
-class _SQLConformance(StoreConformance):
+class _SQLStore:
     flavour: Flavour
 
     async def make_store(self) -> Any:
@@ -27,13 +27,13 @@ class _SQLConformance(StoreConformance):
         await store.close()
 
 
-class TestSQLAlchemySQLiteConformance(_SQLConformance):
+class _SQLite(_SQLStore):
     @pytest.fixture(autouse=True)
     def _database(self, sqlite_db: Path) -> None:
         self.flavour = Flavour("sqlite", None, sqlite_db)
 
 
-class _PostgresConformance(_SQLConformance):
+class _Postgres(_SQLStore):
     driver: str
 
     @pytest.fixture(autouse=True)
@@ -41,19 +41,19 @@ class _PostgresConformance(_SQLConformance):
         self.flavour = Flavour(self.driver, postgres_dsn, schema=pg_schema)
 
 
-class TestSQLAlchemyAsyncpgConformance(_PostgresConformance):
+class _SQLAlchemyAsyncpg(_Postgres):
     driver = "sqlalchemy+asyncpg"
 
 
-class TestSQLAlchemyPsycopgConformance(_PostgresConformance):
+class _SQLAlchemyPsycopg(_Postgres):
     driver = "sqlalchemy+psycopg"
 
 
-class TestAsyncpgStoreConformance(_PostgresConformance):
+class _Asyncpg(_Postgres):
     driver = "asyncpg"
 
 
-class _MariaDBConformance(_SQLConformance):
+class _MariaDB(_SQLStore):
     driver: str
 
     @pytest.fixture(autouse=True)
@@ -61,9 +61,57 @@ class _MariaDBConformance(_SQLConformance):
         self.flavour = Flavour(self.driver, mysql_database)
 
 
-class TestSQLAlchemyAsyncmyMariaDBConformance(_MariaDBConformance):
+class _SQLAlchemyAsyncmy(_MariaDB):
     driver = "mysql+asyncmy"
 
 
-class TestSQLAlchemyAiomysqlMariaDBConformance(_MariaDBConformance):
+class _SQLAlchemyAiomysql(_MariaDB):
     driver = "mysql+aiomysql"
+
+
+class TestSQLAlchemySQLiteConformance(_SQLite, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncpgConformance(_SQLAlchemyAsyncpg, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyPsycopgConformance(_SQLAlchemyPsycopg, StrictStoreConformance):
+    pass
+
+
+class TestAsyncpgStoreConformance(_Asyncpg, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemySQLiteAttachmentIndex(_SQLite, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncpgAttachmentIndex(_SQLAlchemyAsyncpg, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyPsycopgAttachmentIndex(_SQLAlchemyPsycopg, AttachmentIndexConformance):
+    pass
+
+
+class TestAsyncpgStoreAttachmentIndex(_Asyncpg, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncmyMariaDBConformance(_SQLAlchemyAsyncmy, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyAiomysqlMariaDBConformance(_SQLAlchemyAiomysql, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncmyMariaDBAttachmentIndex(_SQLAlchemyAsyncmy, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyAiomysqlMariaDBAttachmentIndex(_SQLAlchemyAiomysql, AttachmentIndexConformance):
+    pass

@@ -28,6 +28,7 @@ from ._rules import (
     default_owner,
 )
 from ._schema import LATEST_VERSION as SCHEMA_VERSION
+from ._urls import redact_database_url, resolve_database_url
 from .memory import MemoryStore
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
     "StoredAttachment",
     "ThreadDeleteListener",
     "default_owner",
+    "redact_database_url",
+    "resolve_database_url",
 ]
 
 _LAZY: dict[str, tuple[str, str]] = {

@@ -25,7 +25,6 @@ lock (`GET_LOCK`) that serializes concurrent migrators of one database and table
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from functools import cache
@@ -36,11 +35,12 @@ from ..errors import (
     DatabaseError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
-    MissingDependencyError,
 )
 from ._rules import Order
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
     from ._schema import Names
 
 _TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"
@@ -316,17 +316,14 @@ async def retrying(operation: Callable[[], Awaitable[T]]) -> T:
         attempt += 1
 
 
-# URLs
-
-DRIVERS = ("asyncmy", "aiomysql")
-"""Async drivers `mysql://` URLs resolve to, in order of preference (see docs/stores.md)."""
+# URLs (drivers are resolved by `_urls`, like every backend's)
 
 SCHEMES = ("mysql", "mariadb")
+"""SQLAlchemy backend names of MySQL URLs."""
 
 
-def resolve_url_scheme(scheme: str) -> str:
-    """`mysql` or `mariadb` without a driver, completed with the first installed async driver."""
-    for driver in DRIVERS:
-        if importlib.util.find_spec(driver) is not None:
-            return f"{scheme}+{driver}"
-    raise MissingDependencyError("asyncmy", "mysql", f"a {scheme}:// URL (an async MySQL driver)")
+def configure_url(url: URL) -> URL:
+    """A resolved MySQL URL with utf8mb4 unless it sets a charset (4-byte text needs it)."""
+    if "charset" in url.query:
+        return url
+    return url.update_query_dict({"charset": "utf8mb4"})

@@ -317,7 +317,10 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "sort_key": sort_key(item.created_at),
             "payload": _codec.encode_item(item),
         }
-        await self._execute((self._sql.upsert_item,), params)
+        if self._names.dialect != "postgresql":
+            await self._execute((self._sql.upsert_item,), params)
+        elif await self._fetch_value(self._sql.upsert_item, params) is None:
+            raise thread_not_found(thread_id)  # deleted while this write waited for it
 
     async def load_item(self, thread_id: str, item_id: str, context: TContext) -> ThreadItem:
         owner = self.owner_key(context)

@@ -19,7 +19,7 @@ from ._rules import OwnerResolver
 from ._sql import numbered
 from ._sqlstore import Params, Row, SQLStoreBase
 
-asyncpg = require("asyncpg", "asyncpg")
+asyncpg = require("asyncpg", "asyncpg", "AsyncpgStore")
 
 
 class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):

@@ -25,8 +25,9 @@ from ._base import AttachmentPresenter
 from ._dberrors import database_error, kind_of_message, kind_of_sqlstate
 from ._rules import OwnerResolver, is_storable_id
 from ._sqlstore import Params, Row, SQLStoreBase, _raw_runners
+from ._urls import redact_database_url, resolve_database_url
 
-require("sqlalchemy", "sqlalchemy")
+require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 
 from sqlalchemy import TextClause, event, exc, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -51,16 +52,6 @@ def _dialect_of(engine: AsyncEngine) -> _schema.Dialect:
 
 
 _T = TypeVar("_T")
-
-
-def _resolve_url(url: str) -> Any:
-    """`url` parsed, with a driver filled in for plain `mysql://` and `mariadb://` URLs."""
-    parsed = make_url(url)
-    if parsed.drivername in _mysql.SCHEMES:
-        parsed = parsed.set(drivername=_mysql.resolve_url_scheme(parsed.drivername))
-    if parsed.get_backend_name() in _mysql.SCHEMES and "charset" not in parsed.query:
-        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-    return parsed
 
 
 def _enable_sqlite_wal(engine: AsyncEngine) -> None:
@@ -116,27 +107,41 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
 
-        `url` is a SQLAlchemy async URL such as `sqlite+aiosqlite:///chat.db`,
-        `postgresql+asyncpg://user@host/db`, `postgresql+psycopg://user@host/db` or
-        `mysql+asyncmy://user:password@host/db` (also `mysql+aiomysql://` and `mariadb+...`).
-        A plain `mysql://` or `mariadb://` URL uses asyncmy, or aiomysql when only that is
-        installed; MySQL connections use utf8mb4 unless the URL sets `charset`, and the pool
-        pings a connection before handing it out (`pool_pre_ping=True`, as MySQL drops idle
-        connections after `wait_timeout`). The tables live in the URL's database.
-        `engine_kwargs` go to `create_async_engine`. SQLite files are switched to WAL mode and
-        wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
-        `connect_args={"timeout": seconds}`).
+        `url` is a database URL as `resolve_database_url` reads it, the same the
+        `chatkit-kit migrate` command takes: `sqlite:///chat.db`, `postgresql://user@host/db`
+        (or `postgres://`; an installed async driver is picked), or a SQLAlchemy URL naming its
+        driver, `postgresql+asyncpg://...`, `postgresql+psycopg://...`,
+        `sqlite+aiosqlite:///chat.db`. `mysql://user:password@host/db` (or `mariadb://`) picks
+        asyncmy, else aiomysql (or name one: `mysql+asyncmy://`, `mysql+aiomysql://`); MySQL
+        connections use utf8mb4 unless the URL sets `charset`, and the pool pings a connection
+        before handing it out (`pool_pre_ping=True`: MySQL drops idle connections after
+        `wait_timeout`). The tables live in the URL's database. A missing driver raises
+        MissingDependencyError naming the extra. Synchronous because it does not connect:
+        errors such as a wrong password surface on the first call (`AsyncpgStore.connect` is
+        async because asyncpg opens its pool eagerly). `engine_kwargs` go to
+        `create_async_engine`. SQLite files are switched to WAL mode and wait up to
+        SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with `connect_args={"timeout": seconds}`).
         """
-        parsed = _resolve_url(url)
+        resolved = resolve_database_url(url)
+        try:
+            parsed = make_url(resolved)
+        except exc.ArgumentError as error:
+            raise ValueError(
+                f"cannot parse the database URL {redact_database_url(url)!r}: {error}"
+            ) from None
+        if parsed.get_backend_name() in _mysql.SCHEMES:
+            parsed = _mysql.configure_url(parsed)
+            # MySQL closes idle connections (wait_timeout) and failovers drop them: check each
+            # pooled connection on checkout, so a dead one is replaced instead of failing a call.
+            engine_kwargs.setdefault("pool_pre_ping", True)
         if parsed.get_backend_name() == "sqlite":
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
             engine_kwargs["connect_args"] = connect_args
-        if parsed.get_backend_name() in _mysql.SCHEMES:
-            # MySQL closes idle connections (wait_timeout) and failovers drop them: check each
-            # pooled connection on checkout, so a dead one is replaced instead of failing a call.
-            engine_kwargs.setdefault("pool_pre_ping", True)
-        engine = create_async_engine(parsed, **engine_kwargs)
+        try:
+            engine = create_async_engine(parsed, **engine_kwargs)
+        except exc.ArgumentError as error:
+            raise ValueError(f"cannot create an engine for {parsed!r}: {error}") from error
         if engine.dialect.name == "sqlite":
             _enable_sqlite_wal(engine)
         try:
