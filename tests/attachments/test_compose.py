@@ -253,3 +253,59 @@ async def test_wrong_compositions_are_refused(tmp_path: Path) -> None:
         StoreWithAttachments(store, object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"chatkit\.store\.Store"):
         StoreWithAttachments(object(), backend)  # type: ignore[arg-type]
+
+
+def test_every_store_method_is_passed_on() -> None:
+    """A method left to the `Store` default would skip the user's override of it."""
+    public = {name for name in dir(Store) if not name.startswith("_")}
+    assert public <= set(vars(StoreWithAttachments)), public - set(vars(StoreWithAttachments))
+
+
+async def test_calls_reach_the_store_with_their_arguments() -> None:
+    class Recording(MemoryStore[Ctx]):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[tuple[str, tuple[Any, ...]]] = []
+
+        def generate_item_id(self, item_type: Any, thread: ThreadMetadata, context: Ctx) -> str:
+            self.seen.append(("generate_item_id", (item_type, thread.id)))
+            return "itm_recorded"
+
+        async def load_threads(
+            self, limit: int, after: str | None, order: str, context: Ctx
+        ) -> Page[ThreadMetadata]:
+            self.seen.append(("load_threads", (limit, after, order)))
+            return await super().load_threads(limit, after, order, context)
+
+        async def save_item(self, thread_id: str, item: ThreadItem, context: Ctx) -> None:
+            self.seen.append(("save_item", (thread_id, item.id)))
+            await super().save_item(thread_id, item, context)
+
+        async def delete_thread_item(self, thread_id: str, item_id: str, context: Ctx) -> None:
+            self.seen.append(("delete_thread_item", (thread_id, item_id)))
+            await super().delete_thread_item(thread_id, item_id, context)
+
+        async def delete_attachment(self, attachment_id: str, context: Ctx) -> None:
+            self.seen.append(("delete_attachment", (attachment_id,)))
+            await super().delete_attachment(attachment_id, context)
+
+    store = Recording()
+    chat_store = StoreWithAttachments(store, DeleteRecorder())
+    thread = ThreadMetadata(id="thr_1", created_at=datetime.now())
+    await chat_store.save_thread(thread, ALICE)
+    assert chat_store.generate_item_id("message", thread, ALICE) == "itm_recorded"
+    assert [t.id for t in (await chat_store.load_threads(5, None, "asc", ALICE)).data] == ["thr_1"]
+    await chat_store.save_item("thr_1", message("msg_1", []), ALICE)
+    assert (await chat_store.load_item("thr_1", "msg_1", ALICE)).id == "msg_1"
+    await chat_store.delete_thread_item("thr_1", "msg_1", ALICE)
+    await chat_store.delete_attachment("atc_gone", ALICE)
+    assert store.seen == [
+        ("generate_item_id", ("message", "thr_1")),
+        ("load_threads", (5, None, "asc")),
+        ("save_item", ("thr_1", "msg_1")),
+        ("delete_thread_item", ("thr_1", "msg_1")),
+        ("delete_attachment", ("atc_gone",)),
+    ]
+    with pytest.raises(NotFoundError):
+        await store.load_item("thr_1", "msg_1", ALICE)
+    assert "StoreWithAttachments(" in repr(chat_store)

@@ -21,7 +21,7 @@ class AttachmentPresenter(Protocol):
 
     `StoreWithAttachments` runs every attachment it returns through it: `load_attachment`, and
     the attachments embedded in the user messages of `load_thread_items` and `load_item`
-    (contract section 2.5).
+    (docs/contract.md#previews).
     """
 
     async def present_attachment(self, attachment: Attachment, context: Any) -> Attachment:
