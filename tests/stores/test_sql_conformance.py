@@ -1,4 +1,4 @@
-"""Every SQL store flavour passes the whole StoreConformance suite.
+"""Every SQL store flavour passes both conformance tiers and the attachment-index suite.
 
 SQLAlchemyStore on SQLite (aiosqlite) and on PostgreSQL via asyncpg and via psycopg, and
 AsyncpgStore on PostgreSQL: the real local server, in this session's fresh schema.
@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from chatkit_kit.testing import StoreConformance
+from chatkit_kit.testing import AttachmentIndexConformance, StrictStoreConformance
 
 from .sql_support import Flavour
 
 
-class _SQLConformance(StoreConformance):
+class _SQLStore:
     flavour: Flavour
 
     async def make_store(self) -> Any:
@@ -26,13 +26,13 @@ class _SQLConformance(StoreConformance):
         await store.close()
 
 
-class TestSQLAlchemySQLiteConformance(_SQLConformance):
+class _SQLite(_SQLStore):
     @pytest.fixture(autouse=True)
     def _database(self, sqlite_db: Path) -> None:
         self.flavour = Flavour("sqlite", None, sqlite_db)
 
 
-class _PostgresConformance(_SQLConformance):
+class _Postgres(_SQLStore):
     driver: str
 
     @pytest.fixture(autouse=True)
@@ -40,13 +40,45 @@ class _PostgresConformance(_SQLConformance):
         self.flavour = Flavour(self.driver, postgres_dsn, schema=pg_schema)
 
 
-class TestSQLAlchemyAsyncpgConformance(_PostgresConformance):
+class _SQLAlchemyAsyncpg(_Postgres):
     driver = "sqlalchemy+asyncpg"
 
 
-class TestSQLAlchemyPsycopgConformance(_PostgresConformance):
+class _SQLAlchemyPsycopg(_Postgres):
     driver = "sqlalchemy+psycopg"
 
 
-class TestAsyncpgStoreConformance(_PostgresConformance):
+class _Asyncpg(_Postgres):
     driver = "asyncpg"
+
+
+class TestSQLAlchemySQLiteConformance(_SQLite, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncpgConformance(_SQLAlchemyAsyncpg, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyPsycopgConformance(_SQLAlchemyPsycopg, StrictStoreConformance):
+    pass
+
+
+class TestAsyncpgStoreConformance(_Asyncpg, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemySQLiteAttachmentIndex(_SQLite, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncpgAttachmentIndex(_SQLAlchemyAsyncpg, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyPsycopgAttachmentIndex(_SQLAlchemyPsycopg, AttachmentIndexConformance):
+    pass
+
+
+class TestAsyncpgStoreAttachmentIndex(_Asyncpg, AttachmentIndexConformance):
+    pass
