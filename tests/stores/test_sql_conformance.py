@@ -1,7 +1,8 @@
 """Every SQL store flavour passes both conformance tiers and the attachment-index suite.
 
-SQLAlchemyStore on SQLite (aiosqlite) and on PostgreSQL via asyncpg and via psycopg, and
-AsyncpgStore on PostgreSQL: the real local server, in this session's fresh schema.
+SQLAlchemyStore on SQLite (aiosqlite), on PostgreSQL via asyncpg and via psycopg and on MariaDB
+via asyncmy and via aiomysql, and AsyncpgStore on PostgreSQL: the real local servers, in this
+session's fresh PostgreSQL schema or MariaDB database.
 """
 
 from __future__ import annotations
@@ -52,6 +53,22 @@ class _Asyncpg(_Postgres):
     driver = "asyncpg"
 
 
+class _MariaDB(_SQLStore):
+    driver: str
+
+    @pytest.fixture(autouse=True)
+    def _database(self, mysql_database: str) -> None:
+        self.flavour = Flavour(self.driver, mysql_database)
+
+
+class _SQLAlchemyAsyncmy(_MariaDB):
+    driver = "mysql+asyncmy"
+
+
+class _SQLAlchemyAiomysql(_MariaDB):
+    driver = "mysql+aiomysql"
+
+
 class TestSQLAlchemySQLiteConformance(_SQLite, StrictStoreConformance):
     pass
 
@@ -81,4 +98,20 @@ class TestSQLAlchemyPsycopgAttachmentIndex(_SQLAlchemyPsycopg, AttachmentIndexCo
 
 
 class TestAsyncpgStoreAttachmentIndex(_Asyncpg, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncmyMariaDBConformance(_SQLAlchemyAsyncmy, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyAiomysqlMariaDBConformance(_SQLAlchemyAiomysql, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncmyMariaDBAttachmentIndex(_SQLAlchemyAsyncmy, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyAiomysqlMariaDBAttachmentIndex(_SQLAlchemyAiomysql, AttachmentIndexConformance):
     pass

@@ -35,7 +35,8 @@ def add_demo(subparsers: Any, common: argparse.ArgumentParser | None = None) -> 
         default=os.environ.get("CHATKIT_KIT_DEMO_DATABASE_URL", DEFAULT_DATABASE_URL),
         help=f"database URL (default: {DEFAULT_DATABASE_URL}); postgresql://user@host/db "
         "works with the demo extra alone (psycopg), postgresql+asyncpg://... with the asyncpg "
-        "extra; checked at startup; a password in the URL is never printed",
+        "extra, mysql://user@host/db with the mysql extra; checked at startup; a password in "
+        "the URL is never printed",
     )
     parser.add_argument(
         "--host",
