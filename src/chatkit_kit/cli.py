@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from .demo.cli import add_demo
 
-        add_demo(subparsers)
+        add_demo(subparsers, common)
     except MissingDependencyError as missing:
         # `migrate` must work with only the extra its URL needs; `demo` then says what it needs.
         if "demo" not in subparsers.choices:

@@ -31,15 +31,13 @@ __all__ = [
     "strategies",
 ]
 
-_HOMES = {name: ".conformance" for name in __all__} | {
-    "AttachmentIndexConformance": ".attachment_index",
-}
+_HOMES = {name: ".conformance" for name in __all__}
 
 if TYPE_CHECKING:
     from . import strategies
-    from .attachment_index import AttachmentIndexConformance
     from .conformance import (
         RULES,
+        AttachmentIndexConformance,
         Capabilities,
         ConformanceContext,
         ConformanceFailure,
