@@ -18,7 +18,14 @@ import pytest
 from chatkit_kit.stores import default_owner
 from chatkit_kit.stores.asyncpg import AsyncpgStore
 
-from .sql_support import FLAVOURS, POSTGRES_FLAVOURS, Flavour, drop_schema, new_schema_name
+from .sql_support import (
+    FLAVOURS,
+    PGBOUNCER_FLAVOURS,
+    POSTGRES_FLAVOURS,
+    Flavour,
+    drop_schema,
+    new_schema_name,
+)
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +66,12 @@ def flavour(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return Flavour(request.param, dsn, schema=request.getfixturevalue("pg_schema"))
 
 
-@pytest.fixture(params=POSTGRES_FLAVOURS)
+@pytest.fixture(params=POSTGRES_FLAVOURS + PGBOUNCER_FLAVOURS)
 def pg_flavour(request: pytest.FixtureRequest, postgres_dsn: str, pg_schema: str) -> Flavour:
-    """One of the PostgreSQL store flavours."""
+    """One of the PostgreSQL store flavours, directly or through PgBouncer (transaction mode)."""
+    if request.param in PGBOUNCER_FLAVOURS:
+        dsn: str = request.getfixturevalue("pgbouncer_dsn")
+        return Flavour(request.param, dsn, schema=pg_schema)
     return Flavour(request.param, postgres_dsn, schema=pg_schema)
 
 

@@ -16,6 +16,8 @@ from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
 
 FLAVOURS = ("sqlite", "sqlalchemy+asyncpg", "sqlalchemy+psycopg", "asyncpg")
 POSTGRES_FLAVOURS = FLAVOURS[1:]
+PGBOUNCER_FLAVOURS = tuple(f"{name}@pgbouncer" for name in POSTGRES_FLAVOURS)
+"""The PostgreSQL flavours through PgBouncer in transaction pooling mode (`pgbouncer=True`)."""
 
 
 def new_schema_name() -> str:
@@ -61,6 +63,15 @@ class Flavour:
     def is_postgres(self) -> bool:
         return self.dsn is not None
 
+    @property
+    def pgbouncer(self) -> bool:
+        """Whether `dsn` is PgBouncer in transaction mode (the name ends in `@pgbouncer`)."""
+        return self.name.endswith("@pgbouncer")
+
+    @property
+    def driver_name(self) -> str:
+        return self.name.removesuffix("@pgbouncer")
+
     async def make(self, **kwargs: Any) -> Any:
         """A new store owning its engine or pool (on the session schema unless `schema=`)."""
         schema = kwargs.pop("schema", self.schema)
@@ -68,11 +79,13 @@ class Flavour:
             assert self.sqlite_path is not None
             return SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{self.sqlite_path}", **kwargs)
         assert self.dsn is not None
-        if self.name == "asyncpg":
+        if self.pgbouncer:
+            kwargs.setdefault("pgbouncer", True)
+        if self.driver_name == "asyncpg":
             return await AsyncpgStore.connect(
                 self.dsn, schema=schema, min_size=1, max_size=4, **kwargs
             )
-        driver = self.name.split("+", 1)[1]
+        driver = self.driver_name.split("+", 1)[1]
         return SQLAlchemyStore.from_url(
             sqlalchemy_url(self.dsn, driver), schema=schema, pool_size=4, **kwargs
         )

@@ -1,7 +1,8 @@
 """Every SQL store flavour passes the whole StoreConformance suite.
 
 SQLAlchemyStore on SQLite (aiosqlite) and on PostgreSQL via asyncpg and via psycopg, and
-AsyncpgStore on PostgreSQL: the real local server, in this session's fresh schema.
+AsyncpgStore on PostgreSQL: the real local server, in this session's fresh schema; and the
+PostgreSQL ones again through PgBouncer in transaction pooling mode (`pgbouncer=True`).
 """
 
 from __future__ import annotations
@@ -49,4 +50,24 @@ class TestSQLAlchemyPsycopgConformance(_PostgresConformance):
 
 
 class TestAsyncpgStoreConformance(_PostgresConformance):
+    driver = "asyncpg"
+
+
+class _PgBouncerConformance(_SQLConformance):
+    driver: str
+
+    @pytest.fixture(autouse=True)
+    def _database(self, pgbouncer_dsn: str, pg_schema: str) -> None:
+        self.flavour = Flavour(f"{self.driver}@pgbouncer", pgbouncer_dsn, schema=pg_schema)
+
+
+class TestSQLAlchemyAsyncpgPgBouncerConformance(_PgBouncerConformance):
+    driver = "sqlalchemy+asyncpg"
+
+
+class TestSQLAlchemyPsycopgPgBouncerConformance(_PgBouncerConformance):
+    driver = "sqlalchemy+psycopg"
+
+
+class TestAsyncpgStorePgBouncerConformance(_PgBouncerConformance):
     driver = "asyncpg"

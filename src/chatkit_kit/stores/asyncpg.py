@@ -62,15 +62,20 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         attachment_presenter: AttachmentPresenter | None = None,
+        pgbouncer: bool = False,
         **pool_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new pool for `dsn`; `close()` closes it.
 
-        `pool_kwargs` go to `asyncpg.create_pool` (e.g. `min_size`, `max_size`, and
-        `statement_cache_size=0` behind PgBouncer in transaction mode before 1.21).
+        `pool_kwargs` go to `asyncpg.create_pool` (e.g. `min_size`, `max_size`).
+        `pgbouncer=True` is for PgBouncer in transaction pooling mode: it sets
+        `statement_cache_size=0`, so no named prepared statement outlives its call (a pool you
+        create yourself for PgBouncer needs the same setting).
         """
         names = _schema.Names.create("postgresql", schema, table_prefix)  # fail before connecting
         del names
+        if pgbouncer:
+            pool_kwargs.setdefault("statement_cache_size", 0)
         try:
             pool = await asyncpg.create_pool(dsn, **pool_kwargs)
         except _CONNECTION_ERRORS as error:

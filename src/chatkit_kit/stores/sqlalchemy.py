@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic
@@ -64,13 +65,22 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         attachment_presenter: AttachmentPresenter | None = None,
+        pgbouncer: bool = False,
     ) -> None:
         names = _schema.Names.create(_dialect_of(engine), schema, table_prefix)
         super().__init__(names, owner=owner, attachment_presenter=attachment_presenter)
         self._engine = engine
+        self._pgbouncer = pgbouncer
         # Every statement but SQLite's two-statement delete_thread is atomic on its own, so
-        # running without BEGIN/COMMIT saves two round trips per call.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # running without BEGIN/COMMIT saves two round trips per call. Behind PgBouncer in
+        # transaction mode the asyncpg driver prepares a statement and executes it in two
+        # exchanges, which only stay on one server connection inside a transaction.
+        self._in_transaction = pgbouncer and engine.dialect.driver == "asyncpg"
+        self._autocommit = (
+            engine
+            if self._in_transaction
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
 
@@ -83,6 +93,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         attachment_presenter: AttachmentPresenter | None = None,
+        pgbouncer: bool = False,
         **engine_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
@@ -92,12 +103,21 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         `engine_kwargs` go to `create_async_engine`. SQLite files are switched to WAL mode and
         wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
         `connect_args={"timeout": seconds}`).
+
+        `pgbouncer=True` is for PostgreSQL behind PgBouncer in transaction pooling mode (any
+        version): no server-side prepared statement is reused across transactions (psycopg:
+        `prepare_threshold=None`; asyncpg: no statement cache, uniquely named statements, every
+        call in its own transaction).
         """
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
             engine_kwargs["connect_args"] = connect_args
+        elif pgbouncer:
+            engine_kwargs["connect_args"] = _pgbouncer_connect_args(
+                parsed.get_driver_name(), dict(engine_kwargs.pop("connect_args", {}))
+            )
         engine = create_async_engine(parsed, **engine_kwargs)
         if engine.dialect.name == "sqlite":
             _enable_sqlite_wal(engine)
@@ -108,6 +128,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 table_prefix=table_prefix,
                 owner=owner,
                 attachment_presenter=attachment_presenter,
+                pgbouncer=pgbouncer,
             )
         except BaseException:
             engine.sync_engine.dispose()
@@ -149,19 +170,30 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         finally:
             await conn.close()
 
-    async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
+    @asynccontextmanager
+    async def _statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one atomic statement: autocommit, or (PgBouncer + asyncpg) a
+        transaction committed when the block ends."""
         async with self._connect() as conn:
+            if not self._in_transaction:
+                yield conn
+                return
+            async with conn.begin():
+                yield conn
+
+    async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
+        async with self._statement() as conn:
             result = await conn.execute(self._text(sql), params)
             return result.all()
 
     async def _fetch_value(self, sql: str, params: Params) -> Any:
-        async with self._connect() as conn:
+        async with self._statement() as conn:
             result = await conn.execute(self._text(sql), params)
             return result.scalar()
 
     async def _execute(self, statements: Sequence[str], params: Params) -> None:
         if len(statements) == 1:
-            async with self._connect() as conn:
+            async with self._statement() as conn:
                 await conn.execute(self._text(statements[0]), params)
             return
         async with self._connect(autocommit=False) as conn, conn.begin():
@@ -194,6 +226,21 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         async with self._connect() as conn:
             _execute, fetch_value = _raw_runners(conn)
             return await _schema.read_version(self._names, fetch_value)
+
+
+def _pgbouncer_connect_args(driver: str, connect_args: dict[str, Any]) -> dict[str, Any]:
+    """`connect_args` that keep `driver` from reusing server-side prepared statements."""
+    if driver == "psycopg":
+        connect_args.setdefault("prepare_threshold", None)
+    elif driver == "asyncpg":
+        connect_args.setdefault("statement_cache_size", 0)
+        connect_args.setdefault("prepared_statement_cache_size", 0)
+        connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
+    return connect_args
+
+
+def _unique_statement_name() -> str:
+    return f"__chatkit_kit_{uuid.uuid4().hex}__"
 
 
 def _raw_runners(conn: AsyncConnection) -> tuple[_schema.Execute, _schema.FetchValue]:
