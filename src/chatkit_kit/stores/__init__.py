@@ -14,6 +14,7 @@ from ._ids import MAX_ID_LENGTH
 from ._index import AttachmentIndex, StoredAttachment, ThreadDeleteListener
 from ._owner import OwnerResolver, default_owner
 from ._pagination import MAX_PAGE_LIMIT
+from ._retention import AttachmentBytesEraser, RetentionStore
 from ._schema import LATEST_VERSION as SCHEMA_VERSION
 from ._schema import SchemaVersionError
 from ._sqlstore import DatabaseUnavailableError
@@ -24,12 +25,14 @@ __all__ = [
     "MAX_PAGE_LIMIT",
     "SCHEMA_VERSION",
     "AsyncpgStore",
+    "AttachmentBytesEraser",
     "AttachmentIndex",
     "AttachmentPresenter",
     "DatabaseUnavailableError",
     "MemoryStore",
     "OwnerResolver",
     "OwnerScopedStore",
+    "RetentionStore",
     "SQLAlchemyStore",
     "SchemaVersionError",
     "StoredAttachment",

@@ -67,7 +67,9 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
     ) -> Self:
         """Create a store that owns a new pool for `dsn`; `close()` closes it.
 
-        `pool_kwargs` go to `asyncpg.create_pool` (e.g. `min_size`, `max_size`).
+        `pool_kwargs` go to `asyncpg.create_pool` (e.g. `min_size`, `max_size`). The pool
+        skips asyncpg's per-release session reset query (the store sets no session state): one
+        round trip per call instead of two. Pass `reset=` to run your own.
         `pgbouncer=True` is for PgBouncer in transaction pooling mode: it sets
         `statement_cache_size=0`, so no named prepared statement outlives its call (a pool you
         create yourself for PgBouncer needs the same setting).
@@ -76,6 +78,9 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         del names
         if pgbouncer:
             pool_kwargs.setdefault("statement_cache_size", 0)
+        # asyncpg's default reset runs one more query (RESET ALL, UNLISTEN, ...) every time a
+        # connection goes back to the pool; the store changes no session state, so skip it.
+        pool_kwargs.setdefault("reset", _keep_session)
         try:
             pool = await asyncpg.create_pool(dsn, **pool_kwargs)
         except _CONNECTION_ERRORS as error:
@@ -153,6 +158,10 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
                 return await _schema.read_version(self._names, conn.fetchval)
         except _CONNECTION_ERRORS as error:
             raise _unavailable(error) from error
+
+
+async def _keep_session(connection: Any) -> None:
+    """Pool `reset` hook: nothing to undo (asyncpg still rolls back an open transaction)."""
 
 
 def _unavailable(error: BaseException) -> DatabaseUnavailableError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ require("sqlalchemy", "sqlalchemy")
 from sqlalchemy import TextClause, event, exc, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine  # noqa: E402
+from sqlalchemy.util.concurrency import await_  # noqa: E402
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 """How long a SQLite connection made by `from_url` waits for another writer's lock."""
@@ -47,6 +49,18 @@ def _enable_sqlite_wal(engine: AsyncEngine) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
         finally:
             cursor.close()
+
+
+def _rollback_open_transactions(engine: AsyncEngine) -> None:
+    """Roll back a SQLite connection that is checked in with a transaction still open."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        if dbapi_connection is None:
+            return
+        driver = dbapi_connection.driver_connection
+        if driver is not None and driver.in_transaction:
+            await_(driver.rollback())
 
 
 class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
@@ -76,6 +90,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         # transaction mode the asyncpg driver prepares a statement and executes it in two
         # exchanges, which only stay on one server connection inside a transaction.
         self._in_transaction = pgbouncer and engine.dialect.driver == "asyncpg"
+        self._sqlite = names.dialect == "sqlite"
         self._autocommit = (
             engine
             if self._in_transaction
@@ -114,6 +129,13 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
             engine_kwargs["connect_args"] = connect_args
+            # Every connection starts in autocommit mode, so checking one out and back in
+            # switches no isolation level (the store opens its own transactions on SQLite).
+            engine_kwargs.setdefault("isolation_level", "AUTOCOMMIT")
+            if engine_kwargs["isolation_level"] == "AUTOCOMMIT":
+                # No blanket ROLLBACK on every check-in (a hop to the driver's thread): a
+                # connection is rolled back only if it comes back inside a transaction.
+                engine_kwargs.setdefault("pool_reset_on_return", None)
         elif pgbouncer:
             engine_kwargs["connect_args"] = _pgbouncer_connect_args(
                 parsed.get_driver_name(), dict(engine_kwargs.pop("connect_args", {}))
@@ -121,6 +143,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         engine = create_async_engine(parsed, **engine_kwargs)
         if engine.dialect.name == "sqlite":
             _enable_sqlite_wal(engine)
+            if engine_kwargs.get("pool_reset_on_return", "rollback") is None:
+                _rollback_open_transactions(engine)
         try:
             store = cls(
                 engine,
@@ -134,6 +158,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             engine.sync_engine.dispose()
             raise
         store._owns_engine = True
+        if engine_kwargs.get("isolation_level") == "AUTOCOMMIT":
+            store._autocommit = engine
         return store
 
     @property
@@ -181,17 +207,56 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             async with conn.begin():
                 yield conn
 
+    @asynccontextmanager
+    async def _sqlite_driver(self) -> AsyncIterator[Any]:
+        """The pooled aiosqlite connection itself, in autocommit mode.
+
+        SQLite statements skip SQLAlchemy's cursor layer: one `execute_fetchall` is one hop to
+        the driver's thread instead of several (cursor, execute, fetch, close); the SQL and its
+        `:name` parameters are the same. Driver errors come out as SQLAlchemy's `DBAPIError`,
+        as they would through `execute`.
+        """
+        async with self._connect() as conn:
+            raw = await conn.get_raw_connection()
+            try:
+                yield raw.driver_connection
+            except sqlite3.Error as error:
+                raise exc.DBAPIError.instance(
+                    None, None, error, sqlite3.Error, connection_invalidated=False
+                ) from error
+
     async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
+        if self._sqlite:
+            async with self._sqlite_driver() as driver:
+                rows: Sequence[Row] = await driver.execute_fetchall(sql, params)
+                return rows
         async with self._statement() as conn:
             result = await conn.execute(self._text(sql), params)
             return result.all()
 
     async def _fetch_value(self, sql: str, params: Params) -> Any:
+        if self._sqlite:
+            rows = await self._fetch(sql, params)
+            return rows[0][0] if rows else None
         async with self._statement() as conn:
             result = await conn.execute(self._text(sql), params)
             return result.scalar()
 
     async def _execute(self, statements: Sequence[str], params: Params) -> None:
+        if self._sqlite:
+            async with self._sqlite_driver() as driver:
+                if len(statements) == 1:
+                    await driver.execute_fetchall(statements[0], params)
+                    return
+                await driver.execute_fetchall("BEGIN IMMEDIATE")
+                try:
+                    for sql in statements:
+                        await driver.execute_fetchall(sql, params)
+                except BaseException:
+                    await driver.execute_fetchall("ROLLBACK")
+                    raise
+                await driver.execute_fetchall("COMMIT")
+            return
         if len(statements) == 1:
             async with self._statement() as conn:
                 await conn.execute(self._text(statements[0]), params)

@@ -18,12 +18,14 @@ from .conformance import (  # noqa: E402
     StoreConformance,
     run_conformance,
 )
+from .retention import RetentionConformance  # noqa: E402
 
 __all__ = [
     "RULES",
     "ConformanceContext",
     "ConformanceFailure",
     "ConformanceReport",
+    "RetentionConformance",
     "StoreConformance",
     "run_conformance",
     "strategies",
