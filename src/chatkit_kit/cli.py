@@ -1,4 +1,4 @@
-"""The `chatkit-kit` command line: `migrate DATABASE_URL [--sql]` and `demo`."""
+"""The `chatkit-kit` command line: `migrate`, `prune`, `erase-owner` and `demo`."""
 
 from __future__ import annotations
 
@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatkit-kit", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_migrate(subparsers)
+    from ._cli_retention import add_retention
+
+    add_retention(subparsers)
     from .demo.cli import add_demo
 
     add_demo(subparsers)
