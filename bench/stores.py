@@ -39,7 +39,7 @@ from chatkit.types import (
 )
 
 from chatkit_kit.stores import _codec, _schema
-from chatkit_kit.stores._pagination import sort_key
+from chatkit_kit.stores._rules import sort_key
 from chatkit_kit.stores.asyncpg import AsyncpgStore
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
 

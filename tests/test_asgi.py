@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from chatkit.server import ChatKitServer
-from chatkit.store import AttachmentStore
+from chatkit.store import AttachmentStore, NotFoundError
 from chatkit.types import (
     AssistantMessageContent,
     AssistantMessageContentPartTextDelta,
@@ -37,15 +38,32 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from chatkit_kit._http import ContextFactory
+from chatkit_kit._http import STATUS_CODES, ClientRequestError, ContextFactory
 from chatkit_kit.asgi import (
+    DEFAULT_KEEPALIVE,
     DEFAULT_MAX_BODY_SIZE,
     ChatKitEndpoint,
     CORSConfig,
     chatkit_app,
     chatkit_routes,
 )
-from chatkit_kit.attachments import UploadPolicy
+from chatkit_kit.attachments import (
+    AttachmentError,
+    AttachmentPolicyError,
+    AttachmentTooLargeError,
+    AttachmentTypeNotAllowedError,
+    AttachmentVerificationError,
+    DirectUploadAttachmentStore,
+    InvalidUploadError,
+    LocalBlobStorage,
+    UploadPolicy,
+)
+from chatkit_kit.errors import (
+    DatabaseConfigurationError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+    SchemaVersionError,
+)
 from chatkit_kit.stores import MemoryStore
 
 # ---------------------------------------------------------------------------------------------
@@ -68,11 +86,39 @@ async def context_factory(request: Request) -> Ctx:
 
 
 class SlowMemoryStore(MemoryStore[Ctx]):
-    """A MemoryStore whose writes really wait, like a database round trip."""
+    """A MemoryStore whose writes really wait, like a database round trip.
+
+    Reads of the ids in `FAULTS` fail the way a broken or unreachable database does.
+    """
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Ctx) -> None:
         await asyncio.sleep(0.01)
         await super().add_thread_item(thread_id, item, context)
+
+    async def load_thread(self, thread_id: str, context: Ctx) -> ThreadMetadata:
+        _fault(thread_id)
+        return await super().load_thread(thread_id, context)
+
+    async def load_attachment(self, attachment_id: str, context: Ctx) -> Attachment:
+        _fault(attachment_id)
+        return await super().load_attachment(attachment_id, context)
+
+
+FAULTS: dict[str, Exception] = {
+    "thr_broken": RuntimeError("disk on fire"),
+    "atc_broken": RuntimeError("disk on fire"),
+    "thr_unavailable": DatabaseUnavailableError("connection refused (secret host db.internal)"),
+    "atc_unavailable": DatabaseUnavailableError("connection refused (secret host db.internal)"),
+    "thr_timeout": DatabaseTimeoutError("statement timeout on db.internal"),
+    "atc_timeout": DatabaseTimeoutError("statement timeout on db.internal"),
+    "thr_misconfigured": DatabaseConfigurationError("role 'app' on db.internal does not exist"),
+    "atc_misconfigured": SchemaVersionError("schema version 9 on db.internal is newer"),
+}
+
+
+def _fault(key: str) -> None:
+    if key in FAULTS:
+        raise FAULTS[key]
 
 
 @dataclass
@@ -112,8 +158,23 @@ class ScriptedServer(ChatKitServer[Ctx]):
         yield ThreadItemAddedEvent(item=item)
         if text == "boom":
             raise RuntimeError("model exploded")
+        if text.startswith("fail:"):  # a failure that no retry fixes, after renaming the thread
+            thread.title = "renamed before failing"
+            kind = text.removeprefix("fail:")
+            raise {
+                "gone": NotFoundError("Attachment atc_1 not found"),
+                "verify": AttachmentVerificationError("stored bytes are not a PNG"),
+                "config": DatabaseConfigurationError("role 'app' does not exist"),
+                "runtime": RuntimeError("model exploded"),
+            }[kind]
         if text == "gate":
             await self.script.gate.wait()
+        if text.startswith("sleep:"):  # a silent tool call: one delta, a pause, the rest
+            yield ThreadItemUpdatedEvent(
+                item_id=item.id,
+                update=AssistantMessageContentPartTextDelta(content_index=0, delta="thinking "),
+            )
+            await asyncio.sleep(float(text.removeprefix("sleep:")))
         if text == "hang":
             for delta in ("Hello, ", "wor"):
                 yield ThreadItemUpdatedEvent(
@@ -401,7 +462,55 @@ async def test_another_users_thread_is_404(client: httpx.AsyncClient) -> None:
     assert response.status_code == 404
 
 
+async def test_items_list_of_an_unknown_or_another_users_thread_is_an_empty_page(
+    client: httpx.AsyncClient,
+) -> None:
+    """Upstream's contract (docs/asgi.md "items.list"): an empty last page, the same for a
+    thread that does not exist and for another user's, so nothing tells them apart."""
+    thread_id = await new_thread(client)
+    own = await post(client, {"type": "items.list", "params": {"thread_id": thread_id}})
+    assert own.status_code == 200 and len(own.json()["data"]) == 2
+
+    answers = [
+        await client.post(
+            "/chatkit",
+            json={"type": "items.list", "params": {"thread_id": tid}},
+            headers={"Authorization": "Bearer bob"},
+        )
+        for tid in (thread_id, "thr_does_not_exist")
+    ]
+    for response in answers:
+        assert response.status_code == 200
+        assert response.json() == {"data": [], "has_more": False}
+    assert answers[0].content == answers[1].content
+    # The requests that open a thread do say 404.
+    opened = await client.post(
+        "/chatkit",
+        json={"type": "threads.get_by_id", "params": {"thread_id": thread_id}},
+        headers={"Authorization": "Bearer bob"},
+    )
+    assert opened.status_code == 404
+
+
 async def test_failure_before_first_event_is_500_and_logged_once(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = {
+        "type": "threads.add_user_message",
+        "params": {"thread_id": "thr_broken", "input": user_input("hi")},
+    }
+    response, events = await stream_events(client, payload)
+
+    assert response.status_code == 500
+    assert events == []
+    assert error_of(response) == {"code": "internal_error", "message": "internal server error"}
+    [record] = error_records(caplog)
+    assert "op=threads.add_user_message" in record.getMessage()
+    assert "thread_id=thr_broken" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+
+
+async def test_tool_output_without_pending_tool_call_is_400_not_logged_as_error(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     thread_id = await new_thread(client)
@@ -414,21 +523,63 @@ async def test_failure_before_first_event_is_500_and_logged_once(
     }
     response, events = await stream_events(client, payload)
 
-    assert response.status_code == 500
+    assert response.status_code == 400
     assert events == []
-    assert error_of(response) == {"code": "internal_error", "message": "internal server error"}
-    [record] = error_records(caplog)
-    assert "op=threads.add_client_tool_output" in record.getMessage()
-    assert f"thread_id={thread_id}" in record.getMessage()
-    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
+    error = error_of(response)
+    assert error["code"] == "invalid_request"
+    assert thread_id in error["message"] and "ClientToolCallItem" in error["message"]
+    assert error_records(caplog) == []
+
+
+async def test_retry_after_an_item_that_is_not_a_user_message_is_400(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    thread_id = await new_thread(client)
+    items = (await post(client, {"type": "items.list", "params": {"thread_id": thread_id}})).json()
+    [assistant] = [i for i in items["data"] if i["type"] == "assistant_message"]
+    caplog.clear()
+    payload = {
+        "type": "threads.retry_after_item",
+        "params": {"thread_id": thread_id, "item_id": assistant["id"]},
+    }
+    response, _ = await stream_events(client, payload)
+
+    assert response.status_code == 400
+    assert error_of(response) == {
+        "code": "invalid_request",
+        "message": f"Item {assistant['id']} is not a user message",
+    }
+    assert error_records(caplog) == []
+
+
+@pytest.mark.parametrize("op", ["threads.list", "items.list"])
+@pytest.mark.parametrize("limit", [-1, 0, -(2**63)])
+async def test_page_limit_below_one_is_400_naming_the_limit(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, op: str, limit: int
+) -> None:
+    thread_id = await new_thread(client)
+    params: dict[str, Any] = {"limit": limit}
+    if op == "items.list":
+        params["thread_id"] = thread_id
+    response = await post(client, {"type": op, "params": params})
+
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid_request"
+    assert f"params.limit must be at least 1, got {limit}" in error["message"]
+    assert error_records(caplog) == []
+    # A positive limit still works, and larger ones too (the store caps the page).
+    for good in (1, 10**6):
+        response = await post(client, {"type": op, "params": {**params, "limit": good}})
+        assert response.status_code == 200, response.text
 
 
 async def test_failure_after_stream_started_ends_with_error_event_logged_once(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # threads.create sends thread.created, then loads the (unknown) attachment: NotFoundError
-    # after the 200 was committed.
-    response, events = await stream_events(client, create_req("hi", attachments=["atc_nope"]))
+    # threads.create sends thread.created, then loads the attachment, which fails like a broken
+    # store: a server fault after the 200 was committed. A retry may succeed.
+    response, events = await stream_events(client, create_req("hi", attachments=["atc_broken"]))
 
     assert response.status_code == 200
     assert [e["type"] for e in events] == ["thread.created", "error"]
@@ -438,6 +589,77 @@ async def test_failure_after_stream_started_ends_with_error_event_logged_once(
     assert record.name == "chatkit_kit.asgi"
     assert "op=threads.create" in record.getMessage()
     assert f"thread_id={thread_id}" in record.getMessage()
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+
+
+async def test_invalid_attachment_after_stream_started_is_an_error_without_retry(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An unknown attachment id: NotFoundError after thread.created. The same request can never
+    # succeed, so the error event must not offer a retry, and it is the client's error.
+    response, events = await stream_events(client, create_req("hi", attachments=["atc_nope"]))
+
+    assert response.status_code == 200
+    assert [e["type"] for e in events] == ["thread.created", "error"]
+    assert events[-1] == {"type": "error", "code": "stream.error", "allow_retry": False}
+    assert error_records(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "error_type"),
+    [("unavailable", "DatabaseUnavailableError"), ("timeout", "DatabaseTimeoutError")],
+)
+async def test_database_unavailable_is_503_with_retry_after_and_no_details(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, kind: str, error_type: str
+) -> None:
+    caplog.set_level(logging.WARNING, logger="chatkit_kit.asgi")
+    plain = await post(
+        client, {"type": "threads.get_by_id", "params": {"thread_id": f"thr_{kind}"}}
+    )
+    streaming, events = await stream_events(
+        client,
+        {
+            "type": "threads.add_user_message",
+            "params": {"thread_id": f"thr_{kind}", "input": user_input("hi")},
+        },
+    )
+    for response in (plain, streaming):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        error = error_of(response)
+        assert error["code"] == "service_unavailable"
+        assert "db.internal" not in response.text
+    assert events == []
+    # After the stream started, the error event offers a retry.
+    started, events = await stream_events(client, create_req("hi", [f"atc_{kind}"]))
+    assert started.status_code == 200
+    assert events[-1] == {"type": "error", "code": "stream.error", "allow_retry": True}
+    # Logged as warnings naming the operation, without tracebacks.
+    assert error_records(caplog) == []
+    warnings = [r for r in caplog.records if r.name == "chatkit_kit.asgi"]
+    assert len(warnings) == 3
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in warnings)
+    assert "op=threads.get_by_id" in warnings[0].getMessage()
+    assert error_type in warnings[0].getMessage()
+
+
+async def test_database_misconfiguration_is_500_without_details_or_retry(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain = await post(
+        client, {"type": "threads.get_by_id", "params": {"thread_id": "thr_misconfigured"}}
+    )
+    assert plain.status_code == 500
+    assert error_of(plain) == {"code": "internal_error", "message": "internal server error"}
+    assert "retry-after" not in plain.headers
+    # After the stream started, no retry is offered: the same request fails until someone
+    # fixes the database or its configuration.
+    started, events = await stream_events(client, create_req("hi", ["atc_misconfigured"]))
+    assert started.status_code == 200
+    assert events[-1] == {"type": "error", "code": "stream.error", "allow_retry": False}
+    assert "db.internal" not in plain.text
+    records = error_records(caplog)
+    assert len(records) == 2 and all(r.exc_info is not None for r in records)
 
 
 async def test_exception_in_respond_is_an_error_event_logged_once_with_op_and_thread(
@@ -452,6 +674,28 @@ async def test_exception_in_respond_is_an_error_event_logged_once_with_op_and_th
     assert "model exploded" in record.getMessage()
     assert f"(op=threads.create, thread_id={thread_id})" in record.getMessage()
     assert record.chatkit_op == "threads.create"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kind", "allow_retry"),
+    [("gone", False), ("verify", False), ("config", False), ("runtime", True)],
+)
+async def test_error_event_from_respond_offers_a_retry_only_when_one_can_succeed(
+    client: httpx.AsyncClient, kind: str, allow_retry: bool
+) -> None:
+    """Upstream turns every exception in respond() into a retryable error event; the endpoint
+    withdraws the retry for the exceptions it answers with a 4xx (or a configuration error)
+    before a stream starts, and keeps what upstream sends after the event."""
+    response, events = await stream_events(client, create_req(f"fail:{kind}"))
+
+    assert response.status_code == 200
+    types = [e["type"] for e in events]
+    assert types[-2:] == ["error", "thread.updated"]
+    assert events[-2] == {"type": "error", "code": "stream.error", "allow_retry": allow_retry}
+    assert events[-1]["thread"]["title"] == "renamed before failing"
+    # The next request starts clean: a retryable failure is not carried over.
+    _, later = await stream_events(client, create_req("boom"))
+    assert later[-1] == {"type": "error", "code": "stream.error", "allow_retry": True}
 
 
 async def test_failure_in_non_streaming_request_is_500_and_logged_once(
@@ -957,15 +1201,23 @@ class PolicyOnlyAttachments(AttachmentStore[Ctx]):
 
 
 @pytest.mark.parametrize(
-    ("params", "status"),
+    ("params", "status", "code"),
     [
-        ({"name": "big.txt", "size": 101, "mime_type": "text/plain"}, 413),
-        ({"name": "x.exe", "size": 10, "mime_type": "application/x-msdownload"}, 415),
-        ({"name": "../etc/passwd", "size": 10, "mime_type": "text/plain"}, 400),
+        ({"name": "big.txt", "size": 101, "mime_type": "text/plain"}, 413, "attachment_too_large"),
+        (
+            {"name": "x.exe", "size": 10, "mime_type": "application/x-msdownload"},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            {"name": "../etc/passwd", "size": 10, "mime_type": "text/plain"},
+            400,
+            "attachment_not_allowed",
+        ),
     ],
 )
 async def test_attachment_policy_errors_keep_their_status(
-    params: dict[str, Any], status: int
+    params: dict[str, Any], status: int, code: str
 ) -> None:
     server = ScriptedServer(MemoryStore(), attachment_store=PolicyOnlyAttachments())
     async with serve(chatkit_app(server, context_factory)) as url:
@@ -974,4 +1226,227 @@ async def test_attachment_policy_errors_keep_their_status(
                 "/chatkit", json={"type": "attachments.create", "params": params}
             )
     assert response.status_code == status, response.text
+    assert error_of(response)["code"] == code
     assert str(params["size"] if status == 413 else "") in error_of(response)["message"]
+
+
+async def test_two_phase_create_against_a_direct_upload_backend_is_400_naming_the_strategy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store: MemoryStore[Ctx] = MemoryStore()
+    direct = DirectUploadAttachmentStore(
+        store, LocalBlobStorage(tmp_path), base_url="https://api.example.com/chatkit"
+    )
+    server = ScriptedServer(store, attachment_store=direct)
+    params = {"name": "a.txt", "size": 3, "mime_type": "text/plain"}
+    async with serve(chatkit_app(server, context_factory, uploads=direct)) as url:
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": "Bearer a"}) as http:
+            response = await http.post(
+                "/chatkit", json={"type": "attachments.create", "params": params}
+            )
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "upload_strategy_mismatch"
+    assert "direct" in error["message"] and "two-phase" in error["message"]
+    assert "https://api.example.com/chatkit/attachments/upload" in error["message"]
+    assert error_records(caplog) == []
+
+
+async def test_attachment_requests_without_an_attachment_store_are_400(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = {"name": "a.txt", "size": 3, "mime_type": "text/plain"}
+    create = await post(client, {"type": "attachments.create", "params": params})
+    delete = await post(client, {"type": "attachments.delete", "params": {"attachment_id": "a"}})
+    for response in (create, delete):
+        assert response.status_code == 400
+        assert error_of(response)["code"] == "attachments_not_supported"
+    assert error_records(caplog) == []
+
+
+async def test_transcribe_on_a_server_without_it_is_501_and_bad_audio_is_400(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = {"audio_base64": "aGVsbG8=", "mime_type": "audio/webm"}
+    unsupported = await post(client, {"type": "input.transcribe", "params": params})
+    assert unsupported.status_code == 501
+    assert error_of(unsupported) == {
+        "code": "not_implemented",
+        "message": "this server does not support input.transcribe",
+    }
+    bad = await post(
+        client, {"type": "input.transcribe", "params": {**params, "audio_base64": "abc"}}
+    )
+    assert bad.status_code == 400
+    assert error_of(bad)["code"] == "invalid_request"
+    assert "audio_base64" in error_of(bad)["message"]
+    assert error_records(caplog) == []
+
+
+async def test_sync_action_on_an_item_that_is_not_a_widget_is_400(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    thread_id = await new_thread(client)
+    items = (await post(client, {"type": "items.list", "params": {"thread_id": thread_id}})).json()
+    payload = {
+        "type": "threads.sync_custom_action",
+        "params": {
+            "thread_id": thread_id,
+            "item_id": items["data"][0]["id"],
+            "action": {"type": "noop", "payload": {}},
+        },
+    }
+    response = await post(client, payload)
+    assert response.status_code == 400
+    assert error_of(response) == {
+        "code": "invalid_request",
+        "message": "threads.sync_custom_action requires a widget sender item",
+    }
+    assert error_records(caplog) == []
+
+
+async def test_unknown_paths_under_the_chatkit_path_are_json_404(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/chatkit/nothing/here")
+    assert response.status_code == 404
+    posted = await client.post("/chatkit/nothing/here")
+    assert posted.status_code == 404 and error_of(posted)["code"] == "not_found"
+    assert error_of(response) == {
+        "code": "not_found",
+        "message": "no route for /chatkit/nothing/here",
+    }
+
+
+def test_client_error_codes_follow_their_status() -> None:
+    class Gone(ClientRequestError):
+        status_code = 410
+
+    class Conflict(ClientRequestError):
+        status_code = 409
+
+    class Named(Conflict):
+        code = "thread_locked"
+
+    assert (Gone.code, Conflict.code, Named.code) == ("client_error", "conflict", "thread_locked")
+    assert ClientRequestError.code == "bad_request"
+    for error in (
+        AttachmentError,
+        AttachmentPolicyError,
+        AttachmentTooLargeError,
+        AttachmentTypeNotAllowedError,
+        AttachmentVerificationError,
+        InvalidUploadError,
+    ):
+        # A code that does not name another status's generic code.
+        generic = {code for status, code in STATUS_CODES.items() if status != error.status_code}
+        assert error.code not in generic, error
+    with pytest.raises(TypeError, match="must be a 4xx status"):
+
+        class ServerFault(ClientRequestError):
+            status_code = 500
+
+
+# ---------------------------------------------------------------------------------------------
+# SSE keepalive
+
+
+async def _timed_lines(
+    http: httpx.AsyncClient, payload: dict[str, Any]
+) -> tuple[httpx.Response, list[tuple[float, str]]]:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    lines: list[tuple[float, str]] = []
+    async with http.stream("POST", "/chatkit", json=payload) as response:
+        async for line in response.aiter_lines():
+            lines.append((loop.time() - start, line))
+    return response, lines
+
+
+@asynccontextmanager
+async def keepalive_client(keepalive: float | None) -> AsyncIterator[httpx.AsyncClient]:
+    server = ScriptedServer(SlowMemoryStore())
+    app = chatkit_app(server, context_factory, keepalive=keepalive)
+    async with serve(app) as url:
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": "Bearer alice"}, timeout=10
+        ) as http:
+            http.chatkit = server  # type: ignore[attr-defined]
+            yield http
+
+
+async def test_silent_stream_sends_keepalive_comments_over_http() -> None:
+    async with keepalive_client(0.25) as http:
+        response, lines = await _timed_lines(http, create_req("sleep:1.5"))
+
+    assert response.status_code == 200
+    comments = [(t, line) for t, line in lines if line.startswith(":")]
+    events = [
+        json.loads(line.removeprefix("data: ")) for _, line in lines if line.startswith("data: ")
+    ]
+    # Every line is an event, a keepalive comment, or the blank line ending one of them.
+    assert all(line == "" or line.startswith(("data: ", ": keepalive")) for _, line in lines)
+    assert {line for _, line in comments} == {": keepalive"}
+    # About one per 0.25 s of the 1.5 s pause (fewer if this machine is busy), none before it.
+    assert 2 <= len(comments) <= 7, comments
+    [delta_at] = [t for t, line in lines if line.startswith("data: ") and "thinking" in line]
+    assert all(t > delta_at for t, _ in comments)
+    # The stream itself is complete and the message was stored.
+    assert events[-1]["type"] == "thread.item.done"
+    assert events[-1]["item"]["content"][0]["text"].startswith("sleep:1.5#0")
+
+
+@pytest.mark.parametrize("keepalive", [0, None])
+async def test_keepalive_0_or_none_turns_it_off(keepalive: float | None) -> None:
+    async with keepalive_client(keepalive) as http:
+        response, lines = await _timed_lines(http, create_req("sleep:0.5"))
+
+    assert response.status_code == 200
+    assert not [line for _, line in lines if line.startswith(":")]
+
+
+async def test_busy_stream_sends_no_keepalive() -> None:
+    async with keepalive_client(1.0) as http:
+        response, lines = await _timed_lines(http, create_req("count:200"))
+
+    assert response.status_code == 200
+    assert not [line for _, line in lines if line.startswith(":")]
+    assert sum(1 for _, line in lines if line.startswith("data: ")) > 200
+
+
+async def test_disconnect_during_keepalives_still_keeps_the_partial_message() -> None:
+    async with keepalive_client(0.05) as http:
+        server: ScriptedServer = http.chatkit  # type: ignore[attr-defined]
+        comments = 0
+        async with http.stream("POST", "/chatkit", json=create_req("hang")) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and '"thread.created"' in line:
+                    thread_id = json.loads(line.removeprefix("data: "))["thread"]["id"]
+                comments += line == ": keepalive"
+                if comments == 3:
+                    break
+        for _ in range(200):
+            if server.script.cancelled:
+                break
+            await asyncio.sleep(0.01)
+        assert server.script.cancelled == [thread_id]
+        items = await post(http, {"type": "items.list", "params": {"thread_id": thread_id}})
+        texts = [
+            part["text"]
+            for item in items.json()["data"]
+            if item["type"] == "assistant_message"
+            for part in item["content"]
+        ]
+        assert texts == ["Hello, wor"]
+
+
+def test_keepalive_settings_are_checked() -> None:
+    server = ScriptedServer(MemoryStore())
+    assert DEFAULT_KEEPALIVE == 15
+    assert ChatKitEndpoint(server, context_factory).keepalive == 15
+    assert ChatKitEndpoint(server, context_factory, keepalive=0).keepalive is None
+    for bad in (-1, 0.001, 7200, float("nan")):
+        with pytest.raises(ValueError, match="keepalive must be 0"):
+            ChatKitEndpoint(server, context_factory, keepalive=bad)
+    with pytest.raises(TypeError, match="keepalive must be a number"):
+        ChatKitEndpoint(server, context_factory, keepalive="15")  # type: ignore[arg-type]

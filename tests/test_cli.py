@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -99,17 +100,136 @@ def test_sql_for_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     asyncio.run(_works(store))
 
 
-def test_errors_are_reported_without_tracebacks(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["migrate", "mysql://x/y"], 2, "unsupported database URL scheme 'mysql'"),
+        (["migrate", "not a url"], 2, "is not a database URL"),
+        (["migrate", "postgresql+psycopg2://x/y"], 2, "names a driver chatkit-kit cannot use"),
+        (["migrate", "sqlite:///x.db", "--schema", "s"], 2, "--schema is a PostgreSQL option"),
+        (["migrate", "sqlite:///x.db", "--table-prefix", "bad-"], 2, "table prefix 'bad-'"),
+        (["migrate", "postgresql://u@h/d", "--schema", "pg_catalog"], 2, "system schema"),
+        (["migrate", "sqlite:///x.db", "--target", "99"], 2, "target version 99"),
+        (["migrate", "postgresql://u@127.0.0.1:1/x"], 1, "cannot reach the database"),
+        (["migrate", "postgresql+psycopg://u@127.0.0.1:1/x"], 1, "cannot reach the database"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2_or_1(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    status: int,
+    message: str,
 ) -> None:
-    assert main(["migrate", f"sqlite:///{tmp_path / 'x.db'}", "--table-prefix", "bad-"]) == 1
-    assert "table prefix 'bad-'" in capsys.readouterr().err
-    assert main(["migrate", "postgresql://nobody@127.0.0.1:1/x"]) == 1
-    assert "database connection failed" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="unsupported database URL scheme 'mysql'"):
-        main(["migrate", "mysql://x/y"])
-    with pytest.raises(SystemExit):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == status
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("chatkit-kit migrate: ")
+    assert message in captured.err
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("change", ["database", "role"])
+def test_missing_database_or_role_is_one_line(
+    postgres_dsn: str, change: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parts = urlsplit(postgres_dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    if change == "database":
+        url = urlunsplit(parts._replace(path="/ck_no_such_database"))
+        expected = 'database "ck_no_such_database" does not exist'
+    else:
+        url = urlunsplit(parts._replace(netloc=f"ck_no_such_role:hunter2@{host}"))
+        expected = 'role "ck_no_such_role" does not exist'
+    for variant in (url, url.replace("postgresql://", "postgresql+psycopg://", 1)):
+        assert main(["migrate", variant]) == 1
+        err = capsys.readouterr().err
+        assert expected in err and "check the database name" in err, err
+        assert err.count("\n") == 1 and "hunter2" not in err
+
+
+def test_newer_schema_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "new.db"
+    assert main(["migrate", f"sqlite:///{path}"]) == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO chatkit_schema_version (version, description) VALUES (99, 'x')")
+    capsys.readouterr()
+    assert main(["migrate", f"sqlite:///{path}"]) == 1
+    err = capsys.readouterr().err
+    assert "schema version 99" in err and "upgrade chatkit-kit" in err
+    assert err.count("\n") == 1
+
+
+def test_debug_shows_the_traceback() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL scheme"):
+        main(["--debug", "migrate", "mysql://x/y"])
+    with pytest.raises(ValueError, match="unsupported database URL scheme"):
+        main(["migrate", "mysql://x/y", "--debug"])
+    with pytest.raises(SystemExit) as usage:
         main([])
+    assert usage.value.code == 2
+
+
+_WITHOUT = """
+import sys
+for name in {blocked!r}:
+    sys.modules[name] = None  # as if not installed
+from chatkit_kit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _run_without(blocked: tuple[str, ...], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _WITHOUT.format(blocked=blocked), *args],
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+NO_DRIVERS = ("sqlalchemy", "aiosqlite", "asyncpg", "psycopg")
+
+
+def test_sql_needs_no_driver_at_all(tmp_path: Path) -> None:
+    for url in ("postgresql://u@db.invalid/x", "postgresql+psycopg://u@h/x", "sqlite:///a.db"):
+        result = _run_without(NO_DRIVERS, "migrate", url, "--sql")
+        assert result.returncode == 0, result.stderr
+        assert "CREATE TABLE" in result.stdout
+
+
+def test_postgresql_migrate_needs_only_asyncpg(
+    postgres_dsn: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with fresh_schema(postgres_dsn) as schema:
+        result = _run_without(
+            ("sqlalchemy", "psycopg"), "migrate", postgres_dsn, "--schema", schema
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"to {SCHEMA_VERSION}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("blocked", "url", "extra"),
+    [
+        (NO_DRIVERS, "postgresql://u@h/x", 'chatkit-kit[asyncpg]" (or "chatkit-kit[psycopg]")'),
+        (NO_DRIVERS, "postgres://u@h/x", "chatkit-kit[asyncpg]"),
+        (NO_DRIVERS, "postgresql+psycopg://u@h/x", "chatkit-kit[psycopg]"),
+        (("aiosqlite",), "sqlite:///a.db", "chatkit-kit[sqlalchemy]"),
+        (("sqlalchemy",), "sqlite:///a.db", "chatkit-kit[sqlalchemy]"),
+    ],
+)
+def test_missing_extra_is_one_line_naming_it(
+    tmp_path: Path, blocked: tuple[str, ...], url: str, extra: str
+) -> None:
+    result = _run_without(blocked, "migrate", url)
+    assert result.returncode == 1
+    assert extra in result.stderr and "pip install" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
 def test_console_script_module_runs(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from datetime import timedelta
 from typing import Any
 
 from .stores import _schema
+from .stores._retention import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from .stores._urls import database_backend
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _AGE = re.compile(r"(\d+)([smhdw])")
@@ -48,7 +50,7 @@ class _Progress:
 
 
 async def _with_store(args: argparse.Namespace, run: Any) -> int:
-    from .cli import _open_store
+    from .cli import _open_store  # the same URL handling as `migrate`
 
     store = await _open_store(args.database_url, args.schema, args.table_prefix)
     async with store:
@@ -56,25 +58,18 @@ async def _with_store(args: argparse.Namespace, run: Any) -> int:
         return result
 
 
-def _check_url(command: str, args: argparse.Namespace) -> None:
-    scheme = args.database_url.split(":", 1)[0].split("+", 1)[0].lower()
-    if scheme not in ("postgresql", "postgres", "sqlite"):
-        raise SystemExit(
-            f"chatkit-kit {command}: unsupported database URL scheme {scheme!r}; use "
-            "postgresql://, postgresql+asyncpg://, postgresql+psycopg:// or "
-            "sqlite+aiosqlite:///path.db"
-        )
-    if args.schema is not None and scheme == "sqlite":
-        raise SystemExit(f"chatkit-kit {command}: --schema is a PostgreSQL option")
-
-
 def _run(command: str, args: argparse.Namespace, run: Any) -> int:
-    _check_url(command, args)
+    from .cli import UsageError
+
     try:
-        return asyncio.run(_with_store(args, run))
-    except (ValueError, TypeError, ConnectionError, _schema.SchemaVersionError) as error:
-        print(f"chatkit-kit {command}: {error}", file=sys.stderr)
-        return 1
+        dialect, _driver = database_backend(args.database_url)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.schema is not None and dialect == "sqlite":
+        raise UsageError("--schema is a PostgreSQL option; on SQLite use --table-prefix")
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise UsageError(f"--batch-size must be 1 to {MAX_BATCH_SIZE}")
+    return asyncio.run(_with_store(args, run))
 
 
 def _run_prune(args: argparse.Namespace) -> int:
@@ -92,10 +87,12 @@ def _run_prune(args: argparse.Namespace) -> int:
             print(f"pruned {count} threads with no activity in the last {args.age}")
         return 0
 
+    from .cli import UsageError
+
     try:
         args.older_than = parse_age(args.age)
     except argparse.ArgumentTypeError as error:
-        raise SystemExit(f"chatkit-kit prune: {error}") from None
+        raise UsageError(str(error)) from None
     return _run("prune", args, run)
 
 
@@ -114,8 +111,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "database_url",
         metavar="DATABASE_URL",
-        help="postgresql://..., postgresql+asyncpg://..., postgresql+psycopg://... "
-        "or sqlite+aiosqlite:///path.db",
+        help="postgresql://... (or postgres://), postgresql+asyncpg://..., "
+        "postgresql+psycopg://..., sqlite:///path.db or sqlite+aiosqlite:///path.db",
     )
     parser.add_argument("--schema", default=None, help="PostgreSQL schema (default: public)")
     parser.add_argument(
@@ -124,14 +121,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help=f"prefix of every table name (default: {_schema.DEFAULT_TABLE_PREFIX})",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=500, help="rows per delete statement (default: 500)"
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"rows per delete statement (default: {DEFAULT_BATCH_SIZE})",
     )
 
 
-def add_retention(subparsers: Any) -> None:
+def add_retention(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Register `prune` and `erase-owner` on the `chatkit-kit` parser."""
     prune = subparsers.add_parser(
         "prune",
+        parents=[common],
         help="delete threads with no activity for a given time",
         description="Delete threads (with their items and attachment records) whose newest "
         "created_at, of the thread and its items, is older than --older-than. Runs in batches; "
@@ -155,6 +156,7 @@ def add_retention(subparsers: Any) -> None:
 
     erase = subparsers.add_parser(
         "erase-owner",
+        parents=[common],
         help="delete every thread, item and attachment record of one owner",
         description="Delete all data of one owner key (the user id, unless your store maps "
         "contexts to owners differently). Runs in batches; safe to interrupt and run again.",

@@ -1,4 +1,4 @@
-"""Import helper for optional dependencies."""
+"""Import helper for optional dependencies: a missing one raises `MissingDependencyError`."""
 
 from __future__ import annotations
 
@@ -7,23 +7,34 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from .errors import MissingDependencyError
 
-def require(module: str, extra: str) -> ModuleType:
-    """Import `module`, or raise an ImportError naming the pip extra that provides it."""
+
+def require(module: str, extra: str, what: str | None = None) -> ModuleType:
+    """Import `module`, or raise MissingDependencyError naming the pip extra that provides it.
+
+    `what` names the feature that needs it in the message (default: "this part of chatkit-kit").
+    """
     try:
         return importlib.import_module(module)
-    except ImportError as exc:  # pragma: no cover - exercised in a venv without the extra
-        raise ImportError(
-            f"{module!r} is required for this part of chatkit-kit but is not installed; "
-            f'install it with: pip install "chatkit-kit[{extra}]"'
-        ) from exc
+    except ImportError as exc:
+        raise MissingDependencyError(module, extra, what) from exc
+
+
+def is_installed(module: str) -> bool:
+    """Whether `module` can be imported (imports it)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def lazy_exports(package: str, table: dict[str, tuple[str, str]]) -> Callable[[str], Any]:
     """A module `__getattr__` importing `name` from `package.<module>` on first use.
 
     `table` maps each lazily exported name to (submodule, pip extra); a missing optional
-    dependency raises an ImportError naming the extra.
+    dependency raises MissingDependencyError naming the extra.
     """
 
     def __getattr__(name: str) -> Any:
@@ -32,11 +43,11 @@ def lazy_exports(package: str, table: dict[str, tuple[str, str]]) -> Callable[[s
         module_name, extra = table[name]
         try:
             module = importlib.import_module(f"{package}.{module_name}")
+        except MissingDependencyError as exc:
+            raise MissingDependencyError(exc.module, extra, f"{package}.{name}") from exc
         except ImportError as exc:
-            raise ImportError(
-                f"{package}.{name} needs an optional dependency: "
-                f'pip install "chatkit-kit[{extra}]" ({exc})'
-            ) from exc
+            missing = exc.name or module_name
+            raise MissingDependencyError(missing, extra, f"{package}.{name}") from exc
         return getattr(module, name)
 
     return __getattr__

@@ -1,47 +1,47 @@
 """A ready ChatKit HTTP endpoint for Starlette and FastAPI.
 
 `chatkit_routes` / `chatkit_app` serve `POST /chatkit` around `ChatKitServer.process` with the
-behaviour the hand-written handler gets wrong (docs/asgi.md, chatkit-contract.md sections 1.3
-and 5): malformed bodies are 400s, oversized bodies 413s, `NotFoundError` a 404 even for streaming
+behaviour the hand-written handler gets wrong (docs/asgi.md): malformed bodies and requests
+upstream rejects are 400s, oversized bodies 413s, `NotFoundError` a 404 even for streaming
 requests (the first event is awaited before the 200 is committed), failures after the stream
-started end it with a ChatKit error event, and a client disconnect cancels the work so upstream's
-`handle_stream_cancelled` persists what was already streamed.
+started end it with a ChatKit error event, silent streams send keepalive comments, and a client
+disconnect cancels the work so upstream's `handle_stream_cancelled` persists what was already
+streamed. Status codes are decided in `_http_errors`, the stream itself runs in `_sse`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from http import HTTPStatus
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from chatkit.errors import ErrorCode
 from chatkit.server import ChatKitServer, StreamingResult
-from chatkit.store import NotFoundError
-from chatkit.types import ChatKitReq, ErrorEvent
+from chatkit.types import ChatKitReq
 from pydantic import TypeAdapter, ValidationError
 
 from ._http import ClientRequestError, ContextFactory
+from ._http_errors import ErrorReply, client_error, log_failure, reply_for, send_error
 from ._optional import require
+from ._sse import EventStream, RequestInfo, wait_for_disconnect
 
 require("starlette", "server")
 
 from starlette.applications import Starlette  # noqa: E402
-from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from starlette.middleware.cors import CORSMiddleware  # noqa: E402
 from starlette.requests import ClientDisconnect, Request  # noqa: E402
 from starlette.routing import BaseRoute, Mount, Route  # noqa: E402
-from starlette.types import Message, Receive, Scope, Send  # noqa: E402
+from starlette.types import Receive, Scope, Send  # noqa: E402
 
 __all__ = [
+    "DEFAULT_KEEPALIVE",
     "DEFAULT_MAX_BODY_SIZE",
     "CORSConfig",
     "ChatKitEndpoint",
+    "ClientRequestError",
     "UploadRoutesProvider",
     "chatkit_app",
     "chatkit_routes",
@@ -51,27 +51,17 @@ DEFAULT_MAX_BODY_SIZE = 4 * 1024 * 1024
 """Default request body limit in bytes (4 MiB); the largest ChatKit request is `input.transcribe`
 with base64 audio. File uploads go through the upload routes, not through this limit."""
 
+DEFAULT_KEEPALIVE = 15.0
+"""Seconds of silence after which a started stream sends an SSE comment line (`: keepalive`),
+so that proxies and load balancers with idle timeouts keep the connection."""
+
 logger = logging.getLogger(__name__)
 
 _REQUEST_ADAPTER: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 
-_SSE_HEADERS = (
-    (b"content-type", b"text/event-stream"),
-    # no-transform: proxies must not compress or rewrite the stream (compression buffers events).
-    (b"cache-control", b"no-cache, no-transform"),
-    # nginx (and proxies copying its convention) must not buffer the response.
-    (b"x-accel-buffering", b"no"),
-)
-
-_STREAM_ERROR_CHUNK = (
-    b"data: "
-    + ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
-    .model_dump_json(by_alias=True, exclude_none=True)
-    .encode()
-    + b"\n\n"
-)
-
 _UPSTREAM_STREAM_ERROR = "Error while generating streamed response"
+
+_ATTACHMENT_OPS = frozenset({"attachments.create", "attachments.delete"})
 
 
 class UploadRoutesProvider(Protocol):
@@ -133,13 +123,7 @@ class CORSConfig:
         )
 
 
-@dataclass
-class _RequestInfo:
-    op: str
-    thread_id: str | None
-
-
-_current_request: contextvars.ContextVar[_RequestInfo | None] = contextvars.ContextVar(
+_current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(
     "chatkit_kit_asgi_request", default=None
 )
 
@@ -149,7 +133,10 @@ class _UpstreamLogFilter(logging.Filter):
 
     Every record gets `chatkit_op` and `chatkit_thread_id` attributes, and error records name
     both in their message. Upstream's generic "Error while generating streamed response" record
-    is dropped: the endpoint logs that failure itself, once, with the operation and thread id.
+    is dropped: the endpoint logs that failure itself, once, with the operation and thread id
+    (and without a traceback when the client caused it). The exception upstream logs after
+    turning a failure in `respond()` into an error event is kept on the request, so that the
+    stream can tell whether that event may offer a retry.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -158,6 +145,8 @@ class _UpstreamLogFilter(logging.Filter):
             return True
         if record.msg == _UPSTREAM_STREAM_ERROR:
             return False
+        if record.funcName == "_process_events" and record.exc_info:
+            info.upstream_error = record.exc_info[1]
         setattr(record, "chatkit_op", info.op)  # noqa: B010
         setattr(record, "chatkit_thread_id", info.thread_id)  # noqa: B010
         if record.levelno >= logging.ERROR:
@@ -169,64 +158,45 @@ class _UpstreamLogFilter(logging.Filter):
 logging.getLogger("chatkit").addFilter(_UpstreamLogFilter())
 
 
-def _error_body(code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
-
-
-async def _send_json_error(
-    scope: Scope,
-    send: Send,
-    status: int,
-    code: str,
-    message: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    close: bool = False,
-) -> None:
-    body = _error_body(code, message)
-    raw_headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    for name, value in (headers or {}).items():
-        raw_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-    if close and scope.get("http_version") in ("1.0", "1.1"):
-        # The rest of the request body is not read; do not keep the connection for reuse.
-        raw_headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def _describe_validation_error(exc: ValidationError) -> tuple[str, str]:
-    """A (code, message) pair naming what is wrong with a request body."""
+def _describe_validation_error(exc: ValidationError) -> ErrorReply:
+    """A 400 naming what is wrong with a request body."""
     errors = exc.errors(include_url=False, include_input=False)
     if errors and errors[0]["type"] == "json_invalid":
-        return "invalid_json", f"request body is not valid JSON: {errors[0]['msg']}"
+        return client_error(
+            400, f"request body is not valid JSON: {errors[0]['msg']}", "invalid_json"
+        )
     parts = []
     for error in errors[:5]:
         loc = ".".join(str(part) for part in error["loc"])
         parts.append(f"{loc}: {error['msg']}" if loc else str(error["msg"]))
     if len(errors) > 5:
         parts.append(f"and {len(errors) - 5} more errors")
-    return "invalid_request", "not a valid ChatKit request: " + "; ".join(parts)
+    return client_error(400, "not a valid ChatKit request: " + "; ".join(parts), "invalid_request")
 
 
-def _thread_id_from_event(chunk: bytes) -> str | None:
-    """The thread id of a `thread.created` SSE frame, if it is one."""
-    try:
-        event = json.loads(chunk.removeprefix(b"data: "))
-        thread_id = event["thread"]["id"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return thread_id if isinstance(thread_id, str) else None
+def _check_request(server: ChatKitServer[Any], request: ChatKitReq) -> ErrorReply | None:
+    """A 400 for a request upstream would only fail on deep inside (as a 500), else None."""
+    limit = getattr(request.params, "limit", None)
+    if isinstance(limit, int) and limit < 1:
+        return client_error(
+            400,
+            f"params.limit must be at least 1, got {limit}; leave it out for the default page size",
+            "invalid_request",
+        )
+    if request.type in _ATTACHMENT_OPS and server.attachment_store is None:
+        return client_error(
+            400,
+            f"this server does not accept attachments ({request.type}); "
+            "turn attachments off in the ChatKit client's composer options",
+            "attachments_not_supported",
+        )
+    return None
 
 
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+def _upload_url(server: ChatKitServer[Any]) -> str | None:
+    """The direct-upload URL of the server's attachment store, if it has one."""
+    url = getattr(server.attachment_store, "upload_url", None)
+    return url if isinstance(url, str) else None
 
 
 class ChatKitEndpoint:
@@ -238,12 +208,22 @@ class ChatKitEndpoint:
         context_factory: ContextFactory,
         *,
         max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
+        keepalive: float | None = DEFAULT_KEEPALIVE,
     ) -> None:
         if max_body_size is not None and max_body_size < 1:
             raise ValueError(f"max_body_size must be at least 1 byte or None, got {max_body_size}")
+        if keepalive is not None and (
+            isinstance(keepalive, bool) or not isinstance(keepalive, (int, float))
+        ):
+            raise TypeError(f"keepalive must be a number of seconds or None, got {keepalive!r}")
+        if keepalive is not None and not (keepalive == 0 or 0.01 <= keepalive <= 3600):
+            raise ValueError(
+                f"keepalive must be 0 (off) or 0.01 to 3600 seconds, got {keepalive!r}"
+            )
         self.server = server
         self.context_factory = context_factory
         self.max_body_size = max_body_size
+        self.keepalive = keepalive or None
         # Streams run in their own tasks; keep them referenced until they finish.
         self._streams: set[asyncio.Task[None]] = set()
 
@@ -251,14 +231,10 @@ class ChatKitEndpoint:
         if scope["type"] != "http":  # pragma: no cover - Route only passes HTTP scopes
             raise RuntimeError(f"ChatKitEndpoint serves HTTP only, got {scope['type']!r}")
         if scope["method"] != "POST":
-            await _send_json_error(
-                scope,
-                send,
-                405,
-                "method_not_allowed",
-                f"{scope['method']} is not allowed; ChatKit requests are POSTed",
-                headers={"Allow": "POST"},
+            reply = client_error(
+                405, f"{scope['method']} is not allowed; ChatKit requests are POSTed"
             )
+            await send_error(scope, send, replace(reply, headers={"Allow": "POST"}))
             return
 
         request = Request(scope, receive)
@@ -268,30 +244,21 @@ class ChatKitEndpoint:
             try:
                 declared = int(content_length)
             except ValueError:
-                await _send_json_error(
-                    scope,
-                    send,
-                    400,
-                    "invalid_request",
-                    f"invalid Content-Length header {content_length!r}",
-                    close=True,
+                reply = client_error(
+                    400, f"invalid Content-Length header {content_length!r}", "invalid_request"
                 )
+                await send_error(scope, send, reply, close=True)
                 return
             if limit is not None and declared > limit:
-                await _too_large(scope, send, limit, close=True)
+                await send_error(scope, send, _too_large(limit), close=True)
                 return
 
         try:
             context = await self.context_factory(request)
-        except HTTPException as exc:
-            code = _status_code_name(exc.status_code)
-            await _send_json_error(
-                scope, send, exc.status_code, code, str(exc.detail), headers=exc.headers
-            )
-            return
-        except Exception:
-            logger.exception("ChatKit context factory failed")
-            await _send_json_error(scope, send, 500, "internal_error", "internal server error")
+        except Exception as exc:
+            reply = reply_for(exc)
+            log_failure(logger, reply, exc, "ChatKit context factory failed")
+            await send_error(scope, send, reply)
             return
 
         chunks: list[bytes] = []
@@ -300,7 +267,7 @@ class ChatKitEndpoint:
             async for chunk in request.stream():
                 size += len(chunk)
                 if limit is not None and size > limit:
-                    await _too_large(scope, send, limit, close=True)
+                    await send_error(scope, send, _too_large(limit), close=True)
                     return
                 chunks.append(chunk)
         except ClientDisconnect:
@@ -310,26 +277,33 @@ class ChatKitEndpoint:
         try:
             parsed = _REQUEST_ADAPTER.validate_json(body)
         except ValidationError as exc:
-            code, message = _describe_validation_error(exc)
-            await _send_json_error(scope, send, 400, code, message)
+            await send_error(scope, send, _describe_validation_error(exc))
+            return
+        invalid = _check_request(self.server, parsed)
+        if invalid is not None:
+            await send_error(scope, send, invalid)
             return
 
-        info = _RequestInfo(op=parsed.type, thread_id=getattr(parsed.params, "thread_id", None))
+        info = RequestInfo(
+            op=parsed.type,
+            thread_id=getattr(parsed.params, "thread_id", None),
+            upload_url=_upload_url(self.server) if parsed.type == "attachments.create" else None,
+        )
         token = _current_request.set(info)
         try:
             try:
                 result = await self.server.process(body, context)
-            except NotFoundError as exc:
-                await _send_json_error(scope, send, 404, "not_found", str(exc))
-                return
-            except ClientRequestError as exc:
-                await _send_json_error(scope, send, exc.status_code, exc.code, str(exc))
-                return
-            except Exception:
-                logger.exception(
-                    "ChatKit request failed (op=%s, thread_id=%s)", info.op, info.thread_id
+            except Exception as exc:
+                reply = reply_for(exc, op=info.op, upload_url=info.upload_url)
+                log_failure(
+                    logger,
+                    reply,
+                    exc,
+                    "ChatKit request failed (op=%s, thread_id=%s)",
+                    info.op,
+                    info.thread_id,
                 )
-                await _send_json_error(scope, send, 500, "internal_error", "internal server error")
+                await send_error(scope, send, reply)
                 return
             if isinstance(result, StreamingResult):
                 await self._stream(scope, receive, send, result, info)
@@ -355,7 +329,7 @@ class ChatKitEndpoint:
         receive: Receive,
         send: Send,
         result: StreamingResult,
-        info: _RequestInfo,
+        info: RequestInfo,
     ) -> None:
         """Run the stream in its own task while watching for the client going away.
 
@@ -365,11 +339,11 @@ class ChatKitEndpoint:
         message is lost with any store that really waits.) A separate task also keeps that
         cleanup running when the request task itself is cancelled.
         """
-        sse = _EventStream(scope, send, result, info)
+        sse = EventStream(scope, send, result, info, keepalive=self.keepalive)
         pump = asyncio.ensure_future(sse.run())
         self._streams.add(pump)
         pump.add_done_callback(self._streams.discard)
-        watcher = asyncio.ensure_future(_wait_for_disconnect(receive))
+        watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         try:
             await asyncio.wait((pump, watcher), return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -378,146 +352,20 @@ class ChatKitEndpoint:
                 sse.cancel(pump)
                 await asyncio.wait((pump,))
         if not pump.cancelled():
-            pump.result()  # re-raises a bug in _EventStream itself; stream failures end there
+            pump.result()  # re-raises a bug in EventStream itself; stream failures end there
 
 
-class _EventStream:
-    """Sends one `StreamingResult` as server-sent events; cancels it at most once."""
-
-    def __init__(
-        self, scope: Scope, send: Send, result: StreamingResult, info: _RequestInfo
-    ) -> None:
-        self.scope = scope
-        self.send = send
-        self.stream = aiter(result)
-        self.info = info
-        self.cancelling = False
-
-    def cancel(self, task: asyncio.Task[None]) -> None:
-        """Cancel the task running `run()`, unless a cancellation is already under way.
-
-        A second cancellation would interrupt upstream's `handle_stream_cancelled` mid-write.
-        """
-        if not self.cancelling:
-            self.cancelling = True
-            task.cancel()
-
-    async def cancel_inside(self) -> None:
-        """Resume the stream parked at `yield` and cancel it at its next await.
-
-        Cancelling a task whose generator sits at `yield` never reaches the generator (closing
-        it raises GeneratorExit instead), so upstream's `except CancelledError` in
-        `_process_events`, which stores the partially streamed assistant message, would not run.
-        """
-        task = asyncio.current_task()
-        assert task is not None
-        self.cancelling = False  # the cancellation that got us here was spent outside the stream
-        self.cancel(task)
-        try:
-            while True:
-                await self.stream.__anext__()
-        except (asyncio.CancelledError, StopAsyncIteration):
-            pass
-        except Exception:
-            logger.debug("ChatKit stream failed while being cancelled", exc_info=True)
-
-    async def run(self) -> None:
-        send, info = self.send, self.info
-        # Commit to a 200 only once the first event exists, so that a missing thread (or any
-        # failure before the first event) still gets a proper status code.
-        try:
-            first: bytes | None = await self.stream.__anext__()
-        except StopAsyncIteration:
-            first = None
-        except NotFoundError as exc:
-            await _send_json_error(self.scope, send, 404, "not_found", str(exc))
-            return
-        except ClientRequestError as exc:
-            await _send_json_error(self.scope, send, exc.status_code, exc.code, str(exc))
-            return
-        except Exception:
-            logger.exception(
-                "ChatKit stream failed before its first event (op=%s, thread_id=%s)",
-                info.op,
-                info.thread_id,
-            )
-            await _send_json_error(self.scope, send, 500, "internal_error", "internal server error")
-            return
-
-        message: Message = {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": list(_SSE_HEADERS),
-        }
-        try:
-            await send(message)
-            if first is not None:
-                if info.thread_id is None:
-                    info.thread_id = _thread_id_from_event(first)
-                await send({"type": "http.response.body", "body": first, "more_body": True})
-        except asyncio.CancelledError:
-            await self.cancel_inside()
-            raise
-        except OSError:  # ASGI 2.4 servers report a client that went away this way
-            await self.cancel_inside()
-            return
-        if first is None:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-
-        next_chunk = self.stream.__anext__
-        while True:
-            try:
-                chunk = await next_chunk()
-            except StopAsyncIteration:
-                break
-            except Exception:
-                logger.exception(
-                    "ChatKit stream failed after it started (op=%s, thread_id=%s)",
-                    info.op,
-                    info.thread_id,
-                )
-                try:
-                    await send(
-                        {
-                            "type": "http.response.body",
-                            "body": _STREAM_ERROR_CHUNK,
-                            "more_body": True,
-                        }
-                    )
-                except OSError:
-                    return
-                break
-            try:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except asyncio.CancelledError:
-                await self.cancel_inside()
-                raise
-            except OSError:
-                await self.cancel_inside()
-                return
-        try:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:
-            return
-
-
-async def _too_large(scope: Scope, send: Send, limit: int, *, close: bool) -> None:
-    await _send_json_error(
-        scope,
-        send,
-        413,
-        "request_too_large",
-        f"request body exceeds the limit of {limit} bytes (max_body_size)",
-        close=close,
+def _too_large(limit: int) -> ErrorReply:
+    return client_error(
+        413, f"request body exceeds the limit of {limit} bytes (max_body_size)", "request_too_large"
     )
 
 
-def _status_code_name(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
-    except ValueError:
-        return "http_error"
+class _NotFound:
+    """JSON 404 for paths under the ChatKit path that no upload route serves (any method)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_error(scope, send, client_error(404, f"no route for {scope['path']}"))
 
 
 def chatkit_routes(
@@ -526,6 +374,7 @@ def chatkit_routes(
     *,
     path: str = "/chatkit",
     max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
+    keepalive: float | None = DEFAULT_KEEPALIVE,
     uploads: UploadRoutesProvider | None = None,
 ) -> list[BaseRoute]:
     """Starlette routes serving `POST {path}`, plus the upload routes under `{path}/`.
@@ -535,12 +384,14 @@ def chatkit_routes(
     """
     if not path.startswith("/") or (path != "/" and path.endswith("/")):
         raise ValueError(f"path must start with '/' and not end with '/', got {path!r}")
-    endpoint = ChatKitEndpoint(server, context_factory, max_body_size=max_body_size)
+    endpoint = ChatKitEndpoint(
+        server, context_factory, max_body_size=max_body_size, keepalive=keepalive
+    )
     routes: list[BaseRoute] = [Route(path, endpoint, name="chatkit")]
     if uploads is not None:
-        routes.append(
-            Mount(path.rstrip("/"), routes=list(uploads.routes(context_factory)), name="uploads")
-        )
+        # The last route answers unknown paths under `path` with a JSON 404.
+        upload_routes = [*uploads.routes(context_factory), Route("/{rest:path}", _NotFound())]
+        routes.append(Mount(path.rstrip("/"), routes=upload_routes, name="uploads"))
     return routes
 
 
@@ -550,6 +401,7 @@ def chatkit_app(
     *,
     path: str = "/chatkit",
     max_body_size: int | None = DEFAULT_MAX_BODY_SIZE,
+    keepalive: float | None = DEFAULT_KEEPALIVE,
     uploads: UploadRoutesProvider | None = None,
     cors: CORSConfig | None = None,
 ) -> Starlette:
@@ -557,7 +409,12 @@ def chatkit_app(
     middleware = [cors.middleware()] if cors is not None else []
     return Starlette(
         routes=chatkit_routes(
-            server, context_factory, path=path, max_body_size=max_body_size, uploads=uploads
+            server,
+            context_factory,
+            path=path,
+            max_body_size=max_body_size,
+            keepalive=keepalive,
+            uploads=uploads,
         ),
         middleware=middleware,
     )

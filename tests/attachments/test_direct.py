@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from chatkit_kit.attachments import (
     LocalBlobStorage,
     UploadPolicy,
 )
+from chatkit_kit.errors import DatabaseUnavailableError
 from chatkit_kit.stores import MemoryStore
 
 from .conftest import ALICE, MALLORY, Ctx, EchoServer, call, object_keys, user_message
@@ -32,6 +34,16 @@ async def context_factory(request: Request) -> Ctx:
     if not auth.startswith("Bearer "):
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     return Ctx(auth[len("Bearer ") :])
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The `{"code", "message"}` of a JSON error response, the shape every route answers with."""
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert list(body) == ["error"] and sorted(body["error"]) == ["code", "message"]
+    error: dict[str, Any] = body["error"]
+    return error
 
 
 def files_in(root: Path) -> list[Path]:
@@ -178,6 +190,76 @@ async def test_unauthenticated_requests_are_rejected(env: Env) -> None:
     assert len(files_in(env.root)) == 1
 
 
+async def test_every_route_error_has_the_json_error_shape(env: Env) -> None:
+    """401, 403, 404, 405 and 413 from the upload and download routes: one body shape, codes
+    that match the status (the same shape and codes as `/chatkit`, docs/asgi.md)."""
+    unauthenticated = await env.client.post(
+        "/attachments/upload", files={"file": ("a.txt", b"x", "text/plain")}
+    )
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["www-authenticate"] == "Bearer"
+    assert error_of(unauthenticated) == {"code": "unauthorized", "message": "missing bearer token"}
+
+    unknown = await env.client.get("/attachments/atc_nope", headers=env.auth(ALICE))
+    assert unknown.status_code == 404
+    assert error_of(unknown) == {"code": "not_found", "message": "Attachment atc_nope not found"}
+
+    bad_token = await env.client.get("/attachments/atc_nope?token=forged.sig")
+    assert bad_token.status_code == 403 and error_of(bad_token)["code"] == "forbidden"
+
+    for method, path, allow in [
+        ("GET", "/attachments/upload", "POST, PUT"),
+        ("DELETE", "/attachments/atc_1", "GET, HEAD"),
+        ("PATCH", "/attachments/upload", "POST, PUT"),
+    ]:
+        wrong = await env.client.request(method, path, headers=env.auth(ALICE))
+        assert wrong.status_code == 405, (method, path)
+        assert wrong.headers["allow"] == allow
+        assert error_of(wrong)["code"] == "method_not_allowed"
+
+    too_large = await env.client.put(
+        "/attachments/upload?name=a.txt",
+        content=b"x" * (MAX + 1),
+        headers={**env.auth(ALICE), "Content-Type": "text/plain"},
+    )
+    assert too_large.status_code == 413
+    assert error_of(too_large)["code"] == "attachment_too_large"
+    await assert_nothing_stored(env)
+
+
+async def test_store_outage_during_upload_is_503_and_leaves_nothing(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise DatabaseUnavailableError("connection to db.internal:5432 refused")
+
+    monkeypatch.setattr(env.store, "save_attachment", unavailable)
+    response = await env.upload_multipart(ALICE, "a.txt", b"abc", "text/plain")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert error_of(response)["code"] == "service_unavailable"
+    assert "db.internal" not in response.text
+    assert files_in(env.root) == []
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_unexpected_failure_during_upload_is_500_without_details(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(env.store, "save_attachment", broken)
+    response = await env.upload_multipart(ALICE, "a.txt", b"abc", "text/plain")
+
+    assert response.status_code == 500
+    assert error_of(response) == {"code": "internal_error", "message": "internal server error"}
+    assert files_in(env.root) == []
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+
+
 async def test_other_owner_cannot_download_delete_or_read(env: Env) -> None:
     created = (await env.upload_multipart(ALICE, "a.txt", b"secret", "text/plain")).json()
     attachment_id = created["id"]
@@ -204,24 +286,25 @@ async def assert_nothing_stored(env: Env) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "body", "mime", "status", "message"),
+    ("name", "body", "mime", "status", "code", "message"),
     [
-        ("big.txt", b"x" * (MAX + 1), "text/plain", 413, f"limit of {MAX} bytes"),
-        ("page.html", b"<html>", "text/html", 415, "'text/html' is not allowed"),
-        ("empty.txt", b"", "text/plain", 400, "empty"),
-        ("../../etc/passwd", b"x", "text/plain", 400, "path separator"),
-        ("..\\..\\boot.ini", b"x", "text/plain", 400, "path separator"),
+        ("big.txt", b"x" * (MAX + 1), "text/plain", 413, "attachment_too_large", f"limit of {MAX}"),
+        ("page.html", b"<html>", "text/html", 415, "unsupported_media_type", "'text/html' is not"),
+        ("empty.txt", b"", "text/plain", 400, "attachment_not_allowed", "empty"),
+        ("../../etc/passwd", b"x", "text/plain", 400, "attachment_not_allowed", "path separator"),
+        ("..\\..\\boot.ini", b"x", "text/plain", 400, "attachment_not_allowed", "path separator"),
         # A 10 kB file name in a part header is over python-multipart's header limit.
-        ("n" * 10_240, b"x", "text/plain", 400, "Maximum header size exceeded"),
-        ("fake.png", b"<html><script>alert(1)</script>", "image/png", 415, "not a image/png"),
+        ("n" * 10_240, b"x", "text/plain", 400, "invalid_upload", "Maximum header size exceeded"),
+        ("fake.png", b"<html><script>", "image/png", 415, "unsupported_media_type", "not a image"),
     ],
 )
 async def test_bad_multipart_uploads(
-    env: Env, name: str, body: bytes, mime: str, status: int, message: str
+    env: Env, name: str, body: bytes, mime: str, status: int, code: str, message: str
 ) -> None:
     response = await env.upload_multipart(ALICE, name, body, mime)
     assert response.status_code == status, response.text
-    assert message in response.json()["detail"]
+    assert error_of(response)["code"] == code
+    assert message in error_of(response)["message"]
     await assert_nothing_stored(env)
 
 
@@ -236,7 +319,7 @@ async def test_bad_raw_upload_names(env: Env, name: str, message: str) -> None:
         content=b"abc",
         headers={**env.auth(ALICE), "Content-Type": "text/plain"},
     )
-    assert response.status_code == 400 and message in response.json()["detail"]
+    assert response.status_code == 400 and message in error_of(response)["message"]
     await assert_nothing_stored(env)
 
 
@@ -246,7 +329,9 @@ async def test_raw_upload_without_name_is_rejected(env: Env) -> None:
         content=b"abc",
         headers={**env.auth(ALICE), "Content-Type": "text/plain"},
     )
-    assert response.status_code == 400 and "'name' query parameter" in response.json()["detail"]
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_upload"
+    assert "'name' query parameter" in error_of(response)["message"]
 
 
 async def test_truncated_multipart_body_stores_nothing(env: Env) -> None:
@@ -262,7 +347,7 @@ async def test_truncated_multipart_body_stores_nothing(env: Env) -> None:
         content=body,
         headers={**env.auth(ALICE), "Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
-    assert response.status_code == 400 and "truncated" in response.json()["detail"]
+    assert response.status_code == 400 and "truncated" in error_of(response)["message"]
     await assert_nothing_stored(env)
 
 
@@ -283,7 +368,8 @@ async def test_oversize_stream_is_cut_off_without_reading_everything(env: Env) -
         headers={**env.auth(ALICE), "Content-Type": "text/plain"},
     )
     assert response.status_code == 413
-    assert f"limit of {MAX} bytes" in response.json()["detail"]
+    assert error_of(response)["code"] == "attachment_too_large"
+    assert f"limit of {MAX} bytes" in error_of(response)["message"]
     # The app stopped reading right after the limit (uvicorn discarded the rest unbuffered).
     assert env.body_bytes_read < MAX + 4 * 65536  # one read past the limit, any TCP split
     await assert_nothing_stored(env)

@@ -36,6 +36,14 @@ def admin_execute(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tupl
         return cur.fetchall() if cur.description else []
 
 
+def assert_no_locks(dsn: str, tables: str) -> None:
+    """Take ACCESS EXCLUSIVE locks on `tables` with NOWAIT; fails if any session holds a lock
+    on them (e.g. a pooled connection left inside a transaction)."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")  # type: ignore[call-overload]
+        conn.rollback()
+
+
 def drop_schema(dsn: str, schema: str) -> None:
     admin_execute(dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
@@ -72,20 +80,33 @@ class Flavour:
     def driver_name(self) -> str:
         return self.name.removesuffix("@pgbouncer")
 
-    async def make(self, **kwargs: Any) -> Any:
-        """A new store owning its engine or pool (on the session schema unless `schema=`)."""
+    async def make(self, *, settings: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        """A new store owning its engine or pool (on the session schema unless `schema=`).
+
+        `settings` are PostgreSQL run-time settings for every connection of the store
+        (e.g. statement_timeout, application_name), passed the way each driver takes them.
+        """
         schema = kwargs.pop("schema", self.schema)
+        if settings:
+            if self.driver_name == "asyncpg":
+                kwargs["server_settings"] = settings
+            elif self.driver_name == "sqlalchemy+asyncpg":
+                kwargs["connect_args"] = {"server_settings": settings}
+            elif self.driver_name == "sqlalchemy+psycopg":
+                options = " ".join(f"-c {key}={value}" for key, value in settings.items())
+                kwargs["connect_args"] = {"options": options}
         if self.name == "sqlite":
             assert self.sqlite_path is not None
             return SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{self.sqlite_path}", **kwargs)
         assert self.dsn is not None
         if self.pgbouncer:
             kwargs.setdefault("pgbouncer", True)
+        pool_size = kwargs.pop("pool_size", 4)
         if self.driver_name == "asyncpg":
             return await AsyncpgStore.connect(
-                self.dsn, schema=schema, min_size=1, max_size=4, **kwargs
+                self.dsn, schema=schema, min_size=1, max_size=pool_size, **kwargs
             )
         driver = self.driver_name.split("+", 1)[1]
         return SQLAlchemyStore.from_url(
-            sqlalchemy_url(self.dsn, driver), schema=schema, pool_size=4, **kwargs
+            sqlalchemy_url(self.dsn, driver), schema=schema, pool_size=pool_size, **kwargs
         )

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pytest
 from chatkit.types import ThreadMetadata
 
 from chatkit_kit.stores import SCHEMA_VERSION, SchemaVersionError, _codec, _schema, _sql
-from chatkit_kit.stores._pagination import sort_key
+from chatkit_kit.stores._rules import sort_key
 
 from .sql_support import Flavour, admin_execute, fresh_schema, sqlalchemy_url
 
@@ -110,6 +110,16 @@ def test_bad_schema_and_prefix_names_are_rejected() -> None:
             _schema.Names.create("postgresql", None, prefix)
     with pytest.raises(ValueError, match="PostgreSQL option"):
         _schema.Names.create("sqlite", "main", "p_")
+
+
+@pytest.mark.parametrize(
+    "schema", ["information_schema", "pg_catalog", "pg_toast", "pg_toast_temp_1", "PG_temp_3"]
+)
+def test_system_schemas_are_refused(schema: str) -> None:
+    with pytest.raises(ValueError, match="system schema"):
+        _schema.Names.create("postgresql", schema, "chatkit_")
+    with pytest.raises(ValueError, match="system schema"):
+        _schema.build_metadata(schema)
 
 
 _MIGRATE_SCRIPT = textwrap.dedent(
@@ -282,3 +292,73 @@ def test_sqlite_page_queries_use_the_page_index(tmp_path: Path) -> None:
                     plan = " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, used))
                     assert f"INDEX chatkit_{index}" in plan, plan
                     assert "TEMP B-TREE" not in plan, plan
+
+
+def test_postgresql_attachment_queries_use_their_indexes(postgres_dsn: str) -> None:
+    with fresh_schema(postgres_dsn) as schema:
+        names = _schema.Names.create("postgresql", schema, "chatkit_")
+        for statement in _migration_statements(schema, "chatkit_"):
+            admin_execute(postgres_dsn, statement)
+        # 60 000 attachments of 300 owners; one in 20 unattached, spread over a year.
+        admin_execute(
+            postgres_dsn,
+            f"INSERT INTO {names.attachments} (owner, id, thread_id, payload, created_at) "
+            "SELECT 'o' || (g % 300), 'a' || g, "
+            "CASE WHEN g % 20 = 0 THEN NULL ELSE 't' || (g % 3000) END, "
+            "repeat('x', 200), now() - (g || ' minutes')::interval "
+            "FROM generate_series(1, 60000) g",
+        )
+        admin_execute(postgres_dsn, f"ANALYZE {names.attachments}")
+        statements = _sql.Statements(names)
+        cases = [
+            (
+                statements.thread_attachments,
+                {"owner": "o7", "thread_id": "t7"},
+                names.raw("attachments_thread_idx"),
+                False,
+            ),
+            (
+                statements.unattached_attachments,
+                {"before": datetime.now(timezone.utc), "limit": 100},
+                names.raw("attachments_orphan_idx"),
+                True,
+            ),
+        ]
+        for sql, params, index, ordered in cases:
+            plan = _explain_postgres(postgres_dsn, sql, params)
+            nodes = _nodes(plan)
+            kinds = [n["Node Type"] for n in nodes]
+            assert "Seq Scan" not in kinds, (sql, kinds)
+            assert any(n.get("Index Name") == index for n in nodes), (sql, json.dumps(plan))
+            if ordered:  # the sweep reads the partial index in order: no sort, limit rows
+                assert "Sort" not in kinds, (sql, kinds)
+                assert plan["Actual Rows"] == 100
+
+
+def test_sqlite_attachment_queries_use_their_indexes(tmp_path: Path) -> None:
+    names = _schema.Names.create("sqlite", None, "chatkit_")
+    with sqlite3.connect(tmp_path / "plan.db") as conn:
+        conn.executescript(_schema.migration_script(names))
+        statements = _sql.Statements(names)
+        for sql, params, index in (
+            (
+                statements.thread_attachments,
+                {"owner": "a", "thread_id": "t"},
+                "attachments_thread_idx",
+            ),
+            (
+                statements.unattached_attachments,
+                {"before": "2026-01-01 00:00:00", "limit": 100},
+                "attachments_orphan_idx",
+            ),
+        ):
+            plan = " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+            assert f"INDEX chatkit_{index}" in plan, plan
+        orphan_plan = " | ".join(
+            r[3]
+            for r in conn.execute(
+                "EXPLAIN QUERY PLAN " + statements.unattached_attachments,
+                {"before": "2026-01-01 00:00:00", "limit": 100},
+            )
+        )
+        assert "TEMP B-TREE" not in orphan_plan, orphan_plan

@@ -9,7 +9,7 @@ from typing import Any
 from chatkit.types import Attachment, Page, Thread, ThreadItem, ThreadMetadata
 
 from chatkit_kit.stores import MemoryStore
-from chatkit_kit.stores._pagination import Order, sort_key
+from chatkit_kit.stores._rules import Order, sort_key
 from chatkit_kit.stores.memory import _Collection
 
 

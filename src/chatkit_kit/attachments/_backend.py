@@ -16,7 +16,7 @@ from chatkit.types import Attachment
 
 from ..stores._base import OwnerScopedStore
 from ..stores._index import AttachmentIndex
-from ..stores._owner import OwnerResolver, default_owner, resolve_owner
+from ..stores._rules import OwnerResolver, default_owner, resolve_owner
 from ._blobs import BlobInfo, BlobStorage, check_key
 from ._errors import AttachmentPolicyError, AttachmentVerificationError
 from ._policy import UploadPolicy

@@ -6,10 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import time
-from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, Generic
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any, Generic
 from urllib.parse import quote
 
 from chatkit.store import NotFoundError, Store, TContext
@@ -17,38 +17,34 @@ from chatkit.types import Attachment, FileAttachment, ImageAttachment
 from pydantic import AnyUrl
 
 from .._http import ContextFactory
+from .._http_errors import ErrorReply, client_error, log_failure, reply_for
 from .._optional import require
-from ..stores._ids import check_id
-from ..stores._owner import OwnerResolver
+from ..stores._rules import OwnerResolver, check_id
 from ._backend import BlobAttachmentStore
 from ._blobs import BlobStorage
-from ._errors import (
-    AttachmentError,
-    AttachmentPolicyError,
-    AttachmentTooLargeError,
-    InvalidUploadError,
+from ._errors import AttachmentPolicyError, AttachmentTooLargeError, InvalidUploadError
+from ._multipart import (
+    MULTIPART_OVERHEAD,
+    MultipartFileReader,
+    boundary_of,
+    capped,
+    is_multipart,
 )
 from ._policy import _MIME_RE, SIGNATURE_BYTES, UploadPolicy
 
 require("starlette", "server")
-require("python_multipart", "server")
 
-from python_multipart.exceptions import MultipartParseError  # noqa: E402
-from python_multipart.multipart import MultipartParser, parse_options_header  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
-from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.requests import ClientDisconnect, Request  # noqa: E402
-from starlette.responses import JSONResponse, Response, StreamingResponse  # noqa: E402
+from starlette.responses import Response, StreamingResponse  # noqa: E402
 from starlette.routing import BaseRoute, Route  # noqa: E402
 
-if TYPE_CHECKING:  # pragma: no cover
-    from python_multipart.multipart import MultipartCallbacks
+logger = logging.getLogger(__name__)
 
-MULTIPART_OVERHEAD = 64 * 1024
-"""Bytes a multipart body may carry besides the file's own bytes (boundaries, headers, other
-fields); a body larger than `max_size` plus this is cut off with 413."""
-
-_MAX_PARTS = 16
+_UPLOAD_METHODS = ("POST", "PUT")
+_DOWNLOAD_METHODS = ("GET", "HEAD")
+# The routes take every method and answer the ones they do not serve with a JSON 405.
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 _TOKEN_CONTEXT = b"chatkit-kit preview v1\n"
 
 
@@ -63,8 +59,17 @@ def _unb64(text: str) -> bytes:
         raise ValueError("bad base64") from exc
 
 
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+def _method_not_allowed(method: str, allowed: tuple[str, ...]) -> Response:
+    message = f"{method} is not allowed here; use {' or '.join(allowed)}"
+    reply = ErrorReply(405, "method_not_allowed", message, {"Allow": ", ".join(allowed)})
+    return reply.response()
+
+
+def _failed(exc: Exception, what: str) -> Response:
+    """The JSON error response for `exc` (logged with a traceback only if it is a server fault)."""
+    reply = reply_for(exc)
+    log_failure(logger, reply, exc, "%s failed", what)
+    return reply.response()
 
 
 def content_disposition(disposition: str, name: str) -> str:
@@ -72,120 +77,6 @@ def content_disposition(disposition: str, name: str) -> str:
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\%;' else "_" for c in name)
     encoded = quote(name, safe="")
     return f"{disposition}; filename=\"{fallback or 'download'}\"; filename*=UTF-8''{encoded}"
-
-
-class _MultipartFile:
-    """Reads the first `file` part of a multipart/form-data stream without buffering it."""
-
-    def __init__(self, chunks: AsyncIterator[bytes], boundary: bytes) -> None:
-        self._chunks = chunks
-        self._events: deque[tuple[str, Any]] = deque()
-        self._headers: dict[bytes, bytes] = {}
-        self._field = b""
-        self._value = b""
-        self._finished = False
-        self._other_bytes = 0
-        callbacks: MultipartCallbacks = {
-            "on_part_begin": self._on_part_begin,
-            "on_header_field": self._on_header_field,
-            "on_header_value": self._on_header_value,
-            "on_header_end": self._on_header_end,
-            "on_headers_finished": self._on_headers_finished,
-            "on_part_data": self._on_part_data,
-            "on_part_end": self._on_part_end,
-            "on_end": self._on_end,
-        }
-        self._parser = MultipartParser(boundary, callbacks)
-
-    def _on_part_begin(self) -> None:
-        self._headers = {}
-
-    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._field += data[start:end]
-
-    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _on_header_end(self) -> None:
-        self._headers[self._field.strip().lower()] = self._value.strip()
-        self._field = self._value = b""
-
-    def _on_headers_finished(self) -> None:
-        self._events.append(("headers", self._headers))
-
-    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
-        self._events.append(("data", bytes(data[start:end])))
-
-    def _on_part_end(self) -> None:
-        self._events.append(("part_end", None))
-
-    def _on_end(self) -> None:
-        self._finished = True
-        self._events.append(("end", None))
-
-    async def _next(self) -> tuple[str, Any]:
-        while not self._events:
-            try:
-                chunk = await self._chunks.__anext__()
-            except StopAsyncIteration:
-                raise InvalidUploadError(
-                    "the multipart body ended before its closing boundary (truncated upload)"
-                ) from None
-            try:
-                self._parser.write(chunk)
-            except MultipartParseError as exc:
-                raise InvalidUploadError(f"malformed multipart body: {exc}") from None
-        return self._events.popleft()
-
-    def _count_other(self, size: int) -> None:
-        self._other_bytes += size
-        if self._other_bytes > MULTIPART_OVERHEAD:
-            raise AttachmentTooLargeError(
-                f"multipart fields besides 'file' exceed {MULTIPART_OVERHEAD} bytes"
-            )
-
-    async def open(self) -> tuple[str, str]:
-        """Skip to the `file` part; return its file name and Content-Type."""
-        parts = 0
-        while True:
-            kind, value = await self._next()
-            if kind == "headers":
-                parts += 1
-                if parts > _MAX_PARTS:
-                    raise InvalidUploadError(f"multipart body has more than {_MAX_PARTS} parts")
-                _, params = parse_options_header(value.get(b"content-disposition", b""))
-                if params.get(b"name") == b"file" and b"filename" in params:
-                    try:
-                        name = params[b"filename"].decode("utf-8")
-                    except UnicodeDecodeError:
-                        raise InvalidUploadError("the file name is not valid UTF-8") from None
-                    return name, value.get(b"content-type", b"").decode("latin-1")
-            elif kind == "data":
-                self._count_other(len(value))
-            elif kind == "end":
-                raise InvalidUploadError("the multipart body has no 'file' field with a file name")
-
-    async def data(self) -> AsyncIterator[bytes]:
-        """Yield the file part's bytes, then read the rest of the body to check it is complete."""
-        while True:
-            kind, value = await self._next()
-            if kind == "data":
-                yield value
-            elif kind == "part_end":
-                break
-        while not self._finished:
-            kind, value = await self._next()
-            if kind == "data":
-                self._count_other(len(value))
-
-
-async def _capped(chunks: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
-    total = 0
-    async for chunk in chunks:
-        total += len(chunk)
-        if total > limit:
-            raise AttachmentTooLargeError(f"request body exceeds the limit of {limit} bytes")
-        yield chunk
 
 
 class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
@@ -382,90 +273,101 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
             return await self.handle_download(request, context_factory)
 
         return [
-            Route("/attachments/upload", upload, methods=["POST", "PUT"]),
-            Route("/attachments/{attachment_id}", download, methods=["GET"]),
+            Route("/attachments/upload", upload, methods=_ALL_METHODS),
+            Route("/attachments/{attachment_id}", download, methods=_ALL_METHODS),
         ]
 
     def asgi_app(self, context_factory: ContextFactory) -> Starlette:
         """A Starlette app serving only `routes(context_factory)`."""
         return Starlette(routes=self.routes(context_factory))
 
+    @property
+    def upload_url(self) -> str:
+        """The URL of the upload route: the ChatKit client's `uploadStrategy.uploadUrl`."""
+        return f"{self.base_url}/attachments/upload"
+
     async def handle_upload(self, request: Request, context_factory: ContextFactory) -> Response:
-        """Serve an upload: multipart `file` field, or the raw body named by `?name=`."""
+        """Serve an upload: multipart `file` field, or the raw body named by `?name=`.
+
+        Errors are JSON (`{"error": {"code", "message"}}`) with the status of the error
+        (docs/asgi.md); the app stops reading the body at the first error, and the ASGI server
+        discards whatever else the client sends (cap bodies at the proxy too).
+        """
+        if request.method not in _UPLOAD_METHODS:
+            return _method_not_allowed(request.method, _UPLOAD_METHODS)
         try:
-            context = await context_factory(request)
-        except HTTPException as exc:
-            return _error(exc.status_code, str(exc.detail), exc.headers)
-        limit = self.policy.max_size
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            overhead = MULTIPART_OVERHEAD if self._is_multipart(request) else 0
-            if int(declared) > limit + overhead:
-                return _error(413, f"upload exceeds the limit of {limit} bytes")
-        try:
-            if self._is_multipart(request):
-                _, params = parse_options_header(request.headers.get("content-type", ""))
-                boundary = params.get(b"boundary")
-                if not boundary:
-                    raise InvalidUploadError("multipart/form-data without a boundary")
-                body = _capped(request.stream(), limit + MULTIPART_OVERHEAD)
-                reader = _MultipartFile(body.__aiter__(), boundary)
-                name, mime_type = await reader.open()
-                attachment = await self.upload(
-                    name=name, mime_type=mime_type, data=reader.data(), context=context
-                )
-            else:
-                raw_name = request.query_params.get("name")
-                if raw_name is None:
-                    raise InvalidUploadError(
-                        "a raw upload needs the file name in the 'name' query parameter "
-                        "(or send multipart/form-data with a 'file' field)"
-                    )
-                attachment = await self.upload(
-                    name=raw_name,
-                    mime_type=request.headers.get("content-type", ""),
-                    data=_capped(request.stream(), limit),
-                    context=context,
-                )
-        except AttachmentError as exc:
-            # The app stops reading here; the ASGI server discards whatever else the client
-            # sends, so the client still gets this response (cap bodies at the proxy too).
-            return _error(exc.status_code, str(exc))
+            attachment = await self._receive_upload(request, context_factory)
         except ClientDisconnect:
-            return _error(400, "the client disconnected before the upload was complete")
+            message = "the client disconnected before the upload was complete"
+            return client_error(400, message).response()
+        except Exception as exc:
+            return _failed(exc, "Attachment upload")
         body_json = attachment.model_dump_json(
             by_alias=True, exclude_none=True, context={"exclude_metadata": True}
         )
         return Response(body_json, media_type="application/json")
 
-    @staticmethod
-    def _is_multipart(request: Request) -> bool:
-        essence, _ = parse_options_header(request.headers.get("content-type", ""))
-        return essence == b"multipart/form-data"
+    async def _receive_upload(
+        self, request: Request, context_factory: ContextFactory
+    ) -> Attachment:
+        context = await context_factory(request)
+        limit = self.policy.max_size
+        content_type = request.headers.get("content-type", "")
+        multipart = is_multipart(content_type)
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit():
+            if int(declared) > limit + (MULTIPART_OVERHEAD if multipart else 0):
+                raise AttachmentTooLargeError(f"upload exceeds the limit of {limit} bytes")
+        if multipart:
+            body = capped(request.stream(), limit + MULTIPART_OVERHEAD)
+            reader = MultipartFileReader(body.__aiter__(), boundary_of(content_type))
+            name, mime_type = await reader.open()
+            return await self.upload(
+                name=name, mime_type=mime_type, data=reader.data(), context=context
+            )
+        raw_name = request.query_params.get("name")
+        if raw_name is None:
+            raise InvalidUploadError(
+                "a raw upload needs the file name in the 'name' query parameter "
+                "(or send multipart/form-data with a 'file' field)"
+            )
+        return await self.upload(
+            name=raw_name,
+            mime_type=content_type,
+            data=capped(request.stream(), limit),
+            context=context,
+        )
 
     async def handle_download(self, request: Request, context_factory: ContextFactory) -> Response:
         """Serve an attachment's bytes to its owner (or to a valid signed preview URL), with
         its stored type, never sniffed."""
+        if request.method not in _DOWNLOAD_METHODS:
+            return _method_not_allowed(request.method, _DOWNLOAD_METHODS)
         attachment_id = request.path_params["attachment_id"]
+        try:
+            return await self._download(request, attachment_id, context_factory)
+        except Exception as exc:
+            return _failed(exc, "Attachment download")
+
+    async def _download(
+        self, request: Request, attachment_id: str, context_factory: ContextFactory
+    ) -> Response:
         token = request.query_params.get("token")
         if token is not None:
             claims = self._token_claims(token, attachment_id)
             if claims is None:
-                return _error(403, "the preview link is invalid or has expired")
+                return client_error(403, "the preview link is invalid or has expired").response()
             key, mime_type, name = claims["k"], claims["t"], attachment_id
         else:
-            try:
-                context = await context_factory(request)
-            except HTTPException as exc:
-                return _error(exc.status_code, str(exc.detail), exc.headers)
+            context = await context_factory(request)
             try:
                 attachment, key = await self.owned_key(attachment_id, context)
             except NotFoundError:
-                return _error(404, f"Attachment {attachment_id} not found")
+                return client_error(404, f"Attachment {attachment_id} not found").response()
             mime_type, name = attachment.mime_type, attachment.name
         info = await self.blobs.stat(key)
         if info is None:
-            return _error(404, f"Attachment {attachment_id} not found")
+            return client_error(404, f"Attachment {attachment_id} not found").response()
         if not _MIME_RE.match(mime_type):
             mime_type = "application/octet-stream"
         disposition = "inline" if self.policy.is_image(mime_type) else "attachment"

@@ -15,8 +15,7 @@ from chatkit.types import (
 )
 from pydantic import AnyUrl
 
-from ..stores._ids import check_id
-from ..stores._owner import OwnerResolver
+from ..stores._rules import OwnerResolver, check_id
 from ._backend import METADATA_KEY, BlobAttachmentStore
 from ._policy import UploadPolicy
 from ._s3_blobs import S3BlobStorage

@@ -13,6 +13,8 @@ from .attachments import (
     TEXT_MIME_TYPES,
     AttachmentAwareConverter,
     AttachmentKind,
+    ModelApi,
+    model_api_of,
 )
 from .history import ATTACHMENT_TOKEN_ESTIMATE, estimate_item_tokens, load_history
 from .tags import (
@@ -32,6 +34,7 @@ __all__ = [
     "AttachmentAwareConverter",
     "AttachmentContentSource",
     "AttachmentKind",
+    "ModelApi",
     "TagRendering",
     "TagResolver",
     "TagResolverRegistry",
@@ -39,4 +42,5 @@ __all__ = [
     "default_tag_text",
     "estimate_item_tokens",
     "load_history",
+    "model_api_of",
 ]

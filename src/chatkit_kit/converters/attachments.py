@@ -1,9 +1,10 @@
 """A `ThreadItemConverter` that sends attachment contents and resolved tags to the model.
 
-Upstream's converter raises NotImplementedError for attachments and tags
-(chatkit-contract.md section 3). `AttachmentAwareConverter` reads attachment bytes through an
-`AttachmentContentSource` and never fails a turn because of an attachment: anything it cannot
-include becomes a short note naming the file.
+Upstream's converter raises NotImplementedError for attachments and tags.
+`AttachmentAwareConverter` reads attachment bytes through an `AttachmentContentSource` and never
+fails a turn because of an attachment: anything it cannot include becomes a short note naming
+the file. It knows which model API the input is for: the Responses API takes files by URL,
+Chat Completions (openai-agents' `OpenAIChatCompletionsModel`, LiteLLM) only inline.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any, Literal, TypeVar
 
-from agents import TResponseInputItem
+from agents import (
+    Agent,
+    Model,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    TResponseInputItem,
+)
 from chatkit.agents import ThreadItemConverter
 from chatkit.store import NotFoundError
 from chatkit.types import (
@@ -42,6 +49,8 @@ logger = logging.getLogger("chatkit_kit.converters")
 
 AttachmentKind = Literal["image", "pdf", "text", "other"]
 ImageDetail = Literal["auto", "low", "high"]
+ModelApi = Literal["responses", "chat_completions"]
+"""The API the converted input is sent to; Chat Completions cannot take a file by URL."""
 
 _T = TypeVar("_T")
 
@@ -116,15 +125,22 @@ class AttachmentAwareConverter(ThreadItemConverter):
     * images (PNG, JPEG, GIF, WebP): `input_image` with an inline `data:` URL up to
       `image_inline_max_bytes`, otherwise with a download URL from the source;
     * PDFs: `input_file` with inline `file_data` (a `data:` URL) and `filename` up to
-      `file_inline_max_bytes`, otherwise with a `file_url`;
+      `file_inline_max_bytes`, otherwise with a `file_url` for the Responses API, or a note for
+      Chat Completions, which takes files only inline;
     * text-like files (`text/*`, JSON, CSV, Markdown, XML, YAML, source code): `input_text`
       with the decoded text, cut at `text_max_bytes` with an explicit truncation note;
     * anything else, and any attachment whose bytes are missing, fail verification or are too
       large with no download URL: an `input_text` note naming the file.
 
-    With `prefer_urls=True`, images and PDFs are sent by download URL whenever the source can
-    issue one (after `verify_attachment`), without reading their bytes. The attachments of one
-    message are fetched concurrently, at most `max_concurrency` at a time per converter.
+    With `prefer_urls=True`, images (and, for the Responses API, PDFs) are sent by download URL
+    whenever the source can issue one (after `verify_attachment`), without reading their bytes.
+    The attachments of one message are fetched concurrently, at most `max_concurrency` at a
+    time per converter.
+
+    `model_api` says where the input goes: `"responses"` (default) or `"chat_completions"`, or
+    an openai-agents `Model` to infer it from (see `model_api_of`). For Chat Completions no
+    `input_file` part ever carries a `file_url`, which openai-agents' Chat Completions converter
+    rejects.
 
     Tags are rendered through `tags` (a `TagResolverRegistry`); without one every tag gets the
     default rendering. Non-string `HiddenContextItem` content is sent as JSON.
@@ -143,6 +159,7 @@ class AttachmentAwareConverter(ThreadItemConverter):
         prefer_urls: bool = False,
         image_detail: ImageDetail = "auto",
         max_concurrency: int = 4,
+        model_api: ModelApi | Model = "responses",
     ) -> None:
         for name, value in (
             ("image_inline_max_bytes", image_inline_max_bytes),
@@ -161,8 +178,16 @@ class AttachmentAwareConverter(ThreadItemConverter):
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         if image_detail not in ("auto", "low", "high"):
             raise ValueError(f"image_detail must be 'auto', 'low' or 'high', got {image_detail!r}")
+        if isinstance(model_api, Model):
+            model_api = model_api_of(model_api)
+        if model_api not in ("responses", "chat_completions"):
+            raise ValueError(
+                "model_api must be 'responses', 'chat_completions' or an openai-agents Model, "
+                f"got {model_api!r}"
+            )
         self.source = source
         self.context = context
+        self.model_api: ModelApi = model_api
         self.tags = tags
         self.image_inline_max_bytes = image_inline_max_bytes
         self.file_inline_max_bytes = file_inline_max_bytes
@@ -261,6 +286,9 @@ class AttachmentAwareConverter(ThreadItemConverter):
             _gather_all([self.attachment_to_message_content(a) for a in item.attachments]),
             _gather_all([self.tag_to_message_content(t) for t in unique_tags]),
         )
+        # Overridden hooks and tag resolvers may return parts of their own: check those too.
+        attachment_parts = self._for_model_api(attachment_parts)
+        tag_parts = self._for_model_api(tag_parts)
 
         output: list[TResponseInputItem] = [
             Message(
@@ -301,6 +329,26 @@ class AttachmentAwareConverter(ThreadItemConverter):
 
     # Internals
 
+    @property
+    def _file_urls(self) -> bool:
+        """Whether `input_file` may carry a `file_url` (Responses API only)."""
+        return self.model_api == "responses"
+
+    def _for_model_api(
+        self, parts: list[ResponseInputContentParam]
+    ) -> list[ResponseInputContentParam]:
+        """For Chat Completions, a file part with only a `file_url` becomes a note."""
+        if self._file_urls:
+            return parts
+        return [
+            ResponseInputTextParam(type="input_text", text=_file_url_note(part))
+            if part.get("type") == "input_file"
+            and not part.get("file_data")
+            and not part.get("file_id")
+            else part
+            for part in parts
+        ]
+
     def _limit(self) -> asyncio.Semaphore:
         # Created lazily so the converter can be built outside a running event loop.
         if self._semaphore is None:
@@ -321,7 +369,7 @@ class AttachmentAwareConverter(ThreadItemConverter):
         if self.source is None:
             return self._note(attachment, "no attachment backend is configured")
         try:
-            if self.prefer_urls and kind in ("image", "pdf"):
+            if self.prefer_urls and (kind == "image" or (kind == "pdf" and self._file_urls)):
                 verified = await self.source.verify_attachment(attachment, self.context)
                 url = await self._safe_download_url(verified)
                 if url is not None:
@@ -358,6 +406,12 @@ class AttachmentAwareConverter(ThreadItemConverter):
         limit = self.image_inline_max_bytes if kind == "image" else self.file_inline_max_bytes
         if len(data) <= limit:
             return self._inline_part(attachment, kind, data, media_type)
+        if kind == "pdf" and not self._file_urls:
+            return self._note(
+                attachment,
+                f"it is {len(data)} bytes, over the {limit} byte inline limit, and "
+                "Chat Completions models take files only inline",
+            )
         url = await self._safe_download_url(attachment)
         if url is not None:
             return self._url_part(attachment, kind, url)
@@ -415,6 +469,64 @@ class AttachmentAwareConverter(ThreadItemConverter):
             type="input_text",
             text=self.attachment_text(attachment, text, truncated=truncated, total_bytes=total),
         )
+
+
+def model_api_of(model: Model | Agent[Any] | str | None) -> ModelApi:
+    """The model API an openai-agents model (or an `Agent`'s model) is called through.
+
+    `OpenAIResponsesModel` (and subclasses) is `"responses"`; `OpenAIChatCompletionsModel` and
+    `LitellmModel` are `"chat_completions"`, as is a model with an `api` attribute saying so
+    (`AnyLLMModel(api=...)`). A model name (`Agent(model="gpt-4.1")`, or None for the default
+    model) is resolved the way openai-agents' default provider does: `"litellm/..."` is Chat
+    Completions, other names use the OpenAI default API (`set_default_openai_api`). Anything
+    else raises ValueError: pass `model_api=` to the converter instead.
+    """
+    if isinstance(model, Agent):
+        model = model.model
+    if model is None or isinstance(model, str):
+        prefix = model.split("/", 1)[0] if model and "/" in model else None
+        if prefix == "litellm":
+            return "chat_completions"
+        if prefix in (None, "openai"):
+            return _openai_default_api()
+        raise ValueError(
+            f"cannot tell which API the model {model!r} is called through; pass "
+            "model_api='responses' or model_api='chat_completions'"
+        )
+    if isinstance(model, OpenAIResponsesModel):
+        return "responses"
+    if isinstance(model, OpenAIChatCompletionsModel):
+        return "chat_completions"
+    if any(f"{cls.__module__}.{cls.__qualname__}" == _LITELLM_MODEL for cls in type(model).__mro__):
+        return "chat_completions"
+    api = getattr(model, "api", None)
+    if api in ("responses", "chat_completions"):
+        return api  # type: ignore[no-any-return]
+    raise ValueError(
+        f"cannot tell which API a {type(model).__name__} is called through; pass "
+        "model_api='responses' or model_api='chat_completions'"
+    )
+
+
+# By name: importing the class needs the `litellm` package.
+_LITELLM_MODEL = "agents.extensions.models.litellm_model.LitellmModel"
+
+
+def _openai_default_api() -> ModelApi:
+    try:
+        from agents.models._openai_shared import get_use_responses_by_default
+    except ImportError:  # pragma: no cover - a future openai-agents moved it
+        return "responses"
+    return "responses" if get_use_responses_by_default() else "chat_completions"
+
+
+def _file_url_note(part: ResponseInputContentParam) -> str:
+    filename = part.get("filename")
+    what = f"File {json.dumps(filename, ensure_ascii=False)}" if filename else "A file"
+    return (
+        f"[{what} is not included: it is given by URL, and Chat Completions models take files "
+        "only inline.]"
+    )
 
 
 async def _gather_all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:

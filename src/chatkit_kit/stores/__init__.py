@@ -1,7 +1,8 @@
 """ChatKit `Store` implementations.
 
 `MemoryStore` needs only the base install. `SQLAlchemyStore` and `AsyncpgStore` are imported
-lazily; importing one whose extra is missing raises an ImportError naming the extra.
+lazily; importing one whose extra is missing raises `MissingDependencyError` (an ImportError)
+naming the extra. The database errors are re-exported from `chatkit_kit.errors`.
 """
 
 from __future__ import annotations
@@ -9,25 +10,41 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._optional import lazy_exports
+from ..errors import (
+    DatabaseConfigurationError,
+    DatabaseError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+    SchemaVersionError,
+)
 from ._base import AttachmentPresenter, OwnerScopedStore
-from ._ids import MAX_ID_LENGTH
 from ._index import AttachmentIndex, StoredAttachment, ThreadDeleteListener
-from ._owner import OwnerResolver, default_owner
-from ._pagination import MAX_PAGE_LIMIT
 from ._retention import AttachmentBytesEraser, RetentionStore
+from ._rules import (
+    MAX_ID_BYTES,
+    MAX_ID_LENGTH,
+    MAX_OWNER_BYTES,
+    MAX_PAGE_LIMIT,
+    OwnerResolver,
+    default_owner,
+)
 from ._schema import LATEST_VERSION as SCHEMA_VERSION
-from ._schema import SchemaVersionError
-from ._sqlstore import DatabaseUnavailableError
+from ._urls import redact_database_url, resolve_database_url
 from .memory import MemoryStore
 
 __all__ = [
+    "MAX_ID_BYTES",
     "MAX_ID_LENGTH",
+    "MAX_OWNER_BYTES",
     "MAX_PAGE_LIMIT",
     "SCHEMA_VERSION",
     "AsyncpgStore",
     "AttachmentBytesEraser",
     "AttachmentIndex",
     "AttachmentPresenter",
+    "DatabaseConfigurationError",
+    "DatabaseError",
+    "DatabaseTimeoutError",
     "DatabaseUnavailableError",
     "MemoryStore",
     "OwnerResolver",
@@ -38,6 +55,8 @@ __all__ = [
     "StoredAttachment",
     "ThreadDeleteListener",
     "default_owner",
+    "redact_database_url",
+    "resolve_database_url",
 ]
 
 _LAZY: dict[str, tuple[str, str]] = {

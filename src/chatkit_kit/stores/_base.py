@@ -8,7 +8,7 @@ from chatkit.store import NotFoundError, Store, TContext
 from chatkit.types import Attachment, ThreadItem, UserMessageItem
 
 from ._index import ThreadDeleteListener
-from ._owner import OwnerResolver, default_owner, resolve_owner
+from ._rules import OwnerResolver, default_owner, resolve_owner
 
 
 @runtime_checkable

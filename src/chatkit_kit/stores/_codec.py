@@ -1,13 +1,15 @@
-"""JSON text codec for the ChatKit models a store keeps (see chatkit-contract.md 1.10, 1.11).
+"""JSON text codec for the ChatKit models a store keeps.
 
 Payloads are stored as JSON text and parsed straight back into the pydantic models, so
 `created_at` returns exactly as saved (naive stays naive, aware keeps its offset) and U+0000 in
 text survives as the JSON escape `\\u0000`. A `Thread` passed to `save_thread` is stored as its
 `ThreadMetadata` fields only.
 
-Widgets built from `.widget` templates are `DynamicWidgetRoot`s; validating them back through
-the `ThreadItem` union would turn them into strict `Card`s and drop unknown props, so such items
-are written with a marker key first and read back with the widget typed as `DynamicWidgetRoot`.
+Widget items are written with the class of their root first (`BasicRoot`, `Card`, `ListView` or
+`DynamicWidgetRoot`) and read back as that class: validating through the `ThreadItem` union
+would turn template-built `DynamicWidgetRoot`s into strict `Card`s that drop unknown props.
+Payloads written before root classes were recorded carry a dynamic-widget marker instead and
+still read back as `DynamicWidgetRoot`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from chatkit.types import Attachment, ThreadItem, ThreadMetadata, WidgetItem
-from chatkit.widgets import DynamicWidgetComponent, DynamicWidgetRoot
-from pydantic import TypeAdapter
+from chatkit.widgets import BasicRoot, Card, DynamicWidgetRoot, ListView
+from pydantic import TypeAdapter, create_model
 
 _THREAD = TypeAdapter(ThreadMetadata)
 _THREADS = TypeAdapter(list[ThreadMetadata])
@@ -26,21 +28,33 @@ _ITEM: TypeAdapter[Any] = TypeAdapter(ThreadItem)
 _ITEMS: TypeAdapter[list[Any]] = TypeAdapter(list[ThreadItem])
 _ATTACHMENT: TypeAdapter[Any] = TypeAdapter(Attachment)
 
-_DYNAMIC_WIDGET_MARK = '{"__chatkit_kit_dynamic_widget__":true,'
+_ROOT_MARK = '{"__chatkit_kit_widget_root__":"'
+_LEGACY_DYNAMIC_MARK = '{"__chatkit_kit_dynamic_widget__":true,'
 # Compact JSON has unescaped quotes only around real keys and values, so this finds widget items
 # (and, harmlessly, JSON content that merely contains such an object).
 _WIDGET_TYPE = '"type":"widget"'
 
 
-with warnings.catch_warnings():
-    # Subclassing a model whose fields name the deprecated strict widget classes warns.
-    warnings.simplefilter("ignore", DeprecationWarning)
+def _root_item_adapter(root: type[Any]) -> TypeAdapter[Any]:
+    """A `WidgetItem` whose `widget` validates as exactly `root`."""
+    with warnings.catch_warnings():
+        # Subclassing a model whose fields name the deprecated strict widget classes warns.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        item_class = create_model(f"_{root.__name__}Item", __base__=WidgetItem, widget=(root, ...))
+    return TypeAdapter(item_class)
 
-    class _DynamicWidgetItem(WidgetItem):
-        widget: DynamicWidgetRoot
+
+_ROOT_CLASSES: tuple[type[Any], ...] = (BasicRoot, DynamicWidgetRoot, Card, ListView)
+_ROOT_ITEMS: dict[str, TypeAdapter[Any]] = {
+    root.__name__: _root_item_adapter(root) for root in _ROOT_CLASSES
+}
 
 
-_DYNAMIC_WIDGET_ITEM = TypeAdapter(_DynamicWidgetItem)
+def _root_name(widget: object) -> str | None:
+    for root in _ROOT_CLASSES:
+        if isinstance(widget, root):
+            return root.__name__
+    return None
 
 
 def encode_thread(thread: ThreadMetadata) -> str:
@@ -63,10 +77,12 @@ def _json_array(texts: Sequence[str | bytes]) -> str:
 
 
 def encode_item(item: ThreadItem) -> str:
-    """Serialize a thread item, marking template-built widgets."""
+    """Serialize a thread item; a widget item is prefixed with its root's class name."""
     text: str = _ITEM.dump_json(item).decode()
-    if isinstance(item, WidgetItem) and isinstance(item.widget, DynamicWidgetComponent):
-        return _DYNAMIC_WIDGET_MARK + text[1:]
+    if isinstance(item, WidgetItem):
+        root = _root_name(item.widget)
+        if root is not None:
+            return f'{_ROOT_MARK}{root}",' + text[1:]
     return text
 
 
@@ -80,12 +96,18 @@ def decode_item(text: str | bytes) -> ThreadItem:
     with warnings.catch_warnings():
         # Upstream deprecates the named widget classes; reading stored ones must still work.
         warnings.simplefilter("ignore", DeprecationWarning)
-        if text.startswith(_DYNAMIC_WIDGET_MARK):
-            parsed = _DYNAMIC_WIDGET_ITEM.validate_json(text)
-            fields = {name: getattr(parsed, name) for name in WidgetItem.model_fields}
-            return WidgetItem.model_construct(_fields_set=parsed.model_fields_set, **fields)
-        widget_item: ThreadItem = _ITEM.validate_json(text)
-        return widget_item
+        adapter = None
+        if text.startswith(_ROOT_MARK):
+            root = text[len(_ROOT_MARK) : text.find('"', len(_ROOT_MARK))]
+            adapter = _ROOT_ITEMS.get(root)
+        elif text.startswith(_LEGACY_DYNAMIC_MARK):
+            adapter = _ROOT_ITEMS[DynamicWidgetRoot.__name__]
+        if adapter is None:
+            widget_item: ThreadItem = _ITEM.validate_json(text)
+            return widget_item
+        parsed = adapter.validate_json(text)
+        fields = {name: getattr(parsed, name) for name in WidgetItem.model_fields}
+        return WidgetItem.model_construct(_fields_set=parsed.model_fields_set, **fields)
 
 
 def decode_items(texts: Sequence[str | bytes]) -> list[ThreadItem]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from chatkit.types import Attachment
 
 from . import _codec
-from ._pagination import sort_key
+from ._rules import MAX_OWNER_BYTES, _fits, sort_key
 
 if TYPE_CHECKING:
     from ._sqlstore import SQLStoreBase
@@ -78,8 +78,14 @@ def check_batch_size(batch_size: int) -> int:
 
 
 def check_owner(owner: str) -> str:
-    if not isinstance(owner, str) or not owner:
-        raise ValueError(f"owner must be a non-empty string, got {owner!r}")
+    """`owner` as an owner key argument: a non-empty str of at most MAX_OWNER_BYTES."""
+    if not isinstance(owner, str):
+        raise TypeError(f"owner must be the owner key string, got {type(owner).__name__}")
+    if not owner or not _fits(owner, MAX_OWNER_BYTES):
+        raise ValueError(
+            f"owner must be a non-empty owner key of at most {MAX_OWNER_BYTES} bytes of UTF-8, "
+            f"got {owner[:40]!r}"
+        )
     return owner
 
 
@@ -89,7 +95,8 @@ def cutoff_key(older_than: timedelta, now: datetime | None = None) -> int:
         raise TypeError(f"older_than must be a datetime.timedelta, got {older_than!r}")
     if older_than < timedelta(0):
         raise ValueError(f"older_than must not be negative, got {older_than}")
-    return sort_key((now or datetime.now(timezone.utc)) - older_than)
+    key: int = sort_key((now or datetime.now(timezone.utc)) - older_than)
+    return key
 
 
 async def erase_bytes(store: Any, owner: str, attachments: Sequence[Attachment]) -> None:

@@ -21,6 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+# Re-exported: the old import path keeps working.
+from ..errors import SchemaVersionError as SchemaVersionError
+
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
@@ -33,16 +36,24 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PREFIX = re.compile(r"[A-Za-z0-9_]*")
 
 
-class SchemaVersionError(RuntimeError):
-    """The database schema is not at the version this chatkit-kit release works with."""
+_SYSTEM_SCHEMA = re.compile(r"information_schema|pg_.*", re.IGNORECASE)
 
 
 def check_schema_name(schema: str) -> str:
-    """Return `schema` if it is a plain PostgreSQL identifier, else raise ValueError."""
+    """Return `schema` if it is a plain PostgreSQL identifier, else raise ValueError.
+
+    System schemas (`information_schema`, `pg_catalog`, `pg_toast*`, any `pg_*`, which
+    PostgreSQL reserves) are refused.
+    """
     if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema) or len(schema) > 63:
         raise ValueError(
             f"schema {schema!r} is not usable: use 1 to 63 letters, digits and underscores, "
             "not starting with a digit"
+        )
+    if _SYSTEM_SCHEMA.fullmatch(schema):
+        raise ValueError(
+            f"schema {schema!r} is a PostgreSQL system schema; keep the store's tables in "
+            "your own schema (the default is public)"
         )
     return schema
 
@@ -134,6 +145,8 @@ class Names:
             versions=self.versions,
             threads_page_idx=_quote(self.raw("threads_page_idx")),
             items_page_idx=_quote(self.raw("thread_items_page_idx")),
+            attachments_thread_idx=_quote(self.raw("attachments_thread_idx")),
+            attachments_orphan_idx=_quote(self.raw("attachments_orphan_idx")),
         )
 
     @property
@@ -159,6 +172,14 @@ class Migration:
         templates = self.postgresql if names.dialect == "postgresql" else self.sqlite
         return [names.format(t) for t in templates]
 
+
+# `list_thread_attachments` (the delete-with-thread cascade) and the orphan sweep's
+# `list_unattached_attachments`, which reads the partial index in its ORDER BY order.
+_ATTACHMENT_INDEXES = (
+    "CREATE INDEX {attachments_thread_idx} ON {attachments} (owner, thread_id)",
+    "CREATE INDEX {attachments_orphan_idx} ON {attachments} (created_at, owner, id) "
+    "WHERE thread_id IS NULL",
+)
 
 MIGRATIONS: Sequence[Migration] = (
     Migration(
@@ -234,6 +255,12 @@ MIGRATIONS: Sequence[Migration] = (
 )""",
         ),
     ),
+    Migration(
+        3,
+        "attachment indexes: by thread, and unattached (orphans) by age",
+        postgresql=_ATTACHMENT_INDEXES,
+        sqlite=_ATTACHMENT_INDEXES,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -286,7 +313,7 @@ def _pending(current: int, target: int) -> list[Migration]:
     return [m for m in MIGRATIONS if current < m.version <= target]
 
 
-def _check_target(target: int | None) -> int:
+def check_target(target: int | None) -> int:
     if target is None:
         return LATEST_VERSION
     if isinstance(target, bool) or not isinstance(target, int) or not 0 <= target:
@@ -320,7 +347,7 @@ def too_old(names: Names, found: int) -> SchemaVersionError:
 
 def migration_script(names: Names, from_version: int = 0, target: int | None = None) -> str:
     """The SQL a DBA runs by hand to bring the schema from `from_version` to `target`."""
-    target = _check_target(target)
+    target = check_target(target)
     statements = _prelude(names)
     for migration in _pending(from_version, target):
         statements.extend(migration.statements(names))
@@ -357,7 +384,7 @@ async def apply_migrations(
     first statement takes a transaction-scoped advisory lock, so concurrent callers apply
     each migration exactly once. Returns (version found, version now).
     """
-    target = _check_target(target)
+    target = check_target(target)
     prelude = _prelude(names)
     if names.dialect == "postgresql":
         await execute(prelude[0])  # the advisory lock, before anything else
@@ -443,7 +470,7 @@ def build_metadata(schema: str | None = None, table_prefix: str = DEFAULT_TABLE_
         items.c.sort_key,
         items.c.seq,
     )
-    Table(
+    attachments = Table(
         names.raw("attachments"),
         metadata,
         Column("owner", Text, nullable=False),
@@ -453,6 +480,14 @@ def build_metadata(schema: str | None = None, table_prefix: str = DEFAULT_TABLE_
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         PrimaryKeyConstraint("owner", "id", name=names.raw("attachments_pkey")),
+    )
+    Index(names.raw("attachments_thread_idx"), attachments.c.owner, attachments.c.thread_id)
+    Index(
+        names.raw("attachments_orphan_idx"),
+        attachments.c.created_at,
+        attachments.c.owner,
+        attachments.c.id,
+        postgresql_where=attachments.c.thread_id.is_(None),
     )
     Table(
         names.raw("schema_version"),

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from ._pagination import Order
+from ._rules import Order
 from ._schema import Names
 
 LOAD_THREAD = "SELECT payload FROM {threads} WHERE owner = :owner AND id = :id"
@@ -38,12 +38,9 @@ _THREADS_CURSOR = (
     "(SELECT c.sort_key, c.seq FROM {threads} c WHERE c.owner = :owner AND c.id = :after)"
 )
 
-# PostgreSQL: one statement, so the thread and its items go together or not at all.
-DELETE_THREAD_POSTGRESQL = (
-    "WITH gone_items AS (DELETE FROM {items} WHERE owner = :owner AND thread_id = :thread_id) "
-    "DELETE FROM {threads} WHERE owner = :owner AND id = :thread_id"
-)
-# SQLite: both statements in one transaction.
+# Both in one transaction, the thread row first. On PostgreSQL deleting the row waits for every
+# item write holding it (FOR KEY SHARE, see UPSERT_ITEM_POSTGRESQL); the items statement then
+# runs with a snapshot taken after those writes committed, so none of their items survives.
 DELETE_THREAD_ITEMS = "DELETE FROM {items} WHERE owner = :owner AND thread_id = :thread_id"
 DELETE_THREAD_ROW = "DELETE FROM {threads} WHERE owner = :owner AND id = :thread_id"
 
@@ -57,6 +54,20 @@ UPSERT_ITEM = (
     "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
     "VALUES (:owner, :thread_id, :id, :sort_key, :payload) "
     "ON CONFLICT (owner, thread_id, id) DO UPDATE SET payload = excluded.payload"
+)
+
+# PostgreSQL item writes hold the thread row (FOR KEY SHARE) until they commit, so a concurrent
+# delete_thread waits for them and then deletes their items. A write whose snapshot saw the
+# thread but finds it deleted once it gets the lock writes nothing (no row returned: the store
+# raises NotFoundError). Writes into a thread that has no row are stored as before.
+UPSERT_ITEM_POSTGRESQL = (
+    "WITH seen AS (SELECT 1 FROM {threads} WHERE owner = :owner AND id = :thread_id), "
+    "live AS (SELECT 1 FROM {threads} WHERE owner = :owner AND id = :thread_id FOR KEY SHARE) "
+    "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
+    "SELECT :owner, :thread_id, :id, CAST(:sort_key AS bigint), :payload "
+    "WHERE NOT EXISTS (SELECT 1 FROM seen) OR EXISTS (SELECT 1 FROM live) "
+    "ON CONFLICT (owner, thread_id, id) DO UPDATE SET payload = excluded.payload "
+    "RETURNING 1"
 )
 
 DELETE_ITEM = "DELETE FROM {items} WHERE owner = :owner AND thread_id = :thread_id AND id = :id"
@@ -156,9 +167,7 @@ class Statements:
     @cached_property
     def delete_thread(self) -> tuple[str, ...]:
         """The statements that delete a thread and its items, to run in one transaction."""
-        if self.names.dialect == "postgresql":
-            return (self.sql(DELETE_THREAD_POSTGRESQL),)
-        return (self.sql(DELETE_THREAD_ITEMS), self.sql(DELETE_THREAD_ROW))
+        return (self.sql(DELETE_THREAD_ROW), self.sql(DELETE_THREAD_ITEMS))
 
     @cached_property
     def load_item(self) -> str:
@@ -170,6 +179,9 @@ class Statements:
 
     @cached_property
     def upsert_item(self) -> str:
+        """PostgreSQL: returns a row when written, none when the thread was deleted meanwhile."""
+        if self.names.dialect == "postgresql":
+            return self.sql(UPSERT_ITEM_POSTGRESQL)
         return self.sql(UPSERT_ITEM)
 
     @cached_property

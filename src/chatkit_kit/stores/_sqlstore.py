@@ -1,18 +1,26 @@
-"""The store logic shared by the SQL stores; a backend only supplies how to run a statement."""
+"""The store logic shared by the SQL stores.
+
+A backend supplies exactly two things: `_connect`, one connection (optionally inside one
+transaction) that runs statements, and `_translate`, which turns its driver's exceptions into
+`chatkit_kit.errors`. Everything else lives here: the statements, the schema check (`_ready`,
+once per store), migrations, id rules, and the guarantee that no driver exception escapes.
+"""
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 from chatkit.store import TContext
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from typing_extensions import Self
 
+from ..errors import ChatKitKitError, DatabaseError
 from . import _codec, _retention, _schema
 from ._base import (
     AttachmentPresenter,
@@ -22,10 +30,17 @@ from ._base import (
     item_not_found,
     thread_not_found,
 )
-from ._ids import check_id, is_storable_id
 from ._index import StoredAttachment
-from ._owner import OwnerResolver
-from ._pagination import Order, build_page, check_limit, check_order, sort_key
+from ._rules import (
+    Order,
+    OwnerResolver,
+    build_page,
+    check_id,
+    check_limit,
+    check_order,
+    is_storable_id,
+    sort_key,
+)
 from ._sql import Statements
 
 if TYPE_CHECKING:
@@ -47,12 +62,23 @@ def _decode_items(rows: Sequence[Row]) -> list[ThreadItem]:
     return _codec.decode_items([row[1] for row in rows])
 
 
-class DatabaseUnavailableError(ConnectionError):
-    """The database could not be reached, or the connection broke during the call.
+class Connection(Protocol):
+    """What a backend's `_connect` yields: statements with `:name` parameters.
 
-    Nothing is retried: the call that raised may or may not have been applied. The store keeps
-    working once the database is reachable again; there is no need to recreate it.
+    `params=None` runs `sql` as is, without parameters (migrations' DDL).
     """
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        """Run one statement and return all its rows."""
+        ...
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        """Run one statement; return the first column of its first row, or None."""
+        ...
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        """Run one statement."""
+        ...
 
 
 class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
@@ -79,7 +105,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         self._items_pages = {
             (o, c): self._sql.items_page(o, c) for o in _ORDERS for c in (False, True)
         }
-        self._schema_checked = False
+        self._schema_ready = False
 
     # What a backend provides
 
@@ -99,24 +125,50 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         await self.close()
 
     @abstractmethod
+    def _connect(self, *, transaction: bool) -> AbstractAsyncContextManager[Connection]:
+        """One connection from the backend's pool, inside one transaction if `transaction`.
+
+        On any error the backend leaves nothing behind: the transaction is rolled back, and a
+        connection whose state is unknown (a client-side failure, a cancelled call) is discarded
+        rather than returned to the pool, so no pooled connection keeps a transaction or a lock.
+        """
+
+    @abstractmethod
+    def _translate(self, error: Exception) -> DatabaseError | None:
+        """The `chatkit_kit.errors` error for a driver exception, or None if `error` is not one."""
+
+    # Running statements: every database call of the store goes through `_connection`.
+
+    @asynccontextmanager
+    async def _connection(
+        self, *, transaction: bool = False, ready: bool = True
+    ) -> AsyncIterator[Connection]:
+        if ready and not self._schema_ready:
+            await self._ready()
+        try:
+            async with self._connect(transaction=transaction) as conn:
+                yield conn
+        except ChatKitKitError:
+            raise
+        except Exception as error:
+            translated = self._translate(error)
+            if translated is None:
+                raise
+            raise translated from error
+
     async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
-        """Run one statement and return all its rows."""
+        async with self._connection() as conn:
+            return await conn.fetch(sql, params)
 
-    @abstractmethod
     async def _fetch_value(self, sql: str, params: Params) -> Any:
-        """Run one statement and return the first column of its first row, or None."""
+        async with self._connection() as conn:
+            return await conn.fetch_value(sql, params)
 
-    @abstractmethod
     async def _execute(self, statements: Sequence[str], params: Params) -> None:
-        """Run the statements, all with `params`, in one transaction."""
-
-    @abstractmethod
-    async def _migrate(self, target: int | None) -> tuple[int, int]:
-        """Run `_schema.apply_migrations` in one transaction on this backend."""
-
-    @abstractmethod
-    async def _schema_version(self) -> int:
-        """Run `_schema.read_version` on this backend."""
+        """Run the statements, all with `params`; several run in one transaction."""
+        async with self._connection(transaction=len(statements) > 1) as conn:
+            for sql in statements:
+                await conn.execute(sql, params)
 
     # Schema
 
@@ -143,21 +195,27 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
     async def migrate(self, *, target: int | None = None) -> int:
         """Create or upgrade the tables to the latest schema version (or `target`).
 
-        Idempotent and safe to run from several processes at once. Returns the schema version
+        Idempotent and safe to run from several processes at once: one transaction, serialized
+        by a PostgreSQL advisory lock (SQLite: `BEGIN IMMEDIATE`). Returns the schema version
         the database is at afterwards.
         """
-        _found, now = await self._migrate(target)
-        self._schema_checked = now == _schema.LATEST_VERSION
+        _schema.check_target(target)
+        async with self._connection(transaction=True, ready=False) as conn:
+            _found, now = await _schema.apply_migrations(
+                self._names, *_raw_runners(conn), target=target
+            )
+        self._schema_ready = now == _schema.LATEST_VERSION
         return now
 
     async def schema_version(self) -> int:
         """The schema version the database is at (0 before the first migration)."""
-        return await self._schema_version()
+        async with self._connection(ready=False) as conn:
+            return await _schema.read_version(self._names, _raw_runners(conn)[1])
 
-    async def _check_schema(self) -> None:
-        # Concurrent first calls may both check; that is harmless.
-        _schema.check_version(self._names, await self._schema_version())
-        self._schema_checked = True
+    async def _ready(self) -> None:
+        """Check the schema version, once per store (concurrent first calls may both check)."""
+        _schema.check_version(self._names, await self.schema_version())
+        self._schema_ready = True
 
     # Threads
 
@@ -165,8 +223,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         owner = self.owner_key(context)
         payload = None
         if is_storable_id(thread_id):
-            if not self._schema_checked:
-                await self._check_schema()
             payload = await self._fetch_value(
                 self._sql.load_thread, {"owner": owner, "id": thread_id}
             )
@@ -183,8 +239,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "sort_key": sort_key(thread.created_at),
             "payload": _codec.encode_thread(thread),
         }
-        if not self._schema_checked:
-            await self._check_schema()
         await self._execute((self._sql.upsert_thread,), params)
 
     async def load_threads(
@@ -197,8 +251,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             if not is_storable_id(after):
                 raise cursor_not_found(str(after), "threads")
             params["after"] = after
-        if not self._schema_checked:
-            await self._check_schema()
         rows = await self._fetch(self._threads_pages[checked_order, after is not None], params)
         if not rows and after is not None:
             found = await self._fetch_value(self._sql.thread_exists, {"owner": owner, "id": after})
@@ -210,8 +262,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         owner = self.owner_key(context)
         if not is_storable_id(thread_id):
             return
-        if not self._schema_checked:
-            await self._check_schema()
         await self.before_thread_delete(thread_id, context)
         await self._execute(self._sql.delete_thread, {"owner": owner, "thread_id": thread_id})
 
@@ -237,8 +287,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         params: dict[str, Any] = {"owner": owner, "thread_id": thread_id, "limit": limit + 1}
         if after is not None:
             params["after"] = after
-        if not self._schema_checked:
-            await self._check_schema()
         rows = await self._fetch(self._items_pages[checked_order, after is not None], params)
         if not rows and after is not None:
             found = await self._fetch_value(
@@ -269,16 +317,15 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "sort_key": sort_key(item.created_at),
             "payload": _codec.encode_item(item),
         }
-        if not self._schema_checked:
-            await self._check_schema()
-        await self._execute((self._sql.upsert_item,), params)
+        if self._names.dialect != "postgresql":
+            await self._execute((self._sql.upsert_item,), params)
+        elif await self._fetch_value(self._sql.upsert_item, params) is None:
+            raise thread_not_found(thread_id)  # deleted while this write waited for it
 
     async def load_item(self, thread_id: str, item_id: str, context: TContext) -> ThreadItem:
         owner = self.owner_key(context)
         payload = None
         if is_storable_id(thread_id) and is_storable_id(item_id):
-            if not self._schema_checked:
-                await self._check_schema()
             payload = await self._fetch_value(
                 self._sql.load_item, {"owner": owner, "thread_id": thread_id, "id": item_id}
             )
@@ -290,8 +337,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         owner = self.owner_key(context)
         if not (is_storable_id(thread_id) and is_storable_id(item_id)):
             return
-        if not self._schema_checked:
-            await self._check_schema()
         await self._execute(
             (self._sql.delete_item,), {"owner": owner, "thread_id": thread_id, "id": item_id}
         )
@@ -307,16 +352,12 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "thread_id": attachment.thread_id,
             "payload": _codec.encode_attachment(attachment),
         }
-        if not self._schema_checked:
-            await self._check_schema()
         await self._execute((self._sql.upsert_attachment,), params)
 
     async def load_attachment(self, attachment_id: str, context: TContext) -> Attachment:
         owner = self.owner_key(context)
         payload = None
         if is_storable_id(attachment_id):
-            if not self._schema_checked:
-                await self._check_schema()
             payload = await self._fetch_value(
                 self._sql.load_attachment, {"owner": owner, "id": attachment_id}
             )
@@ -328,8 +369,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         owner = self.owner_key(context)
         if not is_storable_id(attachment_id):
             return
-        if not self._schema_checked:
-            await self._check_schema()
         await self._execute((self._sql.delete_attachment,), {"owner": owner, "id": attachment_id})
 
     # AttachmentIndex (chatkit_kit.stores.AttachmentIndex)
@@ -338,8 +377,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         owner = self.owner_key(context)
         if not is_storable_id(thread_id):
             return []
-        if not self._schema_checked:
-            await self._check_schema()
         rows = await self._fetch(
             self._sql.thread_attachments, {"owner": owner, "thread_id": thread_id}
         )
@@ -350,8 +387,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
     ) -> list[StoredAttachment]:
         limit = check_limit(limit)
         before = saved_before.astimezone(timezone.utc)  # naive is read as local time
-        if not self._schema_checked:
-            await self._check_schema()
         if self._names.dialect == "sqlite":  # CURRENT_TIMESTAMP text, UTC, whole seconds
             bound: Any = before.strftime("%Y-%m-%d %H:%M:%S")
         else:
@@ -366,8 +401,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
         if not is_storable_id(attachment_id):
             return False
-        if not self._schema_checked:
-            await self._check_schema()
         deleted = await self._fetch_value(
             self._sql.delete_orphan_attachment, {"owner": owner, "id": attachment_id}
         )
@@ -391,8 +424,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         """
         _retention.check_owner(owner)
         batch_size = _retention.check_batch_size(batch_size)
-        if not self._schema_checked:
-            await self._check_schema()
         return await _retention.sql_erase_owner(self, owner, batch_size, progress)
 
     async def prune(
@@ -416,8 +447,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         if owner is not None:
             _retention.check_owner(owner)
         batch_size = _retention.check_batch_size(batch_size)
-        if not self._schema_checked:
-            await self._check_schema()
         return await _retention.sql_prune(self, cutoff, owner, batch_size, dry_run, progress)
 
 
@@ -428,3 +457,13 @@ def _utc(value: datetime | str) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc)
+
+
+def _raw_runners(conn: Connection) -> tuple[_schema.Execute, _schema.FetchValue]:
+    async def execute(sql: str) -> None:
+        await conn.execute(sql, None)
+
+    async def fetch_value(sql: str) -> Any:
+        return await conn.fetch_value(sql, None)
+
+    return execute, fetch_value

@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Generic
 
 from chatkit.store import TContext
 from typing_extensions import Self
 
 from .._optional import require
+from ..errors import DatabaseError, DatabaseTimeoutError, DatabaseUnavailableError
 from . import _schema
 from ._base import AttachmentPresenter
-from ._owner import OwnerResolver
+from ._dberrors import database_error, kind_of_sqlstate
+from ._rules import OwnerResolver
 from ._sql import numbered
-from ._sqlstore import DatabaseUnavailableError, Params, Row, SQLStoreBase
+from ._sqlstore import Params, Row, SQLStoreBase
 
-asyncpg = require("asyncpg", "asyncpg")
+asyncpg = require("asyncpg", "asyncpg", "AsyncpgStore")
 
-# Errors that mean the connection, not the statement, failed.
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.ConnectionFailureError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InterfaceError,
-    OSError,
-)
+
+DEFAULT_POOL_TIMEOUT_SECONDS = 30.0
+"""How long a call waits for a free pooled connection (SQLAlchemy's `pool_timeout` default)."""
 
 
 class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
@@ -46,9 +42,16 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         attachment_presenter: AttachmentPresenter | None = None,
+        pool_timeout: float | None = DEFAULT_POOL_TIMEOUT_SECONDS,
     ) -> None:
         names = _schema.Names.create("postgresql", schema, table_prefix)
         super().__init__(names, owner=owner, attachment_presenter=attachment_presenter)
+        if pool_timeout is not None and not pool_timeout > 0:
+            raise ValueError(
+                f"pool_timeout must be a positive number of seconds or None, got {pool_timeout!r}"
+            )
+        self.pool_timeout = pool_timeout
+        """Seconds a call waits for a free pooled connection before DatabaseTimeoutError."""
         self._pool = pool
         self._owns_pool = False
         self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -62,35 +65,37 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         attachment_presenter: AttachmentPresenter | None = None,
+        pool_timeout: float | None = DEFAULT_POOL_TIMEOUT_SECONDS,
         pgbouncer: bool = False,
         **pool_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new pool for `dsn`; `close()` closes it.
 
         `pool_kwargs` go to `asyncpg.create_pool` (e.g. `min_size`, `max_size`). The pool
-        skips asyncpg's per-release session reset query (the store sets no session state): one
-        round trip per call instead of two. Pass `reset=` to run your own.
-        `pgbouncer=True` is for PgBouncer in transaction pooling mode: it sets
-        `statement_cache_size=0`, so no named prepared statement outlives its call (a pool you
-        create yourself for PgBouncer needs the same setting).
+        skips asyncpg's per-release session reset query (the store sets no session state; an
+        open transaction is still rolled back): one round trip per call instead of two. Pass
+        `reset=` to run your own. `pgbouncer=True` is for PgBouncer in transaction pooling
+        mode: it sets `statement_cache_size=0`, so no named prepared statement outlives its
+        call (a pool you create yourself for PgBouncer needs the same setting).
         """
-        names = _schema.Names.create("postgresql", schema, table_prefix)  # fail before connecting
-        del names
+        _schema.Names.create("postgresql", schema, table_prefix)  # fail before connecting
         if pgbouncer:
             pool_kwargs.setdefault("statement_cache_size", 0)
-        # asyncpg's default reset runs one more query (RESET ALL, UNLISTEN, ...) every time a
-        # connection goes back to the pool; the store changes no session state, so skip it.
         pool_kwargs.setdefault("reset", _keep_session)
         try:
             pool = await asyncpg.create_pool(dsn, **pool_kwargs)
-        except _CONNECTION_ERRORS as error:
-            raise _unavailable(error) from error
+        except Exception as error:
+            translated = _translate(error)
+            if translated is None:
+                raise
+            raise translated from error
         store = cls(
             pool,
             schema=schema,
             table_prefix=table_prefix,
             owner=owner,
             attachment_presenter=attachment_presenter,
+            pool_timeout=pool_timeout,
         )
         store._owns_pool = True
         return store
@@ -105,7 +110,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         if self._owns_pool:
             await self._pool.close()
 
-    # Running statements
+    # The backend seam: one connection primitive, one error translator
 
     def _args(self, sql: str, params: Params) -> tuple[str, list[Any]]:
         converted = self._numbered.get(sql)
@@ -114,58 +119,85 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         query, names = converted
         return query, [params[name] for name in names]
 
-    async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
-        query, args = self._args(sql, params)
+    async def _acquire(self) -> Any:
         try:
-            rows: Sequence[Row] = await self._pool.fetch(query, *args)
-        except _CONNECTION_ERRORS as error:
-            raise _unavailable(error) from error
+            return await self._pool.acquire(timeout=self.pool_timeout)
+        except asyncio.TimeoutError as error:
+            waited = TimeoutError(
+                f"no pooled connection became free within {self.pool_timeout} s "
+                f"(pool max_size {self._pool.get_max_size()})"
+            )
+            raise database_error(DatabaseTimeoutError, waited) from error
+
+    @asynccontextmanager
+    async def _connect(self, *, transaction: bool) -> AsyncIterator[_Connection]:
+        conn = await self._acquire()
+        try:
+            try:
+                if transaction:
+                    async with conn.transaction():
+                        yield _Connection(self, conn)
+                else:
+                    yield _Connection(self, conn)
+            except asyncpg.PostgresError:
+                raise  # the server answered: the pool's reset on release cleans up
+            except BaseException:
+                # A client-side or protocol failure, or a cancelled call: the connection's
+                # state is unknown, so close it instead of handing it back to the pool.
+                conn.terminate()
+                raise
+        finally:
+            await self._pool.release(conn)
+
+    def _translate(self, error: Exception) -> DatabaseError | None:
+        return _translate(error)
+
+
+class _Connection:
+    """An asyncpg connection running the store's `:name` statements as `$n`."""
+
+    __slots__ = ("_conn", "_store")
+
+    def __init__(self, store: AsyncpgStore[Any], conn: Any) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        if params is None:
+            rows: Sequence[Row] = await self._conn.fetch(sql)
+            return rows
+        query, args = self._store._args(sql, params)
+        rows = await self._conn.fetch(query, *args)
         return rows
 
-    async def _fetch_value(self, sql: str, params: Params) -> Any:
-        query, args = self._args(sql, params)
-        try:
-            return await self._pool.fetchval(query, *args)
-        except _CONNECTION_ERRORS as error:
-            raise _unavailable(error) from error
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        if params is None:
+            return await self._conn.fetchval(sql)
+        query, args = self._store._args(sql, params)
+        return await self._conn.fetchval(query, *args)
 
-    async def _execute(self, statements: Sequence[str], params: Params) -> None:
-        try:
-            if len(statements) == 1:
-                query, args = self._args(statements[0], params)
-                await self._pool.execute(query, *args)
-                return
-            async with self._pool.acquire() as conn, conn.transaction():
-                for sql in statements:
-                    query, args = self._args(sql, params)
-                    await conn.execute(query, *args)
-        except _CONNECTION_ERRORS as error:
-            raise _unavailable(error) from error
-
-    async def _migrate(self, target: int | None) -> tuple[int, int]:
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                result: tuple[int, int] = await _schema.apply_migrations(
-                    self._names, conn.execute, conn.fetchval, target=target
-                )
-                return result
-        except _CONNECTION_ERRORS as error:
-            raise _unavailable(error) from error
-
-    async def _schema_version(self) -> int:
-        try:
-            async with self._pool.acquire() as conn:
-                return await _schema.read_version(self._names, conn.fetchval)
-        except _CONNECTION_ERRORS as error:
-            raise _unavailable(error) from error
+    async def execute(self, sql: str, params: Params | None) -> None:
+        if params is None:
+            await self._conn.execute(sql)
+            return
+        query, args = self._store._args(sql, params)
+        await self._conn.execute(query, *args)
 
 
 async def _keep_session(connection: Any) -> None:
-    """Pool `reset` hook: nothing to undo (asyncpg still rolls back an open transaction)."""
+    """Pool `reset` hook: nothing to undo (asyncpg itself still rolls back an open transaction)."""
 
 
-def _unavailable(error: BaseException) -> DatabaseUnavailableError:
-    return DatabaseUnavailableError(
-        f"the database connection failed ({type(error).__name__}: {error}); the call may not "
-        "have been applied, and the store reconnects on the next call"
-    )
+def _translate(error: Exception) -> DatabaseError | None:
+    """The one place asyncpg's exceptions become `chatkit_kit.errors`."""
+    if isinstance(error, asyncpg.PostgresError):
+        if isinstance(error, asyncpg.exceptions.PostgresConnectionError):
+            return database_error(DatabaseUnavailableError, error)
+        return database_error(kind_of_sqlstate(getattr(error, "sqlstate", None)), error)
+    if isinstance(error, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):
+        # "connection is closed", "another operation is in progress", a failed pool release
+        # (which may come after the call was applied).
+        return database_error(DatabaseUnavailableError, error)
+    if isinstance(error, (OSError, asyncio.TimeoutError)):  # refused, reset, connect timeout
+        return database_error(DatabaseUnavailableError, error)
+    return None

@@ -20,10 +20,8 @@ from ._base import (
     item_not_found,
     thread_not_found,
 )
-from ._ids import check_id
 from ._index import StoredAttachment
-from ._owner import OwnerResolver
-from ._pagination import Order, build_page, check_limit, check_order, sort_key
+from ._rules import Order, OwnerResolver, build_page, check_id, check_limit, check_order, sort_key
 
 _Key = tuple[int, int, str]
 

@@ -12,12 +12,20 @@ from chatkit.store import TContext
 from typing_extensions import Self
 
 from .._optional import require
+from ..errors import (
+    ChatKitKitError,
+    DatabaseError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+)
 from . import _schema
 from ._base import AttachmentPresenter
-from ._owner import OwnerResolver
-from ._sqlstore import DatabaseUnavailableError, Params, Row, SQLStoreBase
+from ._dberrors import database_error, kind_of_message, kind_of_sqlstate
+from ._rules import OwnerResolver
+from ._sqlstore import Params, Row, SQLStoreBase
+from ._urls import redact_database_url, resolve_database_url
 
-require("sqlalchemy", "sqlalchemy")
+require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 
 from sqlalchemy import TextClause, event, exc, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
@@ -52,15 +60,33 @@ def _enable_sqlite_wal(engine: AsyncEngine) -> None:
 
 
 def _rollback_open_transactions(engine: AsyncEngine) -> None:
-    """Roll back a SQLite connection that is checked in with a transaction still open."""
+    """Roll back a SQLite connection checked in with a transaction still open.
+
+    Engines made by `from_url` skip the pool's blanket ROLLBACK on every check-in (one more
+    hop to the driver's thread per call); this keeps the guarantee that no pooled connection
+    holds a transaction.
+    """
 
     @event.listens_for(engine.sync_engine, "checkin")
     def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
-        if dbapi_connection is None:
-            return
-        driver = dbapi_connection.driver_connection
+        driver = None if dbapi_connection is None else dbapi_connection.driver_connection
         if driver is not None and driver.in_transaction:
             await_(driver.rollback())
+
+
+def _pgbouncer_connect_args(driver: str, connect_args: dict[str, Any]) -> dict[str, Any]:
+    """`connect_args` that keep `driver` from reusing server-side prepared statements."""
+    if driver == "psycopg":
+        connect_args.setdefault("prepare_threshold", None)
+    elif driver == "asyncpg":
+        connect_args.setdefault("statement_cache_size", 0)
+        connect_args.setdefault("prepared_statement_cache_size", 0)
+        connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
+    return connect_args
+
+
+def _unique_statement_name() -> str:
+    return f"__chatkit_kit_{uuid.uuid4().hex}__"
 
 
 class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
@@ -84,18 +110,14 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         names = _schema.Names.create(_dialect_of(engine), schema, table_prefix)
         super().__init__(names, owner=owner, attachment_presenter=attachment_presenter)
         self._engine = engine
-        self._pgbouncer = pgbouncer
-        # Every statement but SQLite's two-statement delete_thread is atomic on its own, so
-        # running without BEGIN/COMMIT saves two round trips per call. Behind PgBouncer in
-        # transaction mode the asyncpg driver prepares a statement and executes it in two
-        # exchanges, which only stay on one server connection inside a transaction.
-        self._in_transaction = pgbouncer and engine.dialect.driver == "asyncpg"
         self._sqlite = names.dialect == "sqlite"
-        self._autocommit = (
-            engine
-            if self._in_transaction
-            else engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
+        # Behind PgBouncer in transaction mode the asyncpg driver prepares a statement and
+        # executes it in two exchanges, which stay on one server connection only inside a
+        # transaction: there every call runs in one.
+        self._always_transaction = pgbouncer and engine.dialect.driver == "asyncpg"
+        # Every statement but SQLite's two-statement delete_thread is atomic on its own, so
+        # running without BEGIN/COMMIT saves two round trips per call.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
 
@@ -113,34 +135,45 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
 
-        `url` is a SQLAlchemy async URL such as `sqlite+aiosqlite:///chat.db`,
-        `postgresql+asyncpg://user@host/db` or `postgresql+psycopg://user@host/db`.
-        `engine_kwargs` go to `create_async_engine`. SQLite files are switched to WAL mode and
-        wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
-        `connect_args={"timeout": seconds}`).
+        `url` is a database URL as `resolve_database_url` reads it, the same the
+        `chatkit-kit migrate` command takes: `sqlite:///chat.db`, `postgresql://user@host/db`
+        (or `postgres://`; an installed async driver is picked), or a SQLAlchemy URL naming its
+        driver, `postgresql+asyncpg://...`, `postgresql+psycopg://...`,
+        `sqlite+aiosqlite:///chat.db`. A missing driver raises MissingDependencyError naming
+        the extra. Synchronous because it does not connect: errors such as a wrong password
+        surface on the first call (`AsyncpgStore.connect` is async because asyncpg opens its
+        pool eagerly). `engine_kwargs` go to `create_async_engine`. SQLite files are switched
+        to WAL mode and wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
+        `connect_args={"timeout": seconds}`); their connections are in autocommit mode from
+        the start, so a call switches no isolation level.
 
         `pgbouncer=True` is for PostgreSQL behind PgBouncer in transaction pooling mode (any
         version): no server-side prepared statement is reused across transactions (psycopg:
-        `prepare_threshold=None`; asyncpg: no statement cache, uniquely named statements, every
-        call in its own transaction).
+        `prepare_threshold=None`; asyncpg: no statement caches, uniquely named statements,
+        every call in its own transaction).
         """
-        parsed = make_url(url)
+        resolved = resolve_database_url(url)
+        try:
+            parsed = make_url(resolved)
+        except exc.ArgumentError as error:
+            raise ValueError(
+                f"cannot parse the database URL {redact_database_url(url)!r}: {error}"
+            ) from None
         if parsed.get_backend_name() == "sqlite":
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
             engine_kwargs["connect_args"] = connect_args
-            # Every connection starts in autocommit mode, so checking one out and back in
-            # switches no isolation level (the store opens its own transactions on SQLite).
             engine_kwargs.setdefault("isolation_level", "AUTOCOMMIT")
             if engine_kwargs["isolation_level"] == "AUTOCOMMIT":
-                # No blanket ROLLBACK on every check-in (a hop to the driver's thread): a
-                # connection is rolled back only if it comes back inside a transaction.
                 engine_kwargs.setdefault("pool_reset_on_return", None)
         elif pgbouncer:
             engine_kwargs["connect_args"] = _pgbouncer_connect_args(
                 parsed.get_driver_name(), dict(engine_kwargs.pop("connect_args", {}))
             )
-        engine = create_async_engine(parsed, **engine_kwargs)
+        try:
+            engine = create_async_engine(parsed, **engine_kwargs)
+        except exc.ArgumentError as error:
+            raise ValueError(f"cannot create an engine for {parsed!r}: {error}") from error
         if engine.dialect.name == "sqlite":
             _enable_sqlite_wal(engine)
             if engine_kwargs.get("pool_reset_on_return", "rollback") is None:
@@ -159,7 +192,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             raise
         store._owns_engine = True
         if engine_kwargs.get("isolation_level") == "AUTOCOMMIT":
-            store._autocommit = engine
+            store._autocommit = engine  # already autocommit: no per-call execution option
         return store
 
     @property
@@ -172,7 +205,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         if self._owns_engine:
             await self._engine.dispose()
 
-    # Running statements
+    # The backend seam: one connection primitive, one error translator
 
     def _text(self, sql: str) -> TextClause:
         clause = self._texts.get(sql)
@@ -181,145 +214,133 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         return clause
 
     @asynccontextmanager
-    async def _connect(self, *, autocommit: bool = True) -> AsyncIterator[AsyncConnection]:
-        engine = self._autocommit if autocommit else self._engine
+    async def _connect(
+        self, *, transaction: bool
+    ) -> AsyncIterator[_Connection | _SQLiteConnection]:
+        sqlite = self._sqlite
+        transaction = transaction or self._always_transaction
+        # Single statements are atomic on their own: AUTOCOMMIT saves BEGIN/COMMIT round trips.
+        # SQLite transactions are BEGIN IMMEDIATE (taken by hand, since the driver would begin
+        # lazily), so a writer never fails to upgrade a read lock and migrations serialize.
+        autocommit = sqlite or not transaction
+        conn = await (self._autocommit if autocommit else self._engine).connect()
         try:
-            conn = await engine.connect()
-        except (exc.DBAPIError, OSError) as error:
-            raise _unavailable(error) from error
-        try:
-            yield conn
-        except exc.DBAPIError as error:
-            if error.connection_invalidated:
-                raise _unavailable(error) from error
+            if sqlite:
+                # Straight to aiosqlite: one hop to its thread per statement, not one each
+                # for cursor, execute, fetch and close.
+                driver = _SQLiteConnection((await conn.get_raw_connection()).driver_connection)
+                if not transaction:
+                    yield driver
+                else:
+                    await driver.execute("BEGIN IMMEDIATE", None)
+                    try:
+                        yield driver
+                    except BaseException:
+                        await driver.execute("ROLLBACK", None)
+                        raise
+                    await driver.execute("COMMIT", None)
+            elif not transaction:
+                yield _Connection(self, conn)
+            else:
+                async with conn.begin():
+                    yield _Connection(self, conn)
+        except ChatKitKitError:
+            raise
+        except BaseException:
+            # The connection's state is unknown (an error mid-protocol, a cancelled call):
+            # never hand it back to the pool, where it could hold a transaction or a lock.
+            await conn.invalidate()
             raise
         finally:
             await conn.close()
 
-    @asynccontextmanager
-    async def _statement(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for one atomic statement: autocommit, or (PgBouncer + asyncpg) a
-        transaction committed when the block ends."""
-        async with self._connect() as conn:
-            if not self._in_transaction:
-                yield conn
-                return
-            async with conn.begin():
-                yield conn
+    def _translate(self, error: Exception) -> DatabaseError | None:
+        if isinstance(error, sqlite3.Error):  # the SQLite path runs on the driver directly
+            return database_error(_kind_without_sqlstate("sqlite", error), error)
+        if isinstance(error, exc.TimeoutError):  # no pooled connection became free
+            return database_error(DatabaseTimeoutError, error)
+        if isinstance(error, exc.DBAPIError):
+            original = error.orig
+            if original is None or error.connection_invalidated:
+                return database_error(DatabaseUnavailableError, error)
+            sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+            if sqlstate:
+                return database_error(kind_of_sqlstate(str(sqlstate)), original)
+            return database_error(_kind_without_sqlstate(self._names.dialect, original), original)
+        if isinstance(error, exc.SQLAlchemyError):
+            return database_error(DatabaseError, error)
+        if isinstance(error, OSError):
+            return database_error(DatabaseUnavailableError, error)
+        return None
 
-    @asynccontextmanager
-    async def _sqlite_driver(self) -> AsyncIterator[Any]:
-        """The pooled aiosqlite connection itself, in autocommit mode.
-
-        SQLite statements skip SQLAlchemy's cursor layer: one `execute_fetchall` is one hop to
-        the driver's thread instead of several (cursor, execute, fetch, close); the SQL and its
-        `:name` parameters are the same. Driver errors come out as SQLAlchemy's `DBAPIError`,
-        as they would through `execute`.
-        """
-        async with self._connect() as conn:
-            raw = await conn.get_raw_connection()
-            try:
-                yield raw.driver_connection
-            except sqlite3.Error as error:
-                raise exc.DBAPIError.instance(
-                    None, None, error, sqlite3.Error, connection_invalidated=False
-                ) from error
-
-    async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
-        if self._sqlite:
-            async with self._sqlite_driver() as driver:
-                rows: Sequence[Row] = await driver.execute_fetchall(sql, params)
-                return rows
-        async with self._statement() as conn:
-            result = await conn.execute(self._text(sql), params)
-            return result.all()
-
-    async def _fetch_value(self, sql: str, params: Params) -> Any:
-        if self._sqlite:
-            rows = await self._fetch(sql, params)
-            return rows[0][0] if rows else None
-        async with self._statement() as conn:
-            result = await conn.execute(self._text(sql), params)
-            return result.scalar()
-
-    async def _execute(self, statements: Sequence[str], params: Params) -> None:
-        if self._sqlite:
-            async with self._sqlite_driver() as driver:
-                if len(statements) == 1:
-                    await driver.execute_fetchall(statements[0], params)
-                    return
-                await driver.execute_fetchall("BEGIN IMMEDIATE")
-                try:
-                    for sql in statements:
-                        await driver.execute_fetchall(sql, params)
-                except BaseException:
-                    await driver.execute_fetchall("ROLLBACK")
-                    raise
-                await driver.execute_fetchall("COMMIT")
-            return
-        if len(statements) == 1:
-            async with self._statement() as conn:
-                await conn.execute(self._text(statements[0]), params)
-            return
-        async with self._connect(autocommit=False) as conn, conn.begin():
-            for sql in statements:
-                await conn.execute(self._text(sql), params)
-
-    async def _migrate(self, target: int | None) -> tuple[int, int]:
+    async def migrate(self, *, target: int | None = None) -> int:
         if self._names.dialect == "sqlite":
-            return await self._migrate_sqlite(target)
-        async with self._connect(autocommit=False) as conn, conn.begin():
-            return await _schema.apply_migrations(self._names, *_raw_runners(conn), target=target)
+            # WAL lets readers run beside the writer; it cannot change inside a transaction.
+            async with self._connection(ready=False) as conn:
+                await conn.execute("PRAGMA journal_mode=WAL", None)
+        return await super().migrate(target=target)
 
-    async def _migrate_sqlite(self, target: int | None) -> tuple[int, int]:
-        # The sqlite3 driver does not open transactions for DDL by itself: run the whole
-        # migration in an explicit BEGIN IMMEDIATE, which also serializes concurrent migrators.
-        async with self._connect() as conn:
-            await conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                result = await _schema.apply_migrations(
-                    self._names, *_raw_runners(conn), target=target
-                )
-            except BaseException:
-                await conn.exec_driver_sql("ROLLBACK")
-                raise
-            await conn.exec_driver_sql("COMMIT")
-            return result
-
-    async def _schema_version(self) -> int:
-        async with self._connect() as conn:
-            _execute, fetch_value = _raw_runners(conn)
-            return await _schema.read_version(self._names, fetch_value)
+    migrate.__doc__ = SQLStoreBase.migrate.__doc__
 
 
-def _pgbouncer_connect_args(driver: str, connect_args: dict[str, Any]) -> dict[str, Any]:
-    """`connect_args` that keep `driver` from reusing server-side prepared statements."""
-    if driver == "psycopg":
-        connect_args.setdefault("prepare_threshold", None)
-    elif driver == "asyncpg":
-        connect_args.setdefault("statement_cache_size", 0)
-        connect_args.setdefault("prepared_statement_cache_size", 0)
-        connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
-    return connect_args
+class _Connection:
+    """A SQLAlchemy connection running the store's `:name` statements."""
+
+    __slots__ = ("_conn", "_store")
+
+    def __init__(self, store: SQLAlchemyStore[Any], conn: AsyncConnection) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        if params is None:
+            return (await self._conn.exec_driver_sql(sql)).all()
+        return (await self._conn.execute(self._store._text(sql), params)).all()
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        if params is None:
+            return (await self._conn.exec_driver_sql(sql)).scalar()
+        return (await self._conn.execute(self._store._text(sql), params)).scalar()
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        if params is None:
+            await self._conn.exec_driver_sql(sql)
+        else:
+            await self._conn.execute(self._store._text(sql), params)
 
 
-def _unique_statement_name() -> str:
-    return f"__chatkit_kit_{uuid.uuid4().hex}__"
+class _SQLiteConnection:
+    """The pooled aiosqlite connection running the store's `:name` statements (sqlite3 takes
+    `:name` parameters as they are)."""
+
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        rows: Sequence[Row] = await self._driver.execute_fetchall(sql, params or ())
+        return rows
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        rows = await self.fetch(sql, params)
+        return rows[0][0] if rows else None
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        await self._driver.execute_fetchall(sql, params or ())
 
 
-def _raw_runners(conn: AsyncConnection) -> tuple[_schema.Execute, _schema.FetchValue]:
-    async def execute(sql: str) -> None:
-        await conn.exec_driver_sql(sql)
-
-    async def fetch_value(sql: str) -> Any:
-        return (await conn.exec_driver_sql(sql)).scalar()
-
-    return execute, fetch_value
-
-
-def _unavailable(error: BaseException) -> DatabaseUnavailableError:
-    return DatabaseUnavailableError(
-        f"the database connection failed ({type(error).__name__}: {error}); the call may not "
-        "have been applied, and the store reconnects on the next call"
-    )
+def _kind_without_sqlstate(dialect: str, original: BaseException) -> type[DatabaseError]:
+    """psycopg while connecting and sqlite3 give no SQLSTATE: decide from type and message."""
+    configured = kind_of_message(str(original))
+    if configured is not None:
+        return configured
+    if dialect == "sqlite":
+        # "database is locked": the busy timeout expired waiting for another writer.
+        if "locked" in str(original) or "busy" in str(original):
+            return DatabaseTimeoutError
+        return DatabaseError
+    name = type(original).__name__
+    if name in ("OperationalError", "InterfaceError"):  # connection refused, lost, reset
+        return DatabaseUnavailableError
+    return DatabaseError

@@ -11,7 +11,7 @@ from typing import Any
 
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 
-from ..stores._pagination import sort_key
+from ..stores._rules import sort_key
 
 
 @dataclass

@@ -46,7 +46,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from ..stores._ids import MAX_ID_LENGTH
+from ..stores._rules import MAX_ID_LENGTH
 from . import strategies
 from ._model import ReferenceModel, expected_page
 

@@ -57,7 +57,7 @@ from chatkit.types import (
 from chatkit.widgets import DynamicWidgetRoot
 from hypothesis import strategies as st
 
-from ..stores._ids import MAX_ID_LENGTH
+from ..stores._rules import MAX_ID_LENGTH
 
 __all__ = [
     "HOSTILE_IDS",

@@ -25,9 +25,13 @@ from .items import (
     widget_done_event,
 )
 from .registry import (
+    PreviewMode,
+    RegistryKeys,
     WidgetBuildError,
     WidgetDefinition,
+    WidgetError,
     WidgetFileError,
+    WidgetPreviewWarning,
     WidgetRegistry,
     load_widget_file,
 )
@@ -35,11 +39,15 @@ from .registry import (
 __all__ = [
     "CheckboxField",
     "FormField",
+    "PreviewMode",
+    "RegistryKeys",
     "SelectField",
     "TextField",
     "WidgetBuildError",
     "WidgetDefinition",
+    "WidgetError",
     "WidgetFileError",
+    "WidgetPreviewWarning",
     "WidgetRegistry",
     "action_type",
     "confirmation_card",

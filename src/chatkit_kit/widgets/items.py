@@ -2,7 +2,7 @@
 
 Upstream's `stream_widget` defaults to ids that ignore the Store's generator, and widget
 updates made in `ChatKitServer.action()` (as `ThreadItemUpdatedEvent`s) or returned from
-`sync_action()` are not persisted (chatkit-contract.md 1.8, 4.3, 4.4): after a reload the user
+`sync_action()` are not persisted: after a reload the user
 sees the old widget. These helpers save the new state and return what the server expects.
 """
 

@@ -1,34 +1,50 @@
 """Load a directory of `.widget` files once, check every template, build widgets by name.
 
 A `.widget` file (exported from widgets.chatkit.studio) is a JSON object with `version`
-("1.0"), `name`, a Jinja2 `template` that renders widget JSON, an optional `jsonSchema`, and,
-in exports, `outputJsonPreview` and `encodedWidget` (base64url JSON whose `defaultState` is the
-preview data the template was designed with). Hand-written files may carry preview data as a
-top-level `defaultState` object instead. Upstream's `WidgetTemplate.from_file` resolves
-relative paths against the calling module (chatkit-contract.md 4.2), so this registry only
-accepts absolute directories.
+("1.0"), `name`, a Jinja2 `template` that renders widget JSON and an optional `jsonSchema`;
+exports add `outputJsonPreview` and `encodedWidget` (base64 of a JSON object whose
+`defaultState` is the preview data, or of the template text). Every file upstream's
+`WidgetTemplate` loads, loads here, and builds to the same widget. Preview
+data, when the file has it, checks the template at load time (`preview=`). Upstream's
+`WidgetTemplate.from_file` resolves relative paths against the calling module, so this
+registry only accepts absolute directories.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from chatkit.widgets import DynamicWidgetRoot, WidgetTemplate
-from jinja2 import Environment, TemplateError, UndefinedError, meta
-from pydantic import BaseModel, ValidationError
+from jinja2 import Environment, TemplateError, meta
+from pydantic import BaseModel
+
+from ..errors import ChatKitKitError
+from ._render import RenderError, render
+from ._widget_file import MAX_WIDGET_FILE_BYTES, find_preview
 
 WIDGET_SUFFIX = ".widget"
 
+PreviewMode: TypeAlias = Literal["check", "warn", "ignore"]
+"""What loading does with preview data: see `load_widget_file`."""
+
+RegistryKeys: TypeAlias = Literal["name", "stem"]
+"""How a registry keys its widgets: by each file's `name`, or by file name without `.widget`."""
+
+_PREVIEW_MODES = ("check", "warn", "ignore")
+_KEYS = ("name", "stem")
 _PARSER = Environment()  # only parses templates to list the variables they read
 
 
-class WidgetFileError(ValueError):
+class WidgetError(ChatKitKitError, ValueError):
+    """A `.widget` file or a widget build failed (`WidgetFileError`, `WidgetBuildError`)."""
+
+
+class WidgetFileError(WidgetError):
     """A `.widget` file cannot be loaded; the message names the file and the problem."""
 
     def __init__(self, path: Path, problem: str) -> None:
@@ -37,7 +53,15 @@ class WidgetFileError(ValueError):
         self.problem = problem
 
 
-class WidgetBuildError(ValueError):
+class WidgetPreviewWarning(UserWarning):
+    """A `.widget` file loaded with `preview="warn"` has missing or stale preview data.
+
+    Under `filterwarnings = error` (pytest) or `python -W error`, this warning is raised, so
+    tests stay as strict as `preview="check"`.
+    """
+
+
+class WidgetBuildError(WidgetError):
     """A widget template failed to render with the data it was given."""
 
     def __init__(self, name: str, path: Path | None, problem: str) -> None:
@@ -53,21 +77,49 @@ class WidgetDefinition:
     """One loaded `.widget` file."""
 
     name: str
+    """The file's `name` (widgets.chatkit.studio's widget name)."""
     path: Path
     template: WidgetTemplate
+    """Upstream's template object for this file."""
     json_schema: dict[str, Any]
     preview_data: dict[str, Any] | None
     variables: frozenset[str]
     """Top-level names the template reads from its data."""
+    source: str = ""
+    """The Jinja2 template text."""
+    preview_problem: str | None = None
+    """Why the preview data is missing or does not render (None when it rendered, or when
+    loaded with `preview="ignore"`)."""
+
+    def build(self, data: Mapping[str, Any] | BaseModel | None = None) -> DynamicWidgetRoot:
+        """Render this widget with `data`, as upstream's `WidgetTemplate.build` does.
+
+        Pydantic models are dumped like upstream (`model_dump()`); if a value is not JSON
+        serializable for `tojson` (dates, UUIDs, decimals), the JSON-mode dump is used instead.
+        Failures raise `WidgetBuildError` naming the widget, the template expression and the
+        missing key.
+        """
+        try:
+            return render(self.template, self.source, data, self.variables)
+        except RenderError as exc:
+            raise WidgetBuildError(self.name, self.path, exc.problem) from exc
+
+    def preview(self) -> DynamicWidgetRoot:
+        """Render this widget with its own preview data."""
+        try:
+            return render(self.template, self.source, self.preview_data, self.variables)
+        except RenderError as exc:
+            raise WidgetBuildError(self.name, self.path, exc.problem) from exc
 
 
 class WidgetRegistry(Mapping[str, WidgetDefinition]):
-    """The widgets of a directory, by `name`, each checked against its own preview data.
+    """The widgets of a directory, by file `name` (or file stem), each checked at load time.
 
     `WidgetRegistry.from_directory(Path(__file__).parent / "widgets")` loads every `.widget`
     file once (sorted by path; `recursive=True` includes subdirectories), renders each template
     with its preview data and validates the result as a widget root, raising `WidgetFileError`
-    on the first problem. `build(name, data)` then renders widgets at request time.
+    on the first problem (see `preview=` for the other modes). `build(key, data)` then renders
+    widgets at request time.
     """
 
     def __init__(self, definitions: Mapping[str, WidgetDefinition]) -> None:
@@ -79,12 +131,22 @@ class WidgetRegistry(Mapping[str, WidgetDefinition]):
         directory: str | Path,
         *,
         recursive: bool = False,
-        require_preview: bool = True,
+        preview: PreviewMode = "check",
+        keys: RegistryKeys = "name",
+        require_preview: bool | None = None,
     ) -> WidgetRegistry:
         """Load and check every `.widget` file in `directory` (an absolute path).
 
-        With `require_preview=False` a file without preview data is only parsed, not rendered.
+        `preview` is applied to every file as in `load_widget_file`. `keys="name"` keys widgets
+        by each file's `name` (two files with one name are an error that says how to fix it);
+        `keys="stem"` by the file name without `.widget`, relative to `directory` with `/`
+        separators when `recursive=True` (e.g. `"forms/address"`).
+        `require_preview` is deprecated (see `load_widget_file`).
         """
+        if keys not in _KEYS:
+            raise ValueError(f"keys must be one of {', '.join(map(repr, _KEYS))}, got {keys!r}")
+        allow_missing = _deprecated_require_preview(require_preview, preview)
+        _check_mode(preview)
         root = Path(directory)
         if not root.is_absolute():
             raise ValueError(
@@ -99,21 +161,28 @@ class WidgetRegistry(Mapping[str, WidgetDefinition]):
             raise ValueError(f"widget directory {str(root)!r} contains no {WIDGET_SUFFIX} files")
         definitions: dict[str, WidgetDefinition] = {}
         for path in paths:
-            definition = load_widget_file(path, require_preview=require_preview)
-            other = definitions.get(definition.name)
+            definition = _load(path, preview, allow_missing)
+            if keys == "stem":
+                key = path.relative_to(root).with_suffix("").as_posix()
+            else:
+                key = definition.name
+            other = definitions.get(key)
             if other is not None:
                 raise WidgetFileError(
-                    path, f"widget name {definition.name!r} is already used by {other.path}"
+                    path,
+                    f"widget name {key!r} is already used by {other.path}; give each file its "
+                    'own "name" (the widget name in widgets.chatkit.studio, or the file\'s '
+                    '"name" key), or key the registry by file name with keys="stem"',
                 )
-            definitions[definition.name] = definition
+            definitions[key] = definition
         return cls(definitions)
 
-    def __getitem__(self, name: str) -> WidgetDefinition:
+    def __getitem__(self, key: str) -> WidgetDefinition:
         try:
-            return self._definitions[name]
+            return self._definitions[key]
         except KeyError:
             known = ", ".join(repr(n) for n in sorted(self._definitions)) or "none"
-            raise KeyError(f"no widget named {name!r}; known widgets: {known}") from None
+            raise KeyError(f"no widget named {key!r}; known widgets: {known}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._definitions))
@@ -124,37 +193,64 @@ class WidgetRegistry(Mapping[str, WidgetDefinition]):
     def build(
         self, name: str, data: Mapping[str, Any] | BaseModel | None = None
     ) -> DynamicWidgetRoot:
-        """Render widget `name` with `data`; WidgetBuildError names the widget and the problem.
-
-        Pydantic models are dumped in JSON mode, so dates and enums render as JSON values.
-        """
-        definition = self[name]
-        return render_template(
-            definition.template, definition.name, definition.path, data, definition.variables
-        )
+        """Render the widget keyed `name` with `data` (see `WidgetDefinition.build`)."""
+        return self[name].build(data)
 
     def preview(self, name: str) -> DynamicWidgetRoot:
-        """Render widget `name` with its own preview data."""
-        definition = self[name]
-        return render_template(
-            definition.template,
-            definition.name,
-            definition.path,
-            definition.preview_data,
-            definition.variables,
-        )
+        """Render the widget keyed `name` with its own preview data."""
+        return self[name].preview()
 
 
-def load_widget_file(path: Path, *, require_preview: bool = True) -> WidgetDefinition:
-    """Parse one `.widget` file and render it with its preview data; WidgetFileError if bad."""
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WidgetFileError(path, f"cannot be read: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise WidgetFileError(path, f"is not valid JSON: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise WidgetFileError(path, f"must contain a JSON object, found {type(raw).__name__}")
+def load_widget_file(
+    path: str | Path, *, preview: PreviewMode = "check", require_preview: bool | None = None
+) -> WidgetDefinition:
+    """Parse one `.widget` file and check it with its preview data.
+
+    Every shape upstream's `WidgetTemplate` loads is accepted. A file that is not valid JSON,
+    lacks `version`/`name`/`template`, or whose template does not compile raises
+    `WidgetFileError`. The preview data (top-level `defaultState`, or `encodedWidget`'s) is
+    then used according to `preview`:
+
+    - `"check"` (default): render the template with it and validate a widget root;
+      `WidgetFileError` if the file has no preview data or it does not render, naming the
+      template expression and the preview key that is missing. A template that reads no
+      variables is rendered without data and needs no preview data.
+    - `"warn"`: the same checks, but problems are `WidgetPreviewWarning`s and the file loads
+      (its `preview_problem` says what was wrong).
+    - `"ignore"`: preview data is not rendered.
+
+    `require_preview` is deprecated: `True` is `preview="check"`; `False` is `"check"` that lets
+    files without preview data pass.
+    """
+    allow_missing = _deprecated_require_preview(require_preview, preview)
+    _check_mode(preview)
+    return _load(Path(path), preview, allow_missing)
+
+
+def _check_mode(preview: str) -> None:
+    if preview not in _PREVIEW_MODES:
+        modes = ", ".join(repr(m) for m in _PREVIEW_MODES)
+        raise ValueError(f"preview must be one of {modes}, got {preview!r}")
+
+
+def _deprecated_require_preview(require_preview: bool | None, preview: str) -> bool:
+    """Whether files without preview data pass the check (the old `require_preview=False`)."""
+    if require_preview is None:
+        return False
+    if preview != "check":
+        raise TypeError("pass either preview= or the deprecated require_preview=, not both")
+    warnings.warn(
+        "require_preview is deprecated: use preview='check' (the default; every file needs "
+        "preview data that renders), preview='warn' (load files whose preview data is missing "
+        "or stale, with a WidgetPreviewWarning) or preview='ignore'",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return not require_preview
+
+
+def _load(path: Path, preview: PreviewMode, allow_missing: bool) -> WidgetDefinition:
+    raw = _read(path)
     missing = [key for key in ("version", "name", "template") if key not in raw]
     if missing:
         raise WidgetFileError(path, f"is missing required key(s): {', '.join(missing)}")
@@ -163,107 +259,73 @@ def load_widget_file(path: Path, *, require_preview: bool = True) -> WidgetDefin
     name = raw["name"]
     if not isinstance(name, str) or not name:
         raise WidgetFileError(path, f"'name' must be a non-empty string, got {name!r}")
-    if not isinstance(raw["template"], str):
+    source = raw["template"]
+    if not isinstance(source, str):
         raise WidgetFileError(path, "'template' must be a string")
     schema = raw.get("jsonSchema") or {}
     if not isinstance(schema, dict):
         raise WidgetFileError(path, "'jsonSchema' must be a JSON object")
     try:
-        variables = frozenset(meta.find_undeclared_variables(_PARSER.parse(raw["template"])))
+        variables = frozenset(meta.find_undeclared_variables(_PARSER.parse(source)))
         template = WidgetTemplate(raw)
     except TemplateError as exc:
         raise WidgetFileError(path, f"template does not compile: {exc}") from exc
-    preview = _preview_data(path, raw)
-    if preview is None:
-        if require_preview:
-            raise WidgetFileError(
-                path,
-                "has no preview data to check the template with: export it from "
-                "widgets.chatkit.studio (encodedWidget.defaultState) or add a top-level "
-                '"defaultState" object',
-            )
-    else:
-        try:
-            render_template(template, name, path, preview, variables)
-        except WidgetBuildError as exc:
-            problem = f"does not render with its preview data: {exc.problem}"
-            raise WidgetFileError(path, problem) from exc
-    return WidgetDefinition(
+    definition = WidgetDefinition(
         name=name,
         path=path,
         template=template,
         json_schema=schema,
-        preview_data=preview,
+        preview_data=None,
         variables=variables,
+        source=source,
     )
-
-
-def render_template(
-    template: WidgetTemplate,
-    name: str,
-    path: Path | None,
-    data: Mapping[str, Any] | BaseModel | None,
-    variables: frozenset[str] = frozenset(),
-) -> DynamicWidgetRoot:
-    """Render a template to a widget root, turning every failure into a WidgetBuildError."""
-    if data is None:
-        values: dict[str, Any] = {}
-    elif isinstance(data, BaseModel):
-        values = data.model_dump(mode="json")
-    else:
-        values = dict(data)
-    try:
-        rendered = template.template.render(**values)
-    except Exception as exc:
-        raise WidgetBuildError(name, path, _render_problem(exc, variables - values.keys())) from exc
-    try:
-        parsed = json.loads(rendered)
-    except json.JSONDecodeError as exc:
-        raise WidgetBuildError(
-            name, path, f"template rendered invalid JSON ({exc}): {rendered[:200]!r}"
-        ) from exc
-    try:
-        return DynamicWidgetRoot.model_validate(parsed)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        location = ".".join(str(p) for p in first["loc"]) or "root"
-        raise WidgetBuildError(
-            name,
-            path,
-            "template did not render a widget root (type Card, ListView or Basic): "
-            f"{location}: {first['msg']}",
-        ) from exc
-
-
-def _render_problem(exc: Exception, missing: Iterable[str]) -> str:
-    # With StrictUndefined a missing value raises UndefinedError, or a TypeError from `tojson`.
-    if isinstance(exc, UndefinedError) or (isinstance(exc, TypeError) and "Undefined" in str(exc)):
-        names = sorted(missing)
-        if names:
-            return f"data is missing {', '.join(repr(n) for n in names)}"
-        return f"data is missing a value the template reads ({exc})"
-    if isinstance(exc, TypeError) and "JSON serializable" in str(exc):
-        return f"data is not JSON-serializable: {exc}"
-    return f"template error: {type(exc).__name__}: {exc}"
-
-
-def _preview_data(path: Path, raw: dict[str, Any]) -> dict[str, Any] | None:
-    state = raw.get("defaultState")
-    encoded = raw.get("encodedWidget")
-    if state is None and isinstance(encoded, str) and encoded:
+    found = find_preview(raw)
+    if preview == "ignore":
+        return replace(definition, preview_data=found.data)
+    problem: str | None = None
+    fix = ""
+    if found.data is None and not variables:
+        # A template that reads no data needs no preview data to be checked.
         try:
-            padded = encoded + "=" * (-len(encoded) % 4)
-            decoded = json.loads(
-                base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+            render(template, source, None, variables, what="preview data")
+        except RenderError as exc:
+            problem = f"does not render: {exc.problem}"
+            fix = "fix the template"
+    elif found.data is None:
+        if not allow_missing:
+            problem = f"has no preview data to check the template with ({found.source})"
+            fix = (
+                'export it from widgets.chatkit.studio or add a top-level "defaultState" '
+                "object with sample data"
             )
-        except (binascii.Error, ValueError) as exc:
-            raise WidgetFileError(path, f"'encodedWidget' is not base64 JSON: {exc}") from exc
-        if isinstance(decoded, dict):
-            state = decoded.get("defaultState")
-    if state is None:
-        return None
-    if not isinstance(state, dict):
-        raise WidgetFileError(
-            path, f"preview data must be a JSON object, got {type(state).__name__}"
-        )
-    return state
+    else:
+        try:
+            render(template, source, found.data, variables, what="preview data")
+        except RenderError as exc:
+            problem = f"does not render with its preview data ({found.source}): {exc.problem}"
+            fix = "fix the template or its preview data"
+    if problem is None:
+        return replace(definition, preview_data=found.data)
+    if preview == "check":
+        raise WidgetFileError(path, f'{problem}; {fix}, or load the file with preview="warn"')
+    warnings.warn(WidgetPreviewWarning(f"{path}: {problem}"), stacklevel=3)
+    return replace(definition, preview_data=found.data, preview_problem=problem)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_WIDGET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise WidgetFileError(path, f"cannot be read: {exc}") from exc
+    if len(data) > MAX_WIDGET_FILE_BYTES:
+        raise WidgetFileError(path, f"is larger than {MAX_WIDGET_FILE_BYTES} bytes")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise WidgetFileError(path, f"cannot be read: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise WidgetFileError(path, f"is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise WidgetFileError(path, f"must contain a JSON object, found {type(raw).__name__}")
+    return raw

@@ -1,0 +1,132 @@
+"""The exceptions chatkit-kit raises, in one tree.
+
+```text
+ChatKitKitError                      root: every error chatkit-kit defines derives from it
+├── MissingDependencyError           (also ImportError) an optional extra is not installed
+├── DatabaseError                    a store's database call failed; translated from the driver
+│   ├── DatabaseUnavailableError     (also ConnectionError) transient: retry may succeed
+│   ├── DatabaseTimeoutError         (also TimeoutError) statement, lock or pool timeout
+│   └── DatabaseConfigurationError   not retryable: fix the configuration or the database
+│       └── SchemaVersionError       (also RuntimeError) tables missing, older or newer
+└── AttachmentError                  (chatkit_kit.attachments) a client's upload broke a rule
+    ├── AttachmentPolicyError        (also ValueError) size or type not allowed
+    │   ├── AttachmentTooLargeError
+    │   └── AttachmentTypeNotAllowedError
+    ├── AttachmentVerificationError  stored bytes differ from what was declared
+    └── InvalidUploadError           malformed or truncated upload body
+```
+
+What each error says about the call that raised it:
+
+| Error | May the call have been applied? | Retry? |
+| --- | --- | --- |
+| `DatabaseUnavailableError` | Yes (the connection broke, maybe after the write) | Yes |
+| `DatabaseTimeoutError` | No (the statement was cancelled and rolled back) | Yes |
+| `DatabaseConfigurationError` | No | No: fix the URL, role, grants or schema |
+| `SchemaVersionError` | No | No: run `migrate()` or upgrade chatkit-kit |
+| other `DatabaseError` | No (the database rejected the statement) | Not as is |
+
+Every store write is idempotent (an upsert or a delete by key), so retrying one after a
+`DatabaseUnavailableError` is safe. Store methods never let a driver exception (asyncpg,
+psycopg, SQLAlchemy, sqlite3/aiosqlite) escape: each SQL backend translates them in one place,
+and the original exception stays available as `__cause__`.
+
+Not in this tree, on purpose: the errors of the ChatKit `Store` contract itself. Unknown rows
+raise upstream's `chatkit.store.NotFoundError`, and bad arguments raise `ValueError` or
+`TypeError` (an id that cannot be stored, a page limit below 1), as every store and
+`ChatKitServer` expect. Attachment errors join the root because they are chatkit-kit's own;
+they also derive from the endpoint's client-error class, which maps them to HTTP 4xx.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "ChatKitKitError",
+    "DatabaseConfigurationError",
+    "DatabaseError",
+    "DatabaseTimeoutError",
+    "DatabaseUnavailableError",
+    "MissingDependencyError",
+    "SchemaVersionError",
+]
+
+
+class ChatKitKitError(Exception):
+    """Root of every exception chatkit-kit defines."""
+
+
+class MissingDependencyError(ChatKitKitError, ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it.
+
+    `extra` is the pip extra (`pip install "chatkit-kit[<extra>]"`), `module` the missing import.
+    """
+
+    def __init__(
+        self, module: str, extra: str, what: str | None = None, *, alternative: str | None = None
+    ) -> None:
+        self.module = module
+        self.extra = extra
+        needed_by = what or "this part of chatkit-kit"
+        install = f'pip install "chatkit-kit[{extra}]"'
+        if alternative is not None:
+            install += f' (or "chatkit-kit[{alternative}]")'
+        super().__init__(
+            f"{needed_by} needs {module!r}, which is not installed; install it with: {install}",
+            name=module,
+        )
+
+
+class DatabaseError(ChatKitKitError):
+    """A store's database call failed; the driver's exception is the `__cause__`.
+
+    Raised as is (not as a subclass) when the database rejected a statement for a reason none of
+    the subclasses covers; the statement was rolled back, so the call was not applied.
+    """
+
+    retryable: ClassVar[bool] = False
+    """Whether retrying the same call later may succeed."""
+    may_have_applied: ClassVar[bool] = False
+    """Whether the call's write may have taken effect despite the error."""
+
+
+class DatabaseUnavailableError(DatabaseError, ConnectionError):
+    """The database could not be reached, or the connection broke during the call.
+
+    Connection refused or lost, the server shutting down or restarting, too many connections,
+    a failover (the server became read-only), or a pooled connection failing on release. The
+    call may or may not have been applied: a write may have committed before the connection
+    broke. Store writes are idempotent, so retry with backoff. The store keeps working once the
+    database is reachable again; there is no need to recreate it.
+    """
+
+    retryable = True
+    may_have_applied = True
+
+
+class DatabaseTimeoutError(DatabaseError, TimeoutError):
+    """A statement or lock timeout fired, or no pooled connection became free in time.
+
+    The statement was cancelled and rolled back, so the call was not applied. A retry may
+    succeed once the load or the lock holder is gone.
+    """
+
+    retryable = True
+
+
+class DatabaseConfigurationError(DatabaseError):
+    """The database is reachable but cannot serve this store as configured; retrying will not help.
+
+    A missing database, a role that does not exist or a wrong password, missing privileges, or a
+    missing schema or table. Not a `ConnectionError`, so retry loops do not spin on it. The call
+    was not applied.
+    """
+
+
+class SchemaVersionError(DatabaseConfigurationError, RuntimeError):
+    """The store's tables are missing, or not at the schema version this release works with.
+
+    Run `await store.migrate()` (or `chatkit-kit migrate DATABASE_URL`) for missing or older
+    tables; upgrade chatkit-kit for newer ones. The call was not applied.
+    """

@@ -1,0 +1,319 @@
+"""Faults on the real PostgreSQL, on every SQL store: each failure is a typed chatkit-kit error.
+
+Killed backends during concurrent writes, statement and lock timeouts, a missing database, a
+role that does not exist, an unreachable server, and delete_thread racing item writes. After
+each failure the store's tables must take an ACCESS EXCLUSIVE lock with NOWAIT (no pooled
+connection keeps a transaction or a lock), and the store must keep working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from chatkit.store import NotFoundError
+from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadMetadata
+
+from chatkit_kit.errors import (
+    ChatKitKitError,
+    DatabaseConfigurationError,
+    DatabaseError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+)
+
+from .sql_support import Flavour, assert_no_locks
+
+T0 = datetime(2026, 1, 2, 3, 4, 5)
+DRIVER_MODULES = ("asyncpg", "psycopg", "sqlalchemy", "sqlite3", "aiosqlite")
+
+
+@dataclass
+class Ctx:
+    user_id: str
+
+
+def thread(thread_id: str) -> ThreadMetadata:
+    return ThreadMetadata(id=thread_id, created_at=T0)
+
+
+def item(item_id: str, thread_id: str, n: int = 0) -> AssistantMessageItem:
+    return AssistantMessageItem(
+        id=item_id,
+        thread_id=thread_id,
+        created_at=T0 + timedelta(microseconds=n),
+        content=[AssistantMessageContent(text="x")],
+    )
+
+
+def tables_of(store: Any) -> str:
+    names = store._names
+    return ", ".join((names.threads, names.items, names.attachments))
+
+
+def assert_typed(error: BaseException) -> None:
+    """A chatkit-kit error, with no driver exception type in sight."""
+    assert isinstance(error, ChatKitKitError), f"{type(error).__module__}.{type(error).__name__}"
+    assert not type(error).__module__.startswith(DRIVER_MODULES)
+
+
+def with_database(dsn: str, *, user: str | None = None, database: str | None = None) -> str:
+    parts = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    netloc = f"{user or parts.username or 'postgres'}@{host}"
+    path = f"/{database}" if database else parts.path
+    return urlunsplit(parts._replace(netloc=netloc, path=path))
+
+
+@pytest.fixture
+async def killable(pg_flavour: Flavour) -> AsyncIterator[tuple[Any, str]]:
+    """A store whose connections carry an application_name of their own."""
+    name = f"ckfault_{uuid.uuid4().hex[:10]}"
+    store = await pg_flavour.make(settings={"application_name": name})
+    try:
+        yield store, name
+    finally:
+        await store.close()
+
+
+async def _kill(dsn: str, application_name: str) -> int:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s",
+            (application_name,),
+        )
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_killed_backends_during_concurrent_writes(
+    pg_flavour: Flavour, killable: tuple[Any, str]
+) -> None:
+    store, name = killable
+    assert pg_flavour.dsn is not None
+    ctx = Ctx(f"kill-{uuid.uuid4().hex}")
+    await store.save_thread(thread("t"), ctx)
+    acknowledged: list[str] = []
+    failures: list[BaseException] = []
+    killed = 0
+
+    async def write(n: int) -> None:
+        try:
+            if n % 2:
+                await store.add_thread_item("t", item(f"m{n}", "t", n), ctx)
+            else:
+                await store.save_thread(thread(f"t{n}"), ctx)
+        except Exception as error:
+            failures.append(error)
+        else:
+            acknowledged.append(f"m{n}" if n % 2 else f"t{n}")
+
+    deadline = time.monotonic() + 30
+    round_ = 0
+    while (not failures or killed < 3) and time.monotonic() < deadline:
+        writers = [asyncio.ensure_future(write(round_ * 1000 + n)) for n in range(200)]
+        for _ in range(4):
+            await asyncio.sleep(0.005)
+            killed += await _kill(pg_flavour.dsn, name)
+        await asyncio.gather(*writers)
+        round_ += 1
+    assert killed >= 3 and failures, (killed, len(failures))
+    for error in failures:
+        assert_typed(error)
+        assert isinstance(error, DatabaseUnavailableError), repr(error)
+        assert error.__cause__ is not None
+    # No acknowledged write was lost.
+    for written in acknowledged:
+        if written.startswith("m"):
+            assert (await store.load_item("t", written, ctx)).id == written
+        else:
+            assert (await store.load_thread(written, ctx)).id == written
+    await asyncio.to_thread(assert_no_locks, pg_flavour.dsn, tables_of(store))
+
+
+@contextlib.asynccontextmanager
+async def table_locked(dsn: str, tables: str) -> AsyncIterator[None]:
+    """Hold ACCESS EXCLUSIVE locks on `tables` until the block ends."""
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        await conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            await conn.rollback()
+
+
+@pytest.mark.parametrize("setting", ["statement_timeout", "lock_timeout"])
+async def test_statement_and_lock_timeouts(pg_flavour: Flavour, setting: str) -> None:
+    assert pg_flavour.dsn is not None
+    store = await pg_flavour.make(settings={setting: "300"})
+    ctx = Ctx(f"timeout-{uuid.uuid4().hex}")
+    try:
+        await store.save_thread(thread("t"), ctx)  # the schema check happens here, unlocked
+        async with table_locked(pg_flavour.dsn, tables_of(store)):
+            for call in (
+                lambda: store.load_thread("t", ctx),
+                lambda: store.save_thread(thread("new"), ctx),
+                lambda: store.add_thread_item("t", item("m", "t"), ctx),
+                lambda: store.delete_thread("t", ctx),
+            ):
+                with pytest.raises(DatabaseTimeoutError) as caught:
+                    await call()
+                assert_typed(caught.value)
+                assert isinstance(caught.value, TimeoutError)
+                assert not isinstance(caught.value, ConnectionError)
+        await asyncio.to_thread(assert_no_locks, pg_flavour.dsn, tables_of(store))
+        # Not applied, and the store works again.
+        with pytest.raises(NotFoundError):
+            await store.load_thread("new", ctx)
+        assert (await store.load_thread_items("t", None, 5, "asc", ctx)).data == []
+        assert (await store.load_thread("t", ctx)).id == "t"
+    finally:
+        await store.close()
+
+
+async def _first_call(flavour: Flavour, dsn: str) -> BaseException:
+    """The error of connecting (AsyncpgStore) or of the first call (SQLAlchemyStore)."""
+    store = None
+    try:
+        store = await Flavour(flavour.name, dsn, schema=flavour.schema).make()
+        await store.load_thread("t", Ctx("u"))
+    except Exception as error:
+        return error
+    finally:
+        if store is not None:
+            await store.close()
+    raise AssertionError("the call succeeded")
+
+
+@pytest.mark.parametrize(
+    "change", [{"database": "ck_no_such_database"}, {"user": "ck_no_such_role"}]
+)
+async def test_missing_database_or_role_is_a_configuration_error(
+    pg_flavour: Flavour, change: dict[str, str]
+) -> None:
+    assert pg_flavour.dsn is not None
+    error = await _first_call(pg_flavour, with_database(pg_flavour.dsn, **change))
+    assert_typed(error)
+    assert isinstance(error, DatabaseConfigurationError), repr(error)
+    assert not isinstance(error, ConnectionError)  # retry loops must not spin on it
+    assert "retrying will not help" in str(error)
+    assert next(iter(change.values())) in str(error)
+
+
+async def test_unreachable_server_is_unavailable(pg_flavour: Flavour) -> None:
+    assert pg_flavour.dsn is not None
+    parts = urlsplit(pg_flavour.dsn)
+    dsn = urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:1"))
+    error = await _first_call(pg_flavour, dsn)
+    assert_typed(error)
+    assert isinstance(error, DatabaseUnavailableError), repr(error)
+
+
+async def test_dropped_tables_are_a_configuration_error(pg_flavour: Flavour) -> None:
+    """Tables removed after the store checked them: typed, not a driver error."""
+    assert pg_flavour.dsn is not None
+    schema = f"ckt_{uuid.uuid4().hex[:12]}"
+    store = await pg_flavour.make(schema=schema)
+    try:
+        await store.migrate()
+        await store.save_thread(thread("t"), Ctx("u"))
+        await asyncio.to_thread(_drop, pg_flavour.dsn, schema)
+        with pytest.raises(DatabaseConfigurationError) as caught:
+            await store.load_thread("t", Ctx("u"))
+        assert_typed(caught.value)
+        assert not isinstance(caught.value, ConnectionError)
+    finally:
+        await store.close()
+        await asyncio.to_thread(_drop, pg_flavour.dsn, schema)
+
+
+def _drop(dsn: str, schema: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[call-overload]
+
+
+async def test_delete_thread_racing_item_writes_leaves_no_item(pg_flavour: Flavour) -> None:
+    """Item writes running when delete_thread runs are deleted with the thread, or refused.
+
+    Every write holds the thread row while it runs, so delete_thread waits for it and then
+    deletes its item; a write that reaches the thread after the delete committed finds it
+    gone and raises NotFoundError. Only a write issued after delete_thread was called may leave
+    an item, stored like an item of any thread that has no row. Writers never queue for a
+    connection here (the pool is larger than the writers), so "issued" is when the call began.
+    """
+    writers = 6
+    store = await pg_flavour.make(pool_size=writers + 2, settings=None)
+    ctx = Ctx(f"race-{uuid.uuid4().hex}")
+    await asyncio.gather(*(store.load_thread_items("warm", None, 1, "asc", ctx) for _ in range(8)))
+    refused = 0
+    try:
+        for round_ in range(8):
+            thread_id = f"t{round_}"
+            await store.save_thread(thread(thread_id), ctx)
+            started: dict[str, float] = {}
+            outcome: dict[str, str] = {}
+            stop = asyncio.Event()
+
+            async def writer(
+                w: int,
+                thread_id: str = thread_id,
+                stop: asyncio.Event = stop,
+                started: dict[str, float] = started,
+                outcome: dict[str, str] = outcome,
+            ) -> None:
+                n = 0
+                while not stop.is_set():
+                    item_id = f"w{w}m{n}"
+                    started[item_id] = time.monotonic()
+                    try:
+                        write = store.save_item if n % 3 == 0 else store.add_thread_item
+                        await write(thread_id, item(item_id, thread_id, n), ctx)
+                    except NotFoundError:
+                        outcome[item_id] = "refused"
+                    else:
+                        outcome[item_id] = "stored"
+                    n += 1
+
+            tasks = [asyncio.ensure_future(writer(w)) for w in range(writers)]
+            await asyncio.sleep(0.05 + 0.01 * round_)
+            delete_called = time.monotonic()
+            await store.delete_thread(thread_id, ctx)
+            await asyncio.sleep(0.02)
+            stop.set()
+            await asyncio.gather(*tasks)
+
+            page = await store.load_thread_items(thread_id, None, 1000, "asc", ctx)
+            left = {i.id for i in page.data}
+            before = {i for i, at in started.items() if at < delete_called}
+            assert before and any(outcome[i] == "stored" for i in before)
+            assert not (left & before), sorted(left & before)[:5]
+            assert all(outcome[i] == "stored" for i in left)
+            refused += sum(1 for o in outcome.values() if o == "refused")
+            with pytest.raises(NotFoundError):
+                await store.load_thread(thread_id, ctx)
+            assert pg_flavour.dsn is not None
+            await asyncio.to_thread(assert_no_locks, pg_flavour.dsn, tables_of(store))
+    finally:
+        await store.close()
+
+
+async def test_migrate_errors_are_typed(pg_flavour: Flavour) -> None:
+    assert pg_flavour.dsn is not None
+    dsn = with_database(pg_flavour.dsn, user="ck_no_such_role")
+    with pytest.raises(DatabaseError) as caught:
+        store = await Flavour(pg_flavour.name, dsn, schema=pg_flavour.schema).make()
+        try:
+            await store.migrate()
+        finally:
+            await store.close()
+    assert isinstance(caught.value, DatabaseConfigurationError)
