@@ -71,7 +71,13 @@ def pg_flavour(request: pytest.FixtureRequest, postgres_dsn: str, pg_schema: str
     """One of the PostgreSQL store flavours, directly or through PgBouncer (transaction mode)."""
     if request.param in PGBOUNCER_FLAVOURS:
         dsn: str = request.getfixturevalue("pgbouncer_dsn")
-        return Flavour(request.param, dsn, schema=pg_schema)
+        return Flavour(request.param, dsn, schema=pg_schema, admin_dsn=postgres_dsn)
+    return Flavour(request.param, postgres_dsn, schema=pg_schema)
+
+
+@pytest.fixture(params=POSTGRES_FLAVOURS)
+def direct_pg_flavour(request: pytest.FixtureRequest, postgres_dsn: str, pg_schema: str) -> Flavour:
+    """One of the PostgreSQL store flavours, connected to PostgreSQL directly."""
     return Flavour(request.param, postgres_dsn, schema=pg_schema)
 
 

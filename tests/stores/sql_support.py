@@ -66,6 +66,14 @@ class Flavour:
     dsn: str | None  # PostgreSQL DSN (plain postgresql://), None for SQLite
     sqlite_path: Path | None = None
     schema: str | None = None  # the session's migrated PostgreSQL schema
+    admin_dsn: str | None = None  # PostgreSQL itself, when `dsn` is PgBouncer
+
+    @property
+    def admin(self) -> str:
+        """The DSN for admin statements (kill, lock, drop): PostgreSQL, never PgBouncer."""
+        dsn = self.admin_dsn or self.dsn
+        assert dsn is not None
+        return dsn
 
     @property
     def is_postgres(self) -> bool:
@@ -93,8 +101,17 @@ class Flavour:
             elif self.driver_name == "sqlalchemy+asyncpg":
                 kwargs["connect_args"] = {"server_settings": settings}
             elif self.driver_name == "sqlalchemy+psycopg":
-                options = " ".join(f"-c {key}={value}" for key, value in settings.items())
-                kwargs["connect_args"] = {"options": options}
+                rest = dict(settings)
+                # application_name as its own libpq parameter: PgBouncer passes it on (it
+                # drops `options`).
+                connect_args = (
+                    {"application_name": rest.pop("application_name")}
+                    if ("application_name" in rest)
+                    else {}
+                )
+                if rest:
+                    connect_args["options"] = " ".join(f"-c {k}={v}" for k, v in rest.items())
+                kwargs["connect_args"] = connect_args
         if self.name == "sqlite":
             assert self.sqlite_path is not None
             return SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{self.sqlite_path}", **kwargs)
