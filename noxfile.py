@@ -1,17 +1,33 @@
-"""Developer tasks: `nox` runs lint, typecheck and tests; `nox -s bench` runs the benchmarks."""
+"""Developer tasks: `nox` runs what CI runs; `nox -s tests` every Python; `nox -s bench` benchmarks.
+
+`nox` (no arguments, what `.ci/run` calls) runs lint, typecheck, docs, the minimal-install and
+demo-extra checks, and the whole test suite on the lowest and the highest supported Python.
+`nox -s tests` runs the suite on every supported Python; `nox -s tests-3.12` on one.
+"""
 
 from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "minimal", "docs", "tests"]
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+"""Every supported Python (keep in step with the classifiers in pyproject.toml)."""
+PYTHON = "3.11"
+"""The Python of the sessions that do not depend on the version (lint, typecheck, docs, ...)."""
+
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "minimal",
+    "demo_extra",
+    "docs",
+    f"tests-{PYTHONS[0]}",
+    f"tests-{PYTHONS[-1]}",
+]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
-PYTHON = "3.11"
 
-
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Install the package with every extra and run the whole test suite."""
     session.install(".[dev]")
@@ -39,6 +55,13 @@ def minimal(session: nox.Session) -> None:
     """Install only the base dependencies plus `testing` and check what must work there."""
     session.install(".[testing]")
     session.run("python", "-c", MINIMAL_CHECK)
+
+
+@nox.session(python=PYTHON)
+def demo_extra(session: nox.Session) -> None:
+    """Install only the `demo` extra and check the demo answers on SQLite and on PostgreSQL."""
+    session.install(".[demo]")
+    session.run("python", "tests/demo/demo_extra_check.py")
 
 
 @nox.session(python=PYTHON)

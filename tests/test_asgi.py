@@ -948,6 +948,11 @@ async def test_upload_routes_mount_under_the_chatkit_path(client: httpx.AsyncCli
     assert response.status_code == 200
     assert response.json() == {"user": "alice", "id": "atc_1", "size": 5}
     assert anonymous.status_code == 401
+    # The provider's own routes raise HTTPException; chatkit_app answers in the endpoint's shape.
+    assert error_of(anonymous) == {"code": "unauthorized", "message": "missing bearer token"}
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    elsewhere = await client.get("/not-chatkit")
+    assert elsewhere.status_code == 404 and error_of(elsewhere)["code"] == "not_found"
 
 
 async def test_routes_in_a_fastapi_app() -> None:

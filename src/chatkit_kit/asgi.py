@@ -30,9 +30,11 @@ from ._sse import EventStream, RequestInfo, wait_for_disconnect
 require("starlette", "server")
 
 from starlette.applications import Starlette  # noqa: E402
+from starlette.exceptions import HTTPException  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 from starlette.middleware.cors import CORSMiddleware  # noqa: E402
 from starlette.requests import ClientDisconnect, Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
 from starlette.routing import BaseRoute, Mount, Route  # noqa: E402
 from starlette.types import Receive, Scope, Send  # noqa: E402
 
@@ -361,6 +363,10 @@ def _too_large(limit: int) -> ErrorReply:
     )
 
 
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    return reply_for(exc).response()
+
+
 class _NotFound:
     """JSON 404 for paths under the ChatKit path that no upload route serves (any method)."""
 
@@ -405,9 +411,14 @@ def chatkit_app(
     uploads: UploadRoutesProvider | None = None,
     cors: CORSConfig | None = None,
 ) -> Starlette:
-    """A Starlette ASGI app serving `POST {path}` (and the upload routes), optionally with CORS."""
+    """A Starlette ASGI app serving `POST {path}` (and the upload routes), optionally with CORS.
+
+    Every `HTTPException` in the app (an upload provider's own routes, unknown paths) is answered
+    with the endpoint's JSON error shape.
+    """
     middleware = [cors.middleware()] if cors is not None else []
     return Starlette(
+        exception_handlers={HTTPException: _http_exception},
         routes=chatkit_routes(
             server,
             context_factory,

@@ -1,4 +1,4 @@
-"""The `chatkit-kit` command line: `migrate DATABASE_URL [--sql]`, `prune`, `erase-owner`, `demo`.
+"""The `chatkit-kit` command line: `migrate`, `prune`, `erase-owner`, `demo` and `conformance`.
 
 User errors print one line saying what to do, with no traceback (`--debug` shows it): exit
 status 2 for usage errors (a bad URL, option or name), 1 for failures (a missing extra, an
@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         # `migrate` must work with only the extra its URL needs; `demo` then says what it needs.
         if "demo" not in subparsers.choices:
             _add_unavailable(subparsers, "demo", "run the demo ChatKit backend", missing)
+    from .testing._cli import add_conformance
+
+    add_conformance(subparsers)
     return parser
 
 

@@ -2,82 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Demo:
-    """One run of the demo process."""
-
-    def __init__(self, workdir: Path, port: int) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-        src = Path(__file__).resolve().parents[2] / "src"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
-        self.base = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "chatkit_kit.demo", "--port", str(port)],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"demo exited early:\n{self.process.stdout.read()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(self.base + "/", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                self.process.kill()
-                raise AssertionError("demo did not start within 30 s")
-            time.sleep(0.1)
-        self.http = httpx.Client(base_url=self.base, timeout=10)
-
-    def request(self, payload: dict[str, Any]) -> Any:
-        response = self.http.post("/chatkit", json=payload)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def stream(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
-        """POST a streaming request and parse its SSE events as they arrive."""
-        events = []
-        with self.http.stream("POST", "/chatkit", json=payload) as response:
-            assert response.status_code == 200
-            assert response.headers["content-type"].startswith("text/event-stream")
-            for line in response.iter_lines():
-                if line.startswith("data: "):
-                    events.append(json.loads(line[len("data: ") :]))
-        return events
-
-    def stop(self) -> str:
-        """Ctrl-C: the process must stop cleanly."""
-        self.http.close()
-        self.process.send_signal(signal.SIGINT)
-        output, _ = self.process.communicate(timeout=20)
-        assert self.process.returncode == 0, output
-        return output
+from ._process import Demo, done_items, free_port, message
 
 
 @pytest.fixture
@@ -85,20 +15,8 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-def _message(text: str, attachments: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "content": [{"type": "input_text", "text": text}],
-        "attachments": attachments or [],
-        "inference_options": {},
-    }
-
-
-def _done_items(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e["item"] for e in events if e["type"] == "thread.item.done"]
-
-
 def test_demo_serves_chatkit_and_keeps_data_across_restarts(workdir: Path) -> None:
-    port = _free_port()
+    port = free_port()
     demo = Demo(workdir, port)
     try:
         page = demo.http.get("/").text
@@ -107,10 +25,10 @@ def test_demo_serves_chatkit_and_keeps_data_across_restarts(workdir: Path) -> No
         assert '"type": "direct"' in page and '"enabled": true' in page
 
         # threads.create, streamed
-        events = demo.stream({"type": "threads.create", "params": {"input": _message("hello")}})
+        events = demo.stream({"type": "threads.create", "params": {"input": message("hello")}})
         assert events[0]["type"] == "thread.created"
         thread_id = events[0]["thread"]["id"]
-        user, assistant = _done_items(events)
+        user, assistant = done_items(events)
         assert user["type"] == "user_message" and assistant["type"] == "assistant_message"
         assert 'You said: "hello".' in assistant["content"][0]["text"]
         deltas = [e for e in events if e["type"] == "thread.item.updated"]
@@ -119,7 +37,7 @@ def test_demo_serves_chatkit_and_keeps_data_across_restarts(workdir: Path) -> No
         # more threads, then threads.list page by page
         others = []
         for text in ("second", "third"):
-            created = demo.stream({"type": "threads.create", "params": {"input": _message(text)}})
+            created = demo.stream({"type": "threads.create", "params": {"input": message(text)}})
             others.append(created[0]["thread"]["id"])
         page1 = demo.request({"type": "threads.list", "params": {"limit": 2}})
         assert [t["id"] for t in page1["data"]] == [others[1], others[0]]
@@ -142,11 +60,11 @@ def test_demo_serves_chatkit_and_keeps_data_across_restarts(workdir: Path) -> No
                 "type": "threads.add_user_message",
                 "params": {
                     "thread_id": thread_id,
-                    "input": _message("see file", [attachment["id"]]),
+                    "input": message("see file", [attachment["id"]]),
                 },
             }
         )
-        user, assistant = _done_items(events)
+        user, assistant = done_items(events)
         assert [a["id"] for a in user["attachments"]] == [attachment["id"]]
         assert '"notes.txt"' in assistant["content"][0]["text"]
 

@@ -1,4 +1,4 @@
-"""Every SQL store flavour passes the whole StoreConformance suite.
+"""Every SQL store flavour passes both conformance tiers and the attachment-index suite.
 
 SQLAlchemyStore on SQLite (aiosqlite) and on PostgreSQL via asyncpg and via psycopg, and
 AsyncpgStore on PostgreSQL: the real local server, in this session's fresh schema; and the
@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from chatkit_kit.testing import StoreConformance
+from chatkit_kit.testing import AttachmentIndexConformance, StrictStoreConformance
 
 from .sql_support import Flavour
 
 
-class _SQLConformance(StoreConformance):
+class _SQLStore:
     flavour: Flavour
 
     async def make_store(self) -> Any:
@@ -27,13 +27,13 @@ class _SQLConformance(StoreConformance):
         await store.close()
 
 
-class TestSQLAlchemySQLiteConformance(_SQLConformance):
+class _SQLite(_SQLStore):
     @pytest.fixture(autouse=True)
     def _database(self, sqlite_db: Path) -> None:
         self.flavour = Flavour("sqlite", None, sqlite_db)
 
 
-class _PostgresConformance(_SQLConformance):
+class _Postgres(_SQLStore):
     driver: str
 
     @pytest.fixture(autouse=True)
@@ -41,33 +41,71 @@ class _PostgresConformance(_SQLConformance):
         self.flavour = Flavour(self.driver, postgres_dsn, schema=pg_schema)
 
 
-class TestSQLAlchemyAsyncpgConformance(_PostgresConformance):
+class _SQLAlchemyAsyncpg(_Postgres):
     driver = "sqlalchemy+asyncpg"
 
 
-class TestSQLAlchemyPsycopgConformance(_PostgresConformance):
+class _SQLAlchemyPsycopg(_Postgres):
     driver = "sqlalchemy+psycopg"
 
 
-class TestAsyncpgStoreConformance(_PostgresConformance):
+class _Asyncpg(_Postgres):
     driver = "asyncpg"
 
 
-class _PgBouncerConformance(_SQLConformance):
+class TestSQLAlchemySQLiteConformance(_SQLite, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncpgConformance(_SQLAlchemyAsyncpg, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyPsycopgConformance(_SQLAlchemyPsycopg, StrictStoreConformance):
+    pass
+
+
+class TestAsyncpgStoreConformance(_Asyncpg, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemySQLiteAttachmentIndex(_SQLite, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncpgAttachmentIndex(_SQLAlchemyAsyncpg, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyPsycopgAttachmentIndex(_SQLAlchemyPsycopg, AttachmentIndexConformance):
+    pass
+
+
+class TestAsyncpgStoreAttachmentIndex(_Asyncpg, AttachmentIndexConformance):
+    pass
+
+
+class _PgBouncer(_SQLStore):
     driver: str
 
     @pytest.fixture(autouse=True)
-    def _database(self, pgbouncer_dsn: str, pg_schema: str) -> None:
-        self.flavour = Flavour(f"{self.driver}@pgbouncer", pgbouncer_dsn, schema=pg_schema)
+    def _database(self, pgbouncer_dsn: str, postgres_dsn: str, pg_schema: str) -> None:
+        self.flavour = Flavour(
+            f"{self.driver}@pgbouncer", pgbouncer_dsn, schema=pg_schema, admin_dsn=postgres_dsn
+        )
 
 
-class TestSQLAlchemyAsyncpgPgBouncerConformance(_PgBouncerConformance):
+class TestSQLAlchemyAsyncpgPgBouncerConformance(_PgBouncer, StrictStoreConformance):
     driver = "sqlalchemy+asyncpg"
 
 
-class TestSQLAlchemyPsycopgPgBouncerConformance(_PgBouncerConformance):
+class TestSQLAlchemyPsycopgPgBouncerConformance(_PgBouncer, StrictStoreConformance):
     driver = "sqlalchemy+psycopg"
 
 
-class TestAsyncpgStorePgBouncerConformance(_PgBouncerConformance):
+class TestAsyncpgStorePgBouncerConformance(_PgBouncer, StrictStoreConformance):
+    driver = "asyncpg"
+
+
+class TestAsyncpgStorePgBouncerAttachmentIndex(_PgBouncer, AttachmentIndexConformance):
     driver = "asyncpg"

@@ -1,4 +1,4 @@
-"""Faults on the real PostgreSQL, on every SQL store: each failure is a typed chatkit-kit error.
+"""Faults on the real PostgreSQL (and SQLite), on every SQL store: each failure is typed.
 
 Killed backends during concurrent writes, statement and lock timeouts, a missing database, a
 role that does not exist, an unreachable server, and delete_thread racing item writes. The
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,6 +34,7 @@ from chatkit_kit.errors import (
     DatabaseTimeoutError,
     DatabaseUnavailableError,
 )
+from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
 
 from .sql_support import Flavour, assert_no_locks
 
@@ -322,3 +325,36 @@ async def test_migrate_errors_are_typed(direct_pg_flavour: Flavour) -> None:
         finally:
             await store.close()
     assert isinstance(caught.value, DatabaseConfigurationError)
+
+
+async def test_sqlite_busy_is_a_timeout_and_a_missing_directory_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "busy.db"
+    store = SQLAlchemyStore.from_url(f"sqlite:///{path}", connect_args={"timeout": 0.2})
+    ctx = Ctx("u")
+    try:
+        await store.migrate()
+        await store.save_thread(thread("t"), ctx)
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            with pytest.raises(DatabaseTimeoutError) as caught:
+                await store.save_thread(thread("new"), ctx)
+            assert_typed(caught.value)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        with pytest.raises(NotFoundError):
+            await store.load_thread("new", ctx)
+        await store.save_thread(thread("new"), ctx)  # works again
+    finally:
+        await store.close()
+
+    nowhere = SQLAlchemyStore.from_url(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'x.db'}")
+    try:
+        with pytest.raises(DatabaseConfigurationError) as missing:
+            await nowhere.load_thread("t", ctx)
+        assert_typed(missing.value)
+    finally:
+        await nowhere.close()

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
-from chatkit.types import Attachment, Page, Thread, ThreadItem, ThreadMetadata
+from chatkit.store import NotFoundError
+from chatkit.types import (
+    Attachment,
+    HiddenContextItem,
+    Page,
+    Thread,
+    ThreadItem,
+    ThreadMetadata,
+)
+from pydantic import TypeAdapter
 
 from chatkit_kit.stores import MemoryStore
 from chatkit_kit.stores._rules import Order, sort_key
@@ -242,12 +254,137 @@ class AttachmentsNotScoped(MemoryStore[Any]):
         return await super().load_attachment(attachment_id, context)
 
 
+class GlobalItemIds(MemoryStore[Any]):
+    """Item ids are a global primary key: reusing one in another thread is an integrity error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._homes: dict[str, tuple[str, str]] = {}
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        home = (self.owner_key(context), thread_id)
+        if self._homes.setdefault(item.id, home) != home:
+            raise sqlite3.IntegrityError("UNIQUE constraint failed: items.id")
+        await super().add_thread_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        await self.add_thread_item(thread_id, item, context)
+
+
+class UpsertMovesItem(MemoryStore[Any]):
+    """`ON CONFLICT (id) DO UPDATE SET thread_id = ...`: an upsert takes the item along."""
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        for (_, other_thread), rows in list(self._items.items()):
+            if other_thread != thread_id and item.id in rows.positions:
+                rows.remove(item.id)
+        await super().add_thread_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        await self.add_thread_item(thread_id, item, context)
+
+
+class PhantomThreadOnRead(MemoryStore[Any]):
+    """`get_or_create` on read: listing items of an unknown thread creates that thread."""
+
+    async def load_thread_items(
+        self, thread_id: str, after: str | None, limit: int, order: str, context: Any
+    ) -> Page[ThreadItem]:
+        try:
+            await self.load_thread(thread_id, context)
+        except NotFoundError:
+            await self.save_thread(ThreadMetadata(id=thread_id, created_at=datetime.now()), context)
+        return await super().load_thread_items(thread_id, after, limit, order, context)
+
+
+def _normalize_numbers(value: Any) -> Any:
+    """What a numeric JSON column does: integral floats become ints, -0.0 becomes 0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _normalize_numbers(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_normalize_numbers(inner) for inner in value]
+    return value
+
+
+class NormalizesNumbers(MemoryStore[Any]):
+    """Round-trips JSON through a numeric type: 1.06e19 comes back as an int, -0.0 as 0."""
+
+    async def load_thread(self, thread_id: str, context: Any) -> ThreadMetadata:
+        thread = await super().load_thread(thread_id, context)
+        thread.metadata = _normalize_numbers(thread.metadata)
+        return thread
+
+    async def load_item(self, thread_id: str, item_id: str, context: Any) -> ThreadItem:
+        item = await super().load_item(thread_id, item_id, context)
+        if isinstance(item, HiddenContextItem):
+            item.content = _normalize_numbers(item.content)
+        return item
+
+
+class LostUpdates(MemoryStore[Any]):
+    """Read-modify-write of a thread's item list across an await: concurrent adds lose rows."""
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        key = (self.owner_key(context), thread_id)
+        snapshot = _copy(self._items.get(key))
+        await asyncio.sleep(0)  # e.g. awaiting the database between the read and the write
+        self._items[key] = snapshot
+        await super().add_thread_item(thread_id, item, context)
+
+
+def _copy(rows: _Collection | None) -> _Collection:
+    copy = _Collection()
+    if rows is not None:
+        copy.keys = list(rows.keys)
+        copy.payloads = dict(rows.payloads)
+        copy.positions = dict(rows.positions)
+    return copy
+
+
+class StaleReadsAcrossRequests(MemoryStore[Any]):
+    """A process-wide read cache that now and then serves the previous request's thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._reads = 0
+        self._last: ThreadMetadata | None = None
+
+    async def load_thread(self, thread_id: str, context: Any) -> ThreadMetadata:
+        self._reads += 1
+        fresh = await super().load_thread(thread_id, context)
+        stale, self._last = self._last, fresh
+        if self._reads % 7 == 0 and stale is not None:
+            return stale
+        return fresh
+
+
+class FlattensTemplateWidgets(MemoryStore[Any]):
+    """Validates stored items with a plain TypeAdapter(ThreadItem): a template-built
+    DynamicWidgetRoot comes back as a strict Card, its unknown properties dropped."""
+
+    async def load_item(self, thread_id: str, item_id: str, context: Any) -> ThreadItem:
+        item = await super().load_item(thread_id, item_id, context)
+        return _PLAIN_ITEM.validate_json(_PLAIN_ITEM.dump_json(item))
+
+    async def load_thread_items(
+        self, thread_id: str, after: str | None, limit: int, order: str, context: Any
+    ) -> Page[ThreadItem]:
+        page = await super().load_thread_items(thread_id, after, limit, order, context)
+        page.data = [_PLAIN_ITEM.validate_json(_PLAIN_ITEM.dump_json(i)) for i in page.data]
+        return page
+
+
+_PLAIN_ITEM: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
+
+
 BROKEN_STORES: dict[type[MemoryStore[Any]], str] = {
     IgnoresOwner: "owner-isolation",
     OffByOnePage: "exclusive-cursor",
     HasMoreWithoutCursor: "has-more-needs-cursor",
     DescIgnoresCursor: "exclusive-cursor",
-    TiesSkippedAtBoundary: "ties-insertion-order",
+    TiesSkippedAtBoundary: "ties-stable-order",
     SaveItemOnlyUpdates: "save-item-upsert",
     AddItemDuplicates: "add-item-idempotent",
     DeleteThreadLeavesItems: "delete-thread-cascades",
@@ -257,6 +394,14 @@ BROKEN_STORES: dict[type[MemoryStore[Any]], str] = {
     KeepsThreadItems: "thread-metadata-only",
     OrdersById: "items-ordered-by-created-at",
     UnknownThreadRaises: "unknown-thread-empty-page",
-    AttachmentsNotScoped: "owner-isolation",
+    AttachmentsNotScoped: "attachment-owner-isolation",
+    GlobalItemIds: "same-id-two-rows",
+    UpsertMovesItem: "upsert-never-moves",
+    PhantomThreadOnRead: "unknown-thread-creates-nothing",
+    NormalizesNumbers: "json-exact",
+    LostUpdates: "concurrent-adds-exactly-once",
+    StaleReadsAcrossRequests: "thread-round-trip",
+    FlattensTemplateWidgets: "item-round-trip",
 }
-"""Each broken store and the rule whose test must catch it."""
+"""Each broken store and the rule that must catch it (run alone). `does-not-block-loop` has
+its own broken store, `SyncSQLiteStore` in sync_sqlite_store.py, which needs a file."""

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from .._http import ClientRequestError
+from ..errors import ChatKitKitError
 
 
-class AttachmentError(ClientRequestError):
-    """Base class of chatkit-kit attachment errors."""
+class AttachmentError(ClientRequestError, ChatKitKitError):
+    """Base class of chatkit-kit attachment errors (a `ChatKitKitError`, see chatkit_kit.errors).
+
+    Caused by the client's upload, so the endpoint answers with `status_code`; retrying the
+    same request will not help.
+    """
 
     status_code = 400
     """The HTTP status an endpoint should answer with."""

@@ -7,9 +7,11 @@ from its own authentication.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -27,6 +29,7 @@ from ..asgi import chatkit_routes
 from ..attachments import AttachmentContentSource, LocalBlobStorage
 from ..attachments.direct import DirectUploadAttachmentStore
 from ..stores import SQLAlchemyStore
+from ._startup import local_url, make_s3_client, mask_url
 from .responders import Responder, offline_responder, user_text
 
 logger = logging.getLogger("chatkit_kit.demo")
@@ -38,6 +41,15 @@ DOMAIN_KEY = "domain_pk_localhost_dev"
 """ChatKit.js wants a domain key; any placeholder works on localhost."""
 
 
+_REQUEST_BASE_URL: ContextVar[str | None] = ContextVar("chatkit_kit_demo_base_url", default=None)
+"""The origin the browser used for the current request (`http://host:port`)."""
+
+
+def request_base_url(request: Request) -> str:
+    """The origin the browser used (from its Host header), never the bind address."""
+    return str(request.base_url).rstrip("/")
+
+
 @dataclass(frozen=True)
 class DemoContext:
     """The request context of the demo: one local user."""
@@ -47,7 +59,23 @@ class DemoContext:
 
 async def demo_context(request: Request) -> DemoContext:
     """Every demo request belongs to the one local user."""
+    _REQUEST_BASE_URL.set(request_base_url(request))
     return DemoContext(user_id=DEMO_USER)
+
+
+class _DemoUploads(DirectUploadAttachmentStore[DemoContext]):
+    """Direct uploads whose download and preview URLs use the origin of the current request.
+
+    The demo may listen on 0.0.0.0 and be opened as localhost, a LAN address or a tunnel;
+    URLs built from the bind address would not load in the browser.
+    """
+
+    def download_url(self, attachment_id: str) -> str:
+        url = super().download_url(attachment_id)
+        origin = _REQUEST_BASE_URL.get()
+        if origin is None:
+            return url
+        return origin + "/chatkit" + url[len(self.base_url) :]
 
 
 class DemoServer(ChatKitServer[DemoContext]):
@@ -90,17 +118,19 @@ class DemoConfig:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """The URL to open on this machine (a wildcard bind address becomes 127.0.0.1)."""
+        return local_url(self.host, self.port)
 
 
-def _page(config: DemoConfig) -> str:
+def _page(config: DemoConfig, base_url: str) -> str:
+    """The page for a browser that reached the demo at `base_url`."""
     if config.s3_bucket:
         upload: dict[str, Any] = {"type": "two_phase"}
     else:
-        upload = {"type": "direct", "uploadUrl": f"{config.base_url}/chatkit/attachments/upload"}
+        upload = {"type": "direct", "uploadUrl": f"{base_url}/chatkit/attachments/upload"}
     options = {
         "api": {
-            "url": f"{config.base_url}/chatkit",
+            "url": f"{base_url}/chatkit",
             "domainKey": DOMAIN_KEY,
             "uploadStrategy": upload,
         },
@@ -109,7 +139,7 @@ def _page(config: DemoConfig) -> str:
     }
     template = resources.files("chatkit_kit.demo").joinpath("page.html").read_text("utf-8")
     options_js = json.dumps(options, indent=2).replace("</", "<\\/")
-    return template.replace("__OPTIONS__", options_js).replace("__MODE__", config.mode)
+    return template.replace("__OPTIONS__", options_js).replace("__MODE__", html.escape(config.mode))
 
 
 def build_app(config: DemoConfig) -> Starlette:
@@ -118,22 +148,15 @@ def build_app(config: DemoConfig) -> Starlette:
     attachments: Any
     uploads: DirectUploadAttachmentStore[DemoContext] | None = None
     if config.s3_bucket:
-        import boto3
-        from botocore.config import Config
-
         from ..attachments.s3 import S3AttachmentStore
 
-        client = boto3.client(
-            "s3",
-            endpoint_url=config.s3_endpoint_url,
-            config=Config(signature_version="s3v4"),
-        )
+        client = make_s3_client(config.s3_endpoint_url)
         attachments = S3AttachmentStore(
             store, client=client, bucket=config.s3_bucket, delete_with_thread=True
         )
     else:
         Path(config.files_dir).mkdir(parents=True, exist_ok=True)
-        uploads = DirectUploadAttachmentStore(
+        uploads = _DemoUploads(
             store,
             LocalBlobStorage(config.files_dir),
             base_url=f"{config.base_url}/chatkit",
@@ -142,15 +165,16 @@ def build_app(config: DemoConfig) -> Starlette:
         attachments = uploads
     store.attachment_presenter = attachments
     server = DemoServer(store, attachments, config.responder or offline_responder)
-    page = _page(config)
 
     async def index(request: Request) -> HTMLResponse:
-        return HTMLResponse(page)
+        return HTMLResponse(_page(config, request_base_url(request)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         version = await store.migrate()
-        logger.info("database ready (schema version %s): %s", version, config.database_url)
+        logger.info(
+            "database ready (schema version %s): %s", version, mask_url(config.database_url)
+        )
         try:
             yield
         finally:

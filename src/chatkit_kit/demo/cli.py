@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from .._optional import require
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .app import DemoConfig
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 
@@ -27,8 +32,9 @@ def add_demo(subparsers: Any) -> None:
     parser.add_argument(
         "--database-url",
         default=os.environ.get("CHATKIT_KIT_DEMO_DATABASE_URL", DEFAULT_DATABASE_URL),
-        help=f"SQLAlchemy async URL (default: {DEFAULT_DATABASE_URL}; "
-        "postgresql+asyncpg://... or postgresql+psycopg://... work too)",
+        help=f"database URL (default: {DEFAULT_DATABASE_URL}); postgresql://user@host/db "
+        "works with the drivers the demo extra installs, postgresql+psycopg://... with the "
+        "psycopg extra; a password in the URL is never printed",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -50,17 +56,33 @@ def add_demo(subparsers: Any) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Start the demo server; returns when it is stopped (Ctrl-C)."""
-    require("starlette", "server")
-    require("sqlalchemy", "sqlalchemy")
-    uvicorn = require("uvicorn", "server")
-    if args.s3_bucket:
-        require("boto3", "s3")
+    """Start the demo server; returns when it is stopped (Ctrl-C).
+
+    The database and the S3 bucket are checked first: a problem prints one line saying what
+    to do (exit status 1) instead of a traceback. Passwords in URLs are never printed.
+    """
+    from ._startup import (
+        DemoStartupError,
+        listens_everywhere,
+        mask_url,
+        missing_module_message,
+    )
+
+    try:
+        require("starlette", "demo")
+        require("sqlalchemy", "demo")
+        uvicorn = require("uvicorn", "demo")
+        if args.s3_bucket:
+            require("boto3", "s3")
+    except ImportError as exc:
+        print(f"chatkit-kit demo: {missing_module_message(exc)}", file=sys.stderr)
+        return 1
     from .app import DemoConfig, build_app
     from .responders import agent_responder
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("chatkit").setLevel(logging.WARNING)
+    for noisy in ("chatkit", "botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     config = DemoConfig(
         database_url=args.database_url,
         host=args.host,
@@ -69,6 +91,14 @@ def run_demo(args: argparse.Namespace) -> int:
         s3_bucket=args.s3_bucket,
         s3_endpoint_url=args.s3_endpoint_url,
     )
+    database = mask_url(args.database_url)
+    try:
+        version = asyncio.run(_preflight(config))
+    except DemoStartupError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"chatkit-kit demo: {exc}", file=sys.stderr)
+        return 1
     if os.environ.get("OPENAI_API_KEY"):
         from agents import Agent
 
@@ -84,9 +114,29 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"chatkit-kit demo: {config.mode}")
     if not os.environ.get("OPENAI_API_KEY"):
         print("chatkit-kit demo: set OPENAI_API_KEY to answer with an openai-agents Agent")
-    uploads = f"S3 bucket {args.s3_bucket}" if args.s3_bucket else f"./{args.files_dir}"
-    print(f"chatkit-kit demo: database {args.database_url}; uploads in {uploads}")
+    if args.s3_bucket:
+        endpoint = f" at {mask_url(args.s3_endpoint_url)}" if args.s3_endpoint_url else ""
+        uploads = f"S3 bucket {args.s3_bucket}{endpoint}"
+    else:
+        uploads = f"./{args.files_dir}"
+    print(f"chatkit-kit demo: database {database} (schema version {version}); uploads in {uploads}")
     print(f"chatkit-kit demo: open {config.base_url}/ (Ctrl-C stops)", flush=True)
+    if listens_everywhere(args.host):
+        print(
+            f"chatkit-kit demo: listening on every interface: from another machine open "
+            f"http://<this machine's address>:{args.port}/",
+            flush=True,
+        )
     uvicorn.run(build_app(config), host=args.host, port=args.port, log_level="warning")
     print("chatkit-kit demo: stopped")
     return 0
+
+
+async def _preflight(config: DemoConfig) -> int:
+    """Check the S3 bucket (when used) and migrate the database; returns the schema version."""
+    from ._startup import check_database, check_s3
+
+    if config.s3_bucket:
+        await check_s3(config.s3_bucket, config.s3_endpoint_url)
+    version: int = await check_database(config.database_url)
+    return version

@@ -1,6 +1,9 @@
 """A deliberately simple reference model of the store contract, for the stateful test.
 
-It keeps plain lists and sorts on every read: slow, but short enough to be obviously right.
+It keeps plain dicts and sorts on every read: slow, but short enough to be obviously right. Each
+row remembers two sort keys: where it was first inserted (stores that keep an upserted row in
+place) and where its latest write would put it (stores that re-sort by the new `created_at`).
+The contract tier accepts either; the strict tier demands the first.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from ..stores._rules import sort_key
 @dataclass
 class _Row:
     key: tuple[int, int]
+    """(sort key of the first write's created_at, insertion counter): keep-position order."""
+    latest: tuple[int, int]
+    """The same for the latest write: re-sort-on-upsert order."""
     value: Any
 
 
@@ -29,16 +35,19 @@ class ReferenceModel:
     attachments: dict[tuple[str, str], Attachment] = field(default_factory=dict)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
+    def _upsert(self, rows: dict[Any, _Row], key: Any, created_at: Any, value: Any) -> None:
+        position = (sort_key(created_at), next(self._seq))
+        row = rows.get(key)
+        if row is None:
+            rows[key] = _Row(position, position, value)
+        else:
+            row.latest, row.value = position, value
+
     def save_thread(self, owner: str, thread: ThreadMetadata) -> None:
         meta = ThreadMetadata(
             **{name: getattr(thread, name) for name in ThreadMetadata.model_fields}
         ).model_copy(deep=True)
-        row = self.threads.get((owner, thread.id))
-        if row is None:
-            key = (sort_key(thread.created_at), next(self._seq))
-            self.threads[(owner, thread.id)] = _Row(key, meta)
-        else:
-            row.value = meta
+        self._upsert(self.threads, (owner, thread.id), thread.created_at, meta)
 
     def load_thread(self, owner: str, thread_id: str) -> ThreadMetadata | None:
         row = self.threads.get((owner, thread_id))
@@ -50,13 +59,7 @@ class ReferenceModel:
 
     def upsert_item(self, owner: str, thread_id: str, item: ThreadItem) -> None:
         rows = self.items.setdefault((owner, thread_id), {})
-        row = rows.get(item.id)
-        if row is None:
-            rows[item.id] = _Row(
-                (sort_key(item.created_at), next(self._seq)), item.model_copy(deep=True)
-            )
-        else:
-            row.value = item.model_copy(deep=True)
+        self._upsert(rows, item.id, item.created_at, item.model_copy(deep=True))
 
     def load_item(self, owner: str, thread_id: str, item_id: str) -> ThreadItem | None:
         row = self.items.get((owner, thread_id), {}).get(item_id)
@@ -75,7 +78,7 @@ class ReferenceModel:
 def expected_page(
     rows: dict[str, _Row], after: str | None, limit: int, order: str
 ) -> Page[Any] | None:
-    """The page the contract demands, or None when `after` names no row (NotFoundError)."""
+    """The page the strict tier demands, or None when `after` names no row (NotFoundError)."""
     ordered = sorted(rows.items(), key=lambda pair: pair[1].key, reverse=order == "desc")
     ids = [row_id for row_id, _ in ordered]
     if after is None:
@@ -91,3 +94,28 @@ def expected_page(
         has_more=has_more,
         after=window[-1][0] if has_more else None,
     )
+
+
+def listing_problem(got: list[Any], rows: dict[str, _Row], order: str) -> str | None:
+    """What is wrong with a complete listing under the contract tier, or None.
+
+    Every row exactly once with its latest payload, in `created_at` order by either upsert
+    policy (keep the first position, or re-sort by the latest write); ties in any order.
+    """
+    got_ids = [row.id for row in got]
+    if len(set(got_ids)) != len(got_ids):
+        twice = sorted({i for i in got_ids if got_ids.count(i) > 1})
+        return f"rows listed more than once: {twice}"
+    if set(got_ids) != set(rows):
+        missing, extra = sorted(set(rows) - set(got_ids)), sorted(set(got_ids) - set(rows))
+        return f"listing {got_ids}: missing {missing}, unexpected {extra}"
+    for row in got:
+        if row != rows[row.id].value:
+            return f"row {row.id!r} is {row!r}, expected {rows[row.id].value!r}"
+    for policy in ("key", "latest"):
+        stamps = [getattr(rows[i], policy)[0] for i in got_ids]
+        if order == "desc":
+            stamps.reverse()
+        if all(a <= b for a, b in itertools.pairwise(stamps)):
+            return None
+    return f"{order} listing {got_ids} is not in created_at order"

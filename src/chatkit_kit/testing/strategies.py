@@ -7,10 +7,15 @@ microseconds; `thread_items_sharing_timestamps` draws many items with one `creat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from chatkit.types import (
+from ._quiet import import_chatkit_quietly, quiet_widget_deprecation
+
+import_chatkit_quietly()
+
+from chatkit.types import (  # noqa: E402
     ActiveStatus,
     Annotation,
     AssistantMessageContent,
@@ -54,13 +59,23 @@ from chatkit.types import (
     Workflow,
     WorkflowItem,
 )
-from chatkit.widgets import DynamicWidgetRoot
-from hypothesis import strategies as st
+from chatkit.widgets import (  # noqa: E402
+    BasicRoot,
+    Card,
+    Col,
+    DynamicWidgetRoot,
+    ListView,
+    ListViewItem,
+    Text,
+    WidgetRoot,
+)
+from hypothesis import strategies as st  # noqa: E402
 
-from ..stores._rules import MAX_ID_LENGTH
+from ..stores._rules import MAX_ID_BYTES  # noqa: E402
 
 __all__ = [
     "HOSTILE_IDS",
+    "WIDGET_ROOT_KINDS",
     "assistant_message_items",
     "attachments",
     "client_tool_call_items",
@@ -70,6 +85,7 @@ __all__ = [
     "generated_image_items",
     "hidden_context_items",
     "image_attachments",
+    "item_kinds",
     "json_values",
     "sdk_hidden_context_items",
     "storable_ids",
@@ -95,7 +111,7 @@ HOSTILE_IDS: tuple[str, ...] = (
     "back\\slash",
     "'; DROP TABLE threads; --",
     "ünïcødé 🧵",
-    "x" * MAX_ID_LENGTH,
+    "x" * MAX_ID_BYTES,
 )
 """Ids that break naive SQL (quotes, LIKE wildcards, backslashes) and the longest storable id."""
 
@@ -112,7 +128,7 @@ storable_ids: st.SearchStrategy[str] = st.one_of(
     st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=24),
     st.sampled_from(HOSTILE_IDS),
 )
-"""Ids a store must accept: 1 to 512 characters, anything but U+0000."""
+"""Ids every store must accept: short, anything but U+0000, and the hostile ids."""
 
 _offsets = st.one_of(
     st.just(timezone.utc),
@@ -257,12 +273,18 @@ tasks = st.one_of(
 _Base = dict[str, st.SearchStrategy[Any]]
 
 
-def _base(ids: st.SearchStrategy[str], timestamps: st.SearchStrategy[datetime]) -> _Base:
-    return {"id": ids, "thread_id": storable_ids, "created_at": timestamps}
+def _base(
+    ids: st.SearchStrategy[str],
+    timestamps: st.SearchStrategy[datetime],
+    thread_ids: st.SearchStrategy[str],
+) -> _Base:
+    return {"id": ids, "thread_id": thread_ids, "created_at": timestamps}
 
 
 def user_message_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """User messages with text and tag content, attachments, quoted text and inference options."""
     content = st.lists(
@@ -279,7 +301,7 @@ def user_message_items(
     )
     return st.builds(
         UserMessageItem,
-        **_base(ids, timestamps),
+        **_base(ids, timestamps, thread_ids),
         content=content,
         attachments=st.lists(attachments(), max_size=2),
         quoted_text=_optional_text,
@@ -292,7 +314,9 @@ def user_message_items(
 
 
 def assistant_message_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """Assistant messages with annotations of every source type."""
     annotation = st.builds(Annotation, source=_sources, index=st.none() | st.integers(0, 10_000))
@@ -302,16 +326,18 @@ def assistant_message_items(
         ),
         max_size=3,
     )
-    return st.builds(AssistantMessageItem, **_base(ids, timestamps), content=content)
+    return st.builds(AssistantMessageItem, **_base(ids, timestamps, thread_ids), content=content)
 
 
 def client_tool_call_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """Pending and completed client tool calls."""
     return st.builds(
         ClientToolCallItem,
-        **_base(ids, timestamps),
+        **_base(ids, timestamps, thread_ids),
         status=st.sampled_from(["pending", "completed"]),
         call_id=_short_text,
         name=_short_text,
@@ -320,7 +346,7 @@ def client_tool_call_items(
     )
 
 
-def _widget_root(text: str, extra: Any) -> DynamicWidgetRoot:
+def _template_root(text: str, extra: Any) -> WidgetRoot:
     return DynamicWidgetRoot.model_validate(
         {
             "type": "Card",
@@ -333,31 +359,72 @@ def _widget_root(text: str, extra: Any) -> DynamicWidgetRoot:
     )
 
 
+def _card_root(text: str, extra: Any) -> WidgetRoot:
+    with quiet_widget_deprecation():
+        return Card(
+            size="sm",
+            children=[Text(value=text), Col(padding={"x": 2}, children=[Text(value="x")])],
+        )
+
+
+def _list_view_root(text: str, extra: Any) -> WidgetRoot:
+    with quiet_widget_deprecation():
+        return ListView(
+            limit=3,
+            children=[ListViewItem(children=[Text(value=text)], gap=1)],
+        )
+
+
+def _basic_root(text: str, extra: Any) -> WidgetRoot:
+    return BasicRoot.model_validate(
+        {"children": [{"type": "Text", "value": text}], "gap": 2, "customProp": extra}
+    )
+
+
+WIDGET_ROOT_KINDS: dict[str, Callable[[str, Any], WidgetRoot]] = {
+    "Card": _card_root,
+    "ListView": _list_view_root,
+    "BasicRoot": _basic_root,
+    "DynamicWidgetRoot": _template_root,
+}
+"""Every kind of widget root: strict Card and ListView, BasicRoot, and template-built
+DynamicWidgetRoot (with properties the strict classes do not know)."""
+
+
 def widget_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
+    roots: tuple[str, ...] = tuple(WIDGET_ROOT_KINDS),
 ) -> st.SearchStrategy[ThreadItem]:
-    """Widget items built like `WidgetTemplate.build()` output (dynamic roots, unknown props)."""
+    """Widget items with roots of the given kinds (default: all of WIDGET_ROOT_KINDS)."""
+    builders = [WIDGET_ROOT_KINDS[kind] for kind in roots]
+    widget = st.sampled_from(builders).flatmap(lambda build: st.builds(build, texts, _widget_props))
     return st.builds(
         WidgetItem,
-        **_base(ids, timestamps),
-        widget=st.builds(_widget_root, texts, _widget_props),
+        **_base(ids, timestamps, thread_ids),
+        widget=widget,
         copy_text=_optional_text,
     )
 
 
 def generated_image_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """Generated images, with and without an image (data URLs included)."""
     return st.builds(
         GeneratedImageItem,
-        **_base(ids, timestamps),
+        **_base(ids, timestamps, thread_ids),
         image=st.none() | st.builds(GeneratedImage, id=_short_text, url=_urls),
     )
 
 
 def structured_input_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """Structured input requests, pending, answered and skipped."""
     answer = st.none() | st.builds(
@@ -386,21 +453,25 @@ def structured_input_items(
     )
     return st.builds(
         StructuredInputItem,
-        **_base(ids, timestamps),
+        **_base(ids, timestamps, thread_ids),
         status=st.sampled_from(["pending", "answered", "skipped"]),
         inputs=inputs,
     )
 
 
 def task_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """Task items of every task type."""
-    return st.builds(TaskItem, **_base(ids, timestamps), task=tasks)
+    return st.builds(TaskItem, **_base(ids, timestamps, thread_ids), task=tasks)
 
 
 def workflow_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """Custom and reasoning workflows with tasks and summaries."""
     workflow = st.builds(
@@ -412,28 +483,34 @@ def workflow_items(
         | st.builds(DurationSummary, duration=st.integers(0, 10**6)),
         expanded=st.booleans(),
     )
-    return st.builds(WorkflowItem, **_base(ids, timestamps), workflow=workflow)
+    return st.builds(WorkflowItem, **_base(ids, timestamps, thread_ids), workflow=workflow)
 
 
 def end_of_turn_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """End-of-turn markers."""
-    return st.builds(EndOfTurnItem, **_base(ids, timestamps))
+    return st.builds(EndOfTurnItem, **_base(ids, timestamps, thread_ids))
 
 
 def hidden_context_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """App hidden context with any JSON content."""
-    return st.builds(HiddenContextItem, **_base(ids, timestamps), content=json_values)
+    return st.builds(HiddenContextItem, **_base(ids, timestamps, thread_ids), content=json_values)
 
 
 def sdk_hidden_context_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """SDK hidden context (string content)."""
-    return st.builds(SDKHiddenContextItem, **_base(ids, timestamps), content=texts)
+    return st.builds(SDKHiddenContextItem, **_base(ids, timestamps, thread_ids), content=texts)
 
 
 _ITEM_STRATEGIES = (
@@ -451,11 +528,40 @@ _ITEM_STRATEGIES = (
 )
 
 
+ItemStrategy = Callable[..., st.SearchStrategy[ThreadItem]]
+
+
+def item_kinds() -> dict[str, ItemStrategy]:
+    """Every kind of ThreadItem the suite round-trips: each item type, and a widget item per
+    widget root kind (`widget:Card`, ...). Each value takes (ids, timestamps, thread_ids)."""
+    kinds: dict[str, ItemStrategy] = {}
+    for make in _ITEM_STRATEGIES:
+        if make is widget_items:
+            for root in WIDGET_ROOT_KINDS:
+                kinds[f"widget:{root}"] = _widget_kind(root)
+        else:
+            kinds[make.__name__.removesuffix("_items")] = make
+    return kinds
+
+
+def _widget_kind(root: str) -> ItemStrategy:
+    def make(
+        ids: st.SearchStrategy[str] = storable_ids,
+        timestamps: st.SearchStrategy[datetime] = created_at,
+        thread_ids: st.SearchStrategy[str] = storable_ids,
+    ) -> st.SearchStrategy[ThreadItem]:
+        return widget_items(ids, timestamps, thread_ids, roots=(root,))
+
+    return make
+
+
 def thread_items(
-    ids: st.SearchStrategy[str] = storable_ids, timestamps: st.SearchStrategy[datetime] = created_at
+    ids: st.SearchStrategy[str] = storable_ids,
+    timestamps: st.SearchStrategy[datetime] = created_at,
+    thread_ids: st.SearchStrategy[str] = storable_ids,
 ) -> st.SearchStrategy[ThreadItem]:
     """Any of the eleven ThreadItem types."""
-    return st.one_of([make(ids, timestamps) for make in _ITEM_STRATEGIES])
+    return st.one_of([make(ids, timestamps, thread_ids) for make in _ITEM_STRATEGIES])
 
 
 def thread_items_sharing_timestamps(

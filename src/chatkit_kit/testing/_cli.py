@@ -1,0 +1,106 @@
+"""`chatkit-kit conformance MODULE:FACTORY`: run the conformance suite on any store.
+
+Prints the rule table (or JSON with --json). Exit code 0 when no rule failed, 1 when one did,
+2 for usage errors (a factory that cannot be imported or called, a missing extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _load(spec: str, what: str) -> Callable[..., Any]:
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise _UsageError(f"{what} must look like MODULE:NAME (e.g. myapp.stores:make_store)")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: modules of the current project
+    try:
+        target: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _UsageError(f"cannot import {module_name!r}: {exc}") from exc
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise _UsageError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if not callable(target):
+        raise _UsageError(f"{spec} is a {type(target).__name__}, not a callable")
+    return target  # type: ignore[no-any-return]
+
+
+async def _close(store: Any) -> None:
+    """Close the store after each rule if it has an (async or sync) `close()`."""
+    close = getattr(store, "close", None)
+    if callable(close):
+        done = close()
+        if inspect.isawaitable(done):
+            await done
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the suite as the arguments say; return the exit code."""
+    try:
+        factory = _load(args.factory, "FACTORY")
+        make_context = _load(args.context, "--context") if args.context else None
+        from .._optional import require
+
+        require("hypothesis", "testing")
+        from .conformance import run_conformance
+
+        report = run_conformance(
+            factory,
+            make_context=make_context,
+            teardown_store=_close,
+            profile=args.profile,
+            strict=args.strict,
+            rules=set(args.rule) if args.rule else None,
+        )
+    except (_UsageError, ImportError, ValueError) as exc:
+        print(f"chatkit-kit conformance: {exc}", file=sys.stderr)
+        return 2
+    print(report.to_json() if args.json else report)
+    return 0 if report.ok else 1
+
+
+def add_conformance(subparsers: Any) -> None:
+    """Register the `conformance` subcommand."""
+    parser = subparsers.add_parser(
+        "conformance",
+        help="run the store conformance suite on a store",
+        description="Run chatkit-kit's store conformance suite on the store FACTORY builds and "
+        "print one line per rule. Exit code 1 when a rule fails, 2 for usage errors.",
+    )
+    parser.add_argument(
+        "factory",
+        metavar="MODULE:FACTORY",
+        help="a callable (sync or async) returning a fresh store, e.g. myapp.store:make_store; "
+        "called once per rule; the store's close() is called after each rule if it has one",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="also run the strict tier (chatkit-kit's policies)"
+    )
+    parser.add_argument(
+        "--profile", choices=("ci", "deep"), default="ci", help="example counts (default: ci)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--context",
+        metavar="MODULE:CALLABLE",
+        default=None,
+        help="builds the request context from a user id (default: an object with .user_id)",
+    )
+    parser.add_argument(
+        "--rule", action="append", metavar="NAME", help="run only this rule (repeatable)"
+    )
+    parser.set_defaults(handler=run)

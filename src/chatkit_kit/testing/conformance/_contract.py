@@ -1,0 +1,1042 @@
+"""The contract tier: only behaviour that `ChatKitServer` or the ChatKit client relies on.
+
+Every scenario saves a thread before writing items into it, and every item carries the id of the
+thread it is written to, as the server does. No rule here touches attachments unless it is about
+attachments (and then it needs the `attachments` capability).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from chatkit.store import NotFoundError
+from chatkit.types import (
+    AssistantMessageContent,
+    AssistantMessageItem,
+    ClientToolCallItem,
+    FileAttachment,
+    HiddenContextItem,
+    ImageAttachment,
+    LockedStatus,
+    Page,
+    SDKHiddenContextItem,
+    Thread,
+    ThreadItem,
+    ThreadMetadata,
+)
+from hypothesis import strategies as st
+
+from .. import strategies
+from .._model import ReferenceModel, listing_problem
+from ._capabilities import ATTACHMENTS
+from ._harness import Harness, SuiteBase, rule
+from ._stateful import run_machine
+from ._values import (
+    T0,
+    assistant,
+    difference,
+    ids,
+    raises_not_found,
+    same_json,
+    short,
+    thread,
+    user_message,
+    walk,
+)
+
+_SHORT_HOSTILE_IDS = tuple(i for i in strategies.HOSTILE_IDS if len(i) <= 64)
+
+
+async def _seed(h: Harness, ctx: Any, thread_id: str, items: list[ThreadItem]) -> None:
+    """Save the thread, then add its items (what the server does)."""
+    await h.store.save_thread(thread(thread_id), ctx)
+    for item in items:
+        await h.store.add_thread_item(thread_id, item, ctx)
+
+
+async def _listing(h: Harness, ctx: Any, thread_id: str, order: str) -> list[Any]:
+    return await walk(
+        h, lambda after, n: h.store.load_thread_items(thread_id, after, n, order, ctx), 50, 10_000
+    )
+
+
+async def _check_unknown_cursor_page(h: Harness, load: Any, what: str) -> None:
+    """An unknown cursor: NotFoundError, or an empty page without has_more; never a restart."""
+    try:
+        page: Page[Any] = await load
+    except NotFoundError:
+        return
+    h.check(
+        page.data == [] and not page.has_more,
+        f"{what} returned {ids(page.data)} (has_more={page.has_more}): an unknown cursor must "
+        "raise NotFoundError or give an empty page, never start over (the client would show "
+        "duplicates)",
+    )
+
+
+class ContractRules(SuiteBase):
+    """Rules of the ChatKit store contract (the default tier)."""
+
+    # Threads
+
+    @rule(
+        "thread-round-trip",
+        "load_thread returns the saved ThreadMetadata, field for field",
+        protects="threads.get_by_id and threads.update return what was saved; status, title, "
+        "allowed_image_domains and metadata survive",
+    )
+    def test_thread_round_trip(self, h: Harness) -> None:
+        @h.examples(strategies.thread_metadata())
+        async def check(saved: ThreadMetadata) -> None:
+            ctx = h.context()
+            await h.store.save_thread(saved, ctx)
+            loaded = await h.store.load_thread(saved.id, ctx)
+            h.check(loaded == saved, f"thread came back different: {difference(saved, loaded)}")
+            h.check(
+                loaded.created_at.utcoffset() == saved.created_at.utcoffset(),
+                f"created_at {saved.created_at!r} came back as {loaded.created_at!r}",
+            )
+
+    @rule(
+        "thread-upsert",
+        "save_thread of an existing id replaces it (no duplicate, no error)",
+        protects="threads.update and _process_events save the same thread again and again",
+    )
+    async def test_thread_upsert(self, h: Harness) -> None:
+        ctx = h.context()
+        await h.store.save_thread(thread("thr_1", title="first"), ctx)
+        await h.store.save_thread(thread("thr_0", T0 - timedelta(seconds=1)), ctx)
+        updated = ThreadMetadata(
+            id="thr_1",
+            created_at=T0 + timedelta(seconds=5),
+            title="second",
+            status=LockedStatus(reason="done"),
+            metadata={"k": [1, "v"]},
+        )
+        await h.store.save_thread(updated, ctx)
+        loaded = await h.store.load_thread("thr_1", ctx)
+        h.check(loaded == updated, f"expected {updated!r}, loaded {loaded!r}")
+        for order in ("asc", "desc"):
+            page = await h.store.load_threads(10, None, order, ctx)
+            h.check(
+                sorted(ids(page.data)) == ["thr_0", "thr_1"]
+                and page.data[ids(page.data).index("thr_1")] == updated,
+                f"{order} threads after the upsert: {page.data!r}",
+            )
+
+    @rule(
+        "thread-metadata-only",
+        "save_thread of a Thread stores only its ThreadMetadata fields",
+        protects="threads.create passes a live Thread; _load_full_thread builds "
+        "Thread(**loaded.model_dump(), items=...)",
+    )
+    async def test_thread_instance_stores_metadata_only(self, h: Harness) -> None:
+        ctx = h.context()
+        item = user_message("msg_1", "thr_1", T0)
+        await h.store.save_thread(
+            Thread(id="thr_1", created_at=T0, title="t", items=Page(data=[item])), ctx
+        )
+        loaded = await h.store.load_thread("thr_1", ctx)
+        h.check(
+            type(loaded) is ThreadMetadata,
+            f"load_thread returned a {type(loaded).__name__}, expected plain ThreadMetadata",
+        )
+        try:
+            Thread(**loaded.model_dump(), items=Page())
+        except TypeError as exc:
+            h.fail(f"Thread(**loaded.model_dump(), items=...) raised {exc}")
+        h.check(loaded == thread("thr_1", title="t"), f"loaded {loaded!r}")
+        items = await h.store.load_thread_items("thr_1", None, 10, "asc", ctx)
+        h.check(items.data == [], "save_thread stored the Thread's items")
+
+    @rule(
+        "thread-not-found",
+        "load_thread of a missing id raises NotFoundError",
+        protects="the server lets NotFoundError propagate (HTTP 404 / a failed stream)",
+    )
+    async def test_load_thread_not_found(self, h: Harness) -> None:
+        ctx = h.context()
+        await h.store.save_thread(thread("thr_1"), ctx)
+        for missing in ("thr_missing", "THR_1", "thr_1 "):
+            exc = await raises_not_found(h.store.load_thread(missing, ctx))
+            h.check(exc is not None, f"no NotFoundError for {missing!r}")
+
+    @rule(
+        "threads-pagination",
+        "load_threads pages threads by created_at with the same cursor rules as items",
+        protects="threads.list (the client's thread history) pages with after/has_more",
+    )
+    async def test_load_threads_pages(self, h: Harness) -> None:
+        ctx = h.context()
+        for thread_id in ["thread2", "thread3", "thread1"]:
+            offset = {"thread1": 0, "thread2": 1, "thread3": 2}[thread_id]
+            await h.store.save_thread(thread(thread_id, T0 + timedelta(seconds=offset)), ctx)
+        page1 = await h.store.load_threads(2, None, "asc", ctx)
+        h.check(
+            ids(page1.data) == ["thread1", "thread2"] and page1.has_more,
+            f"first asc page {ids(page1.data)}, has_more={page1.has_more}",
+        )
+        h.check(page1.after == "thread2", f"after={page1.after!r}, expected 'thread2'")
+        page2 = await h.store.load_threads(2, page1.data[-1].id, "asc", ctx)
+        h.check(
+            ids(page2.data) == ["thread3"] and not page2.has_more and not page2.after,
+            f"second asc page {ids(page2.data)}, has_more={page2.has_more}",
+        )
+        desc = await h.store.load_threads(10, None, "desc", ctx)
+        h.check(ids(desc.data) == ["thread3", "thread2", "thread1"], f"desc order {ids(desc.data)}")
+        after = await h.store.load_threads(1, "thread2", "desc", ctx)
+        h.check(ids(after.data) == ["thread1"], f"desc after thread2: {ids(after.data)}")
+
+    # Items
+
+    @rule(
+        "item-round-trip",
+        "every ThreadItem type and every widget root kind comes back equal from load_item and "
+        "load_thread_items",
+        protects="the server compares stored items with streamed ones (==) and sends them "
+        "to the client; template widgets must stay DynamicWidgetRoot",
+    )
+    def test_item_round_trip(self, h: Harness) -> None:
+        kinds = strategies.item_kinds()
+        # Coverage by construction: every kind gets its own share of the examples.
+        per_kind = max(2, h.profile["max_examples"] // len(kinds))
+        for kind, make in kinds.items():
+
+            @h.examples(make(), max_examples=per_kind)
+            async def check(item: ThreadItem) -> None:
+                ctx = h.context()
+                await _seed(h, ctx, item.thread_id, [item])
+                loaded = await h.store.load_item(item.thread_id, item.id, ctx)
+                h.check(
+                    loaded == item and type(loaded) is type(item),
+                    f"{kind} {short(item.id, 40)} came back different: "  # noqa: B023
+                    f"{difference(item, loaded)}",
+                )
+                h.check(
+                    loaded.created_at.utcoffset() == item.created_at.utcoffset(),
+                    f"created_at {item.created_at!r} came back as {loaded.created_at!r}",
+                )
+                page = await h.store.load_thread_items(item.thread_id, None, 5, "asc", ctx)
+                h.check(
+                    page.data == [item],
+                    f"{kind}: load_thread_items gave {short(page.data)}",  # noqa: B023
+                )
+
+    @rule(
+        "items-ordered-by-created-at",
+        "items are ordered by created_at, never by id or insertion order",
+        protects="the client shows a thread oldest to newest; ids (msg_...) are random",
+    )
+    async def test_items_ordered_by_created_at(self, h: Harness) -> None:
+        ctx = h.context()
+        # Lexical id order and insertion order both differ from time order on purpose.
+        names = ["msg_100000", "msg_000001", "msg_050000", "msg_999999", "msg_000000"]
+        items = [assistant(names[i], "thr_1", T0 + timedelta(seconds=i)) for i in [3, 0, 4, 1, 2]]
+        await _seed(h, ctx, "thr_1", items)
+        asc = await h.store.load_thread_items("thr_1", None, 10, "asc", ctx)
+        desc = await h.store.load_thread_items("thr_1", None, 3, "desc", ctx)
+        h.check(ids(asc.data) == names, f"asc {ids(asc.data)}")
+        h.check(ids(desc.data) == names[::-1][:3], f"desc {ids(desc.data)}")
+
+    @rule(
+        "exclusive-cursor",
+        "`after` is exclusive: a page starts strictly after the cursor row, in both orders",
+        protects="items.list and _paginate_thread_items_reverse continue from page.after",
+    )
+    async def test_exclusive_cursor(self, h: Harness) -> None:
+        ctx = h.context()
+        await _seed(
+            h,
+            ctx,
+            "thr_1",
+            [assistant(f"msg{i}", "thr_1", T0 + timedelta(seconds=i)) for i in range(5)],
+        )
+        page = await h.store.load_thread_items("thr_1", "msg1", 3, "asc", ctx)
+        h.check(ids(page.data) == ["msg2", "msg3", "msg4"], f"asc after msg1: {ids(page.data)}")
+        h.check(
+            not page.has_more and not page.after,
+            f"an exact fit gave has_more={page.has_more}, after={page.after!r}",
+        )
+        first = await h.store.load_thread_items("thr_1", None, 2, "asc", ctx)
+        h.check(
+            ids(first.data) == ["msg0", "msg1"] and first.has_more and first.after == "msg1",
+            f"first page {ids(first.data)} has_more={first.has_more} after={first.after!r}",
+        )
+        desc = await h.store.load_thread_items("thr_1", "msg3", 2, "desc", ctx)
+        h.check(
+            ids(desc.data) == ["msg2", "msg1"] and desc.has_more and desc.after == "msg1",
+            f"desc after msg3: {ids(desc.data)} has_more={desc.has_more}",
+        )
+        last = await h.store.load_thread_items("thr_1", "msg0", 2, "desc", ctx)
+        h.check(last.data == [] and not last.has_more, f"desc after msg0: {ids(last.data)}")
+
+    @rule(
+        "has-more-needs-cursor",
+        "has_more=True comes with after=<id of the page's last row>; an exact fit has "
+        "has_more=False; every page walk lists every row once, in order",
+        protects="_paginate_thread_items_reverse loops `while has_more: after = page.after`; "
+        "a missing cursor restarts the walk forever",
+    )
+    def test_pagination_walks(self, h: Harness) -> None:
+        @h.examples(
+            st.lists(strategies.created_at, min_size=0, max_size=9),
+            st.integers(1, 4),
+            st.sampled_from(["asc", "desc"]),
+        )
+        async def check(stamps: list[datetime], limit: int, order: str) -> None:
+            ctx = h.context()
+            model = ReferenceModel()
+            await h.store.save_thread(thread("thr"), ctx)
+            model.save_thread("o", thread("thr"))
+            for i, stamp in enumerate(stamps):
+                item = assistant(f"i{i}", "thr", stamp)
+                await h.store.add_thread_item("thr", item, ctx)
+                model.upsert_item("o", "thr", item)
+                await h.store.save_thread(thread(f"t{i}", stamp), ctx)
+                model.save_thread("o", thread(f"t{i}", stamp))
+            got = await walk(
+                h,
+                lambda after, n: h.store.load_thread_items("thr", after, n, order, ctx),
+                limit,
+                len(stamps) + 2,
+            )
+            problem = listing_problem(got, model.item_rows("o", "thr"), order)
+            h.check(problem is None, f"items, limit {limit}: {problem}")
+            threads = await walk(
+                h,
+                lambda after, n: h.store.load_threads(n, after, order, ctx),
+                limit,
+                len(stamps) + 3,
+            )
+            problem = listing_problem(threads, model.thread_rows("o"), order)
+            h.check(problem is None, f"threads, limit {limit}: {problem}")
+
+    @rule(
+        "ties-stable-order",
+        "rows sharing a created_at have one stable order: every page size walks the same "
+        "sequence, desc is the exact reverse of asc, a page boundary inside a tie skips or "
+        "repeats nothing",
+        protects="items created within one clock tick must neither vanish nor repeat between pages",
+    )
+    def test_ties_stable_order(self, h: Harness) -> None:
+        @h.examples(
+            st.lists(st.sampled_from([T0, T0, T0 + timedelta(microseconds=1)]), max_size=10),
+            st.integers(1, 3),
+        )
+        async def check(stamps: list[datetime], limit: int) -> None:
+            ctx = h.context()
+            items = [assistant(f"m{i}", "thr", stamp) for i, stamp in enumerate(stamps)]
+            await _seed(h, ctx, "thr", items)
+            model = ReferenceModel()
+            for item in items:
+                model.upsert_item("o", "thr", item)
+            walks = {}
+            for order in ("asc", "desc"):
+                got = await walk(
+                    h,
+                    lambda after, n: h.store.load_thread_items("thr", after, n, order, ctx),  # noqa: B023
+                    limit,
+                    len(items) + 2,
+                )
+                problem = listing_problem(got, model.item_rows("o", "thr"), order)
+                h.check(problem is None, f"limit {limit}: {problem}")
+                whole = await h.store.load_thread_items("thr", None, 100, order, ctx)
+                h.check(
+                    ids(got) == ids(whole.data),
+                    f"{order} walk with limit {limit} gave {ids(got)}, one page gave "
+                    f"{ids(whole.data)}",
+                )
+                walks[order] = ids(got)
+            h.check(
+                walks["desc"] == walks["asc"][::-1],
+                f"desc {walks['desc']} is not the reverse of asc {walks['asc']}",
+            )
+
+    @rule(
+        "unknown-cursor",
+        "an `after` naming no row of that collection (a missing id, another thread's or "
+        "another owner's row) raises NotFoundError or gives an empty page without has_more",
+        protects="a cursor that restarts the listing makes the client show duplicates",
+    )
+    async def test_unknown_cursor(self, h: Harness) -> None:
+        alice, bob = h.context(), h.context()
+        await _seed(h, alice, "thr_1", [assistant(f"msg_{i}", "thr_1", T0) for i in range(3)])
+        await _seed(h, alice, "thr_2", [assistant("msg_other", "thr_2", T0)])
+        await _seed(h, bob, "thr_1", [assistant("msg_bob", "thr_1", T0)])
+        for order in ("asc", "desc"):
+            for cursor in ("msg_missing", "msg_other", "msg_bob"):
+                await _check_unknown_cursor_page(
+                    h,
+                    h.store.load_thread_items("thr_1", cursor, 2, order, alice),
+                    f"items after {cursor!r} ({order})",
+                )
+            await _check_unknown_cursor_page(
+                h,
+                h.store.load_threads(1, "thr_missing", order, alice),
+                f"threads after 'thr_missing' ({order})",
+            )
+
+    @rule(
+        "hidden-item-cursor",
+        "hidden context items can be page cursors",
+        protects="items.list filters hidden items after the store call, so page.after can be "
+        "a hidden item's id",
+    )
+    async def test_hidden_items_are_cursors(self, h: Harness) -> None:
+        ctx = h.context()
+        items: list[ThreadItem] = [
+            user_message("m0", "thr", T0),
+            HiddenContextItem(
+                id="h1", thread_id="thr", created_at=T0 + timedelta(1), content={"a": 1}
+            ),
+            SDKHiddenContextItem(
+                id="h2", thread_id="thr", created_at=T0 + timedelta(2), content="x"
+            ),
+            assistant("m3", "thr", T0 + timedelta(3)),
+        ]
+        await _seed(h, ctx, "thr", items)
+        page = await h.store.load_thread_items("thr", "h2", 5, "desc", ctx)
+        h.check(ids(page.data) == ["h1", "m0"], f"desc after h2: {ids(page.data)}")
+        page = await h.store.load_thread_items("thr", "h1", 5, "asc", ctx)
+        h.check(ids(page.data) == ["h2", "m3"], f"asc after h1: {ids(page.data)}")
+
+    @rule(
+        "add-item-idempotent",
+        "add_thread_item of an existing id stores the new payload once (kept in place or "
+        "re-sorted by its new created_at)",
+        protects="open workflows and Chat Completions' `__fake_id__` messages are added twice",
+    )
+    async def test_add_thread_item_is_idempotent(self, h: Harness) -> None:
+        ctx = h.context()
+        await _seed(
+            h, ctx, "thr", [assistant(f"m{i}", "thr", T0 + timedelta(seconds=i)) for i in range(3)]
+        )
+        model = ReferenceModel()
+        for i in range(3):
+            model.upsert_item("o", "thr", assistant(f"m{i}", "thr", T0 + timedelta(seconds=i)))
+        again = assistant("m0", "thr", T0 + timedelta(seconds=10), text="second version")
+        await h.store.add_thread_item("thr", again, ctx)
+        model.upsert_item("o", "thr", again)
+        for order in ("asc", "desc"):
+            problem = listing_problem(
+                await _listing(h, ctx, "thr", order), model.item_rows("o", "thr"), order
+            )
+            h.check(problem is None, f"after adding m0 again: {problem}")
+        loaded = await h.store.load_item("thr", "m0", ctx)
+        h.check(loaded == again, f"m0 is {loaded!r}")
+
+    @rule(
+        "save-item-upsert",
+        "save_item inserts a missing item and replaces an existing one, even with another "
+        "item type, without duplicating it",
+        protects="ThreadItemReplacedEvent and add_client_tool_output call save_item",
+    )
+    async def test_save_item_upserts(self, h: Harness) -> None:
+        ctx = h.context()
+        model = ReferenceModel()
+        await h.store.save_thread(thread("thr"), ctx)
+        for item, write in (
+            (user_message("m0", "thr", T0), h.store.save_item),
+            (assistant("m1", "thr", T0 + timedelta(1)), h.store.add_thread_item),
+            (assistant("m0", "thr", T0 + timedelta(5), text="replaced"), h.store.save_item),
+        ):
+            await write("thr", item, ctx)
+            model.upsert_item("o", "thr", item)
+            for order in ("asc", "desc"):
+                problem = listing_problem(
+                    await _listing(h, ctx, "thr", order), model.item_rows("o", "thr"), order
+                )
+                h.check(problem is None, f"after save_item/add of {item.id}: {problem}")
+        loaded = await h.store.load_item("thr", "m0", ctx)
+        h.check(loaded == model.load_item("o", "thr", "m0"), f"loaded {loaded!r}")
+
+    @rule(
+        "item-not-found",
+        "load_item of a missing id, or of an id from another thread, raises NotFoundError",
+        protects="custom actions and structured input load items by id",
+    )
+    async def test_load_item_not_found(self, h: Harness) -> None:
+        ctx = h.context()
+        await _seed(h, ctx, "thr_1", [assistant("m1", "thr_1", T0)])
+        await h.store.save_thread(thread("thr_2"), ctx)
+        for thread_id, item_id in (("thr_1", "missing"), ("thr_2", "m1"), ("thr_9", "m1")):
+            exc = await raises_not_found(h.store.load_item(thread_id, item_id, ctx))
+            h.check(exc is not None, f"no NotFoundError for load_item({thread_id!r}, {item_id!r})")
+
+    @rule(
+        "unknown-thread-empty-page",
+        "load_thread_items of an unknown thread (or another owner's) returns an empty page",
+        protects="upstream's isolation test expects [] for another user's thread",
+    )
+    async def test_unknown_thread_gives_empty_page(self, h: Harness) -> None:
+        alice, bob = h.context(), h.context()
+        await _seed(h, bob, "thr_bob", [assistant("m0", "thr_bob", T0)])
+        for thread_id in ("thr_missing", "thr_bob"):
+            for order in ("asc", "desc"):
+                page = await h.store.load_thread_items(thread_id, None, 20, order, alice)
+                h.check(
+                    page.data == [] and not page.has_more and not page.after,
+                    f"load_thread_items({thread_id!r}) gave {page!r}",
+                )
+
+    @rule(
+        "unknown-thread-creates-nothing",
+        "reading items of an unknown thread creates nothing: no thread appears for anyone",
+        protects="items.list of a stale thread id must not make a phantom thread show up in "
+        "threads.list",
+    )
+    async def test_unknown_thread_creates_nothing(self, h: Harness) -> None:
+        alice, bob = h.context(), h.context()
+        await h.store.load_thread_items("thr_ghost", None, 20, "desc", alice)
+        await raises_not_found(h.store.load_item("thr_ghost", "m0", alice))
+        await h.store.delete_thread_item("thr_ghost", "m0", alice)
+        for who, ctx in (("the reader", alice), ("another owner", bob)):
+            exc = await raises_not_found(h.store.load_thread("thr_ghost", ctx))
+            h.check(exc is not None, f"a thread 'thr_ghost' now loads for {who}")
+            page = await h.store.load_threads(20, None, "desc", ctx)
+            h.check(page.data == [], f"threads.list of {who} shows {ids(page.data)}")
+
+    # Deletes
+
+    @rule(
+        "delete-thread-cascades",
+        "delete_thread removes the thread and all its items, and nothing else",
+        protects="threads.delete calls only delete_thread",
+    )
+    async def test_delete_thread_removes_items(self, h: Harness) -> None:
+        ctx = h.context()
+        await _seed(h, ctx, "thr_1", [assistant(f"m{i}", "thr_1", T0) for i in range(3)])
+        await _seed(h, ctx, "thr_2", [assistant("m0", "thr_2", T0)])
+        await h.store.delete_thread("thr_1", ctx)
+        h.check(
+            await raises_not_found(h.store.load_thread("thr_1", ctx)) is not None,
+            "the thread still loads",
+        )
+        h.check(
+            await raises_not_found(h.store.load_item("thr_1", "m1", ctx)) is not None,
+            "an item of the deleted thread still loads",
+        )
+        await h.store.save_thread(thread("thr_1"), ctx)
+        page = await h.store.load_thread_items("thr_1", None, 10, "asc", ctx)
+        h.check(page.data == [], f"items survived the delete: {ids(page.data)}")
+        other = await h.store.load_thread_items("thr_2", None, 10, "asc", ctx)
+        h.check(ids(other.data) == ["m0"], "another thread lost its items")
+
+    @rule(
+        "delete-thread-item",
+        "delete_thread_item removes exactly that item of that thread",
+        protects="ThreadItemRemovedEvent and retry_after_item delete single items",
+    )
+    async def test_delete_thread_item(self, h: Harness) -> None:
+        ctx = h.context()
+        await _seed(h, ctx, "thr_1", [assistant(f"m{i}", "thr_1", T0) for i in range(3)])
+        await _seed(h, ctx, "thr_2", [assistant("m1", "thr_2", T0)])
+        await h.store.delete_thread_item("thr_1", "m1", ctx)
+        page = await h.store.load_thread_items("thr_1", None, 10, "asc", ctx)
+        h.check(sorted(ids(page.data)) == ["m0", "m2"], f"left {ids(page.data)}")
+        kept = await h.store.load_item("thr_2", "m1", ctx)
+        h.check(kept.id == "m1", "deleted the same id in another thread")
+
+    @rule(
+        "deletes-are-idempotent",
+        "deleting missing threads and items is a silent no-op",
+        protects="a guardrail tripwire emits ThreadItemRemovedEvent for items never stored",
+    )
+    async def test_deletes_of_missing_rows_are_noops(self, h: Harness) -> None:
+        ctx = h.context()
+        await _seed(h, ctx, "thr_1", [assistant("m0", "thr_1", T0)])
+        for _ in range(2):
+            await h.store.delete_thread("thr_missing", ctx)
+            await h.store.delete_thread_item("thr_1", "missing", ctx)
+            await h.store.delete_thread_item("thr_missing", "m0", ctx)
+        page = await h.store.load_thread_items("thr_1", None, 10, "asc", ctx)
+        h.check(ids(page.data) == ["m0"], f"left {ids(page.data)}")
+
+    # Owners and ids
+
+    @rule(
+        "owner-isolation",
+        "one owner's threads and items are invisible to, and untouched by, every other owner",
+        protects="every request is scoped by its context; threads.delete and items.list do "
+        "not load the thread first",
+    )
+    async def test_owner_isolation(self, h: Harness) -> None:
+        alice, bob = h.context(), h.context()
+        original = thread("thr_1", title="alice")
+        item = user_message("m1", "thr_1", T0, text="alice's")
+        await h.store.save_thread(original, alice)
+        await h.store.add_thread_item("thr_1", item, alice)
+        h.check(
+            await raises_not_found(h.store.load_thread("thr_1", bob)) is not None,
+            "another owner loaded the thread",
+        )
+        page = await h.store.load_thread_items("thr_1", None, 10, "desc", bob)
+        h.check(page.data == [], "another owner listed the thread's items")
+        h.check(
+            await raises_not_found(h.store.load_item("thr_1", "m1", bob)) is not None,
+            "another owner loaded the item",
+        )
+        threads = await h.store.load_threads(10, None, "desc", bob)
+        h.check(threads.data == [], "another owner listed the thread")
+        # Bob writes and deletes under the same ids: Alice's rows must not change.
+        await h.store.save_thread(thread("thr_1", title="bob"), bob)
+        await h.store.add_thread_item("thr_1", user_message("m1", "thr_1", T0, "bob's"), bob)
+        await h.store.save_item("thr_1", assistant("m1", "thr_1", T0, "bob's"), bob)
+        h.check(await h.store.load_thread("thr_1", alice) == original, "thread overwritten")
+        h.check(await h.store.load_item("thr_1", "m1", alice) == item, "item overwritten")
+        bobs = await h.store.load_thread("thr_1", bob)
+        h.check(bobs.title == "bob", "equal thread ids under two owners collide")
+        await h.store.delete_thread_item("thr_1", "m1", bob)
+        await h.store.delete_thread("thr_1", bob)
+        h.check(await h.store.load_thread("thr_1", alice) == original, "thread deleted")
+        h.check(await h.store.load_item("thr_1", "m1", alice) == item, "item deleted")
+        mine = await h.store.load_threads(10, None, "desc", alice)
+        h.check(ids(mine.data) == ["thr_1"], f"alice's threads: {ids(mine.data)}")
+
+    @rule(
+        "same-id-two-rows",
+        "the same item id in two threads, or under two owners, is two separate rows",
+        protects="every Chat Completions assistant message has the id `__fake_id__`",
+    )
+    async def test_same_id_two_rows(self, h: Harness) -> None:
+        alice, bob = h.context(), h.context()
+        fake = "__fake_id__"
+        rows = [(alice, "thr_1", "one"), (alice, "thr_2", "two"), (bob, "thr_1", "bob's")]
+        for ctx, thread_id, text in rows:
+            await _seed(h, ctx, thread_id, [assistant(fake, thread_id, T0, text)])
+        for ctx, thread_id, text in rows:
+            loaded = await h.store.load_item(thread_id, fake, ctx)
+            h.check(
+                loaded == assistant(fake, thread_id, T0, text),
+                f"load_item({thread_id!r}, {fake!r}) gave {loaded!r}, expected text {text!r}",
+            )
+            page = await h.store.load_thread_items(thread_id, None, 10, "asc", ctx)
+            h.check(ids(page.data) == [fake], f"thread {thread_id!r} lists {ids(page.data)}")
+        await h.store.delete_thread_item("thr_1", fake, alice)
+        h.check(
+            (await h.store.load_item("thr_2", fake, alice)).id == fake
+            and (await h.store.load_item("thr_1", fake, bob)).id == fake,
+            "deleting one row deleted its namesakes",
+        )
+
+    @rule(
+        "upsert-never-moves",
+        "add_thread_item/save_item never move an item to another thread or owner",
+        protects="a global-id upsert would take a message out of one conversation into another",
+    )
+    async def test_upsert_never_moves(self, h: Harness) -> None:
+        alice, bob = h.context(), h.context()
+        item = assistant("msg_1", "thr_1", T0, "first thread")
+        await _seed(h, alice, "thr_1", [item])
+        await h.store.save_thread(thread("thr_2"), alice)
+        await h.store.save_thread(thread("thr_1"), bob)
+        moved = assistant("msg_1", "thr_2", T0 + timedelta(1), "second thread")
+        await h.store.save_item("thr_2", moved, alice)
+        await h.store.add_thread_item("thr_2", moved, alice)
+        await h.store.save_item("thr_1", assistant("msg_1", "thr_1", T0, "bob's"), bob)
+        page = await h.store.load_thread_items("thr_1", None, 10, "asc", alice)
+        h.check(page.data == [item], f"thr_1 of alice now holds {page.data!r}")
+        page = await h.store.load_thread_items("thr_2", None, 10, "asc", alice)
+        h.check(page.data == [moved], f"thr_2 of alice holds {page.data!r}")
+
+    @rule(
+        "hostile-ids-are-data",
+        "ids with quotes, wildcards, backslashes and non-ASCII characters are data",
+        protects="thread ids come from client requests; item ids from apps and models",
+    )
+    async def test_hostile_ids_are_data(self, h: Harness) -> None:
+        ctx = h.context()
+        decoy = thread("axb", title="decoy")
+        await h.store.save_thread(decoy, ctx)
+        for n, hostile in enumerate(_SHORT_HOSTILE_IDS):
+            stamp = T0 + timedelta(seconds=n + 1)
+            saved = ThreadMetadata(id=hostile, created_at=stamp, title=hostile)
+            await h.store.save_thread(saved, ctx)
+            item = assistant(hostile, hostile, stamp, text=hostile)
+            await h.store.add_thread_item(hostile, item, ctx)
+            h.check(await h.store.load_thread(hostile, ctx) == saved, f"thread {hostile!r}")
+            h.check(await h.store.load_item(hostile, hostile, ctx) == item, f"item {hostile!r}")
+            page = await h.store.load_thread_items(hostile, hostile, 5, "desc", ctx)
+            h.check(page.data == [], f"cursor {hostile!r} is not exclusive")
+        h.check(
+            await h.store.load_thread("axb", ctx) == decoy, "'a_b' matched 'axb' like a wildcard"
+        )
+        count = len((await h.store.load_threads(100, None, "asc", ctx)).data)
+        h.check(count == len(_SHORT_HOSTILE_IDS) + 1, f"{count} threads listed")
+
+    @rule(
+        "id-generation",
+        "generated thread and item ids are unique non-empty strings",
+        protects="threads.create and every streamed item take their ids from the store",
+    )
+    async def test_id_generation(self, h: Harness) -> None:
+        ctx = h.context()
+        owner_thread = thread("thr")
+        made = [h.store.generate_thread_id(ctx) for _ in range(200)]
+        made += [h.store.generate_item_id("message", owner_thread, ctx) for _ in range(200)]
+        h.check(all(isinstance(i, str) and i for i in made), "generated a non-string or empty id")
+        h.check(len(set(made)) == 400, f"only {len(set(made))} distinct ids of 400")
+
+    # Values
+
+    @rule(
+        "datetimes-exact",
+        "created_at comes back exactly: naive stays naive, aware keeps its offset, "
+        "microseconds kept",
+        protects="the server computes datetime.now() - item.created_at (naive) and compares "
+        "stored items with streamed ones",
+    )
+    async def test_datetimes_round_trip_exactly(self, h: Harness) -> None:
+        ctx = h.context()
+        stamps = [
+            datetime(2026, 11, 25, 4, 56, 26, 698558),
+            datetime(2026, 11, 25, 4, 56, 26),
+            datetime(2026, 11, 25, 4, 56, 26, 1, tzinfo=timezone.utc),
+            datetime(
+                2026, 11, 25, 4, 56, 26, 999999, tzinfo=timezone(timedelta(hours=5, minutes=30))
+            ),
+            datetime(2026, 11, 25, 4, 56, 26, tzinfo=timezone(timedelta(hours=-8))),
+        ]
+        await h.store.save_thread(thread("thr"), ctx)
+        for i, stamp in enumerate(stamps):
+            await h.store.save_thread(thread(f"t{i}", stamp), ctx)
+            await h.store.add_thread_item("thr", assistant(f"m{i}", "thr", stamp), ctx)
+            for loaded in (
+                (await h.store.load_thread(f"t{i}", ctx)).created_at,
+                (await h.store.load_item("thr", f"m{i}", ctx)).created_at,
+            ):
+                h.check(
+                    loaded == stamp
+                    and loaded.utcoffset() == stamp.utcoffset()
+                    and (loaded.tzinfo is None) == (stamp.tzinfo is None),
+                    f"{stamp!r} came back as {loaded!r}",
+                )
+        loaded_item = await h.store.load_item("thr", "m0", ctx)
+        try:
+            datetime.now() - loaded_item.created_at
+        except TypeError as exc:
+            h.fail(f"datetime.now() - created_at failed: {exc}")
+
+    @rule(
+        "timestamps-strictly-ordered",
+        "items created in a tight loop come back strictly ordered",
+        protects="the server stamps items with datetime.now(); upstream's tests walk 25 of them",
+    )
+    async def test_tight_loop_timestamps_strictly_ordered(self, h: Harness) -> None:
+        ctx = h.context()
+        await h.store.save_thread(thread("thr"), ctx)
+        created: list[datetime] = []
+        for i in range(25):
+            stamp = datetime.now()
+            while created and stamp <= created[-1]:
+                stamp = datetime.now()
+            created.append(stamp)
+            await h.store.add_thread_item("thr", assistant(f"m{i:02d}", "thr", stamp), ctx)
+        first = await h.store.load_thread_items("thr", None, 20, "desc", ctx)
+        rest = await h.store.load_thread_items("thr", first.data[-1].id, 20, "desc", ctx)
+        got = [item.created_at for item in first.data + rest.data]
+        h.check(
+            len(first.data) == 20 and len(rest.data) == 5,
+            f"pages of {len(first.data)} and {len(rest.data)}, expected 20 and 5",
+        )
+        h.check(
+            all(a > b for a, b in itertools.pairwise(got)) and got == created[::-1],
+            "created_at values are not strictly decreasing in desc order",
+        )
+
+    @rule(
+        "json-exact",
+        "JSON values come back exactly, types included: 1.06e19 stays a float, -0.0 stays "
+        "-0.0, big integers stay integers",
+        protects="metadata, hidden context and tool arguments are app data the server hands "
+        "back unchanged",
+    )
+    async def test_json_exact(self, h: Harness) -> None:
+        ctx = h.context()
+        value: dict[str, Any] = {
+            "big_float": 1.06e19,
+            "neg_zero": -0.0,
+            "float_one": 1.0,
+            "big_int": 2**62,
+            "tiny": 5e-324,
+            "nested": [{"x": 0.1}, [1, 1.5, -0.0], "1e3", True, None],
+        }
+        saved = ThreadMetadata(id="thr", created_at=T0, metadata={"v": value})
+        await h.store.save_thread(saved, ctx)
+        items: list[ThreadItem] = [
+            HiddenContextItem(id="h", thread_id="thr", created_at=T0, content=value),
+            ClientToolCallItem(
+                id="c",
+                thread_id="thr",
+                created_at=T0,
+                call_id="call",
+                name="tool",
+                arguments={"v": value},
+                output=value,
+            ),
+        ]
+        for item in items:
+            await h.store.add_thread_item("thr", item, ctx)
+        loaded_thread = await h.store.load_thread("thr", ctx)
+        h.check(
+            same_json(loaded_thread.metadata, saved.metadata),
+            f"thread metadata {saved.metadata!r} came back as {loaded_thread.metadata!r}",
+        )
+        hidden = await h.store.load_item("thr", "h", ctx)
+        assert isinstance(hidden, HiddenContextItem)
+        h.check(same_json(hidden.content, value), f"hidden content came back as {hidden.content!r}")
+        call = await h.store.load_item("thr", "c", ctx)
+        assert isinstance(call, ClientToolCallItem)
+        h.check(
+            same_json(call.arguments, {"v": value}) and same_json(call.output, value),
+            f"tool call came back as {call.arguments!r} / {call.output!r}",
+        )
+
+    @rule(
+        "returned-copies",
+        "mutating saved or loaded threads and items cannot change stored state",
+        protects="the server mutates loaded objects (tool_call.output, thread.title, "
+        "items.data) and responders keep mutating emitted items",
+    )
+    async def test_returned_objects_are_copies(self, h: Harness) -> None:
+        ctx = h.context()
+        saved = ThreadMetadata(id="thr", created_at=T0, title="kept", metadata={"k": [1]})
+        item = assistant("m0", "thr", T0, text="kept")
+        await h.store.save_thread(saved, ctx)
+        await h.store.add_thread_item("thr", item, ctx)
+        saved.title = "changed"
+        saved.metadata["k"].append(2)
+        assert isinstance(item, AssistantMessageItem)
+        item.content[0].text = "changed"
+        loaded_thread = await h.store.load_thread("thr", ctx)
+        loaded_thread.title = "changed"
+        loaded_thread.metadata["k"].append(3)
+        loaded_item = await h.store.load_item("thr", "m0", ctx)
+        assert isinstance(loaded_item, AssistantMessageItem)
+        loaded_item.content.append(AssistantMessageContent(text="extra"))
+        page = await h.store.load_thread_items("thr", None, 10, "asc", ctx)
+        page.data[0].id = "changed"
+        again = await h.store.load_thread("thr", ctx)
+        h.check(
+            again.title == "kept" and again.metadata == {"k": [1]},
+            f"stored thread changed: {again!r}",
+        )
+        again_item = await h.store.load_item("thr", "m0", ctx)
+        h.check(
+            again_item == assistant("m0", "thr", T0, text="kept"),
+            f"stored item changed: {again_item!r}",
+        )
+
+    # Concurrency and the event loop
+
+    @rule(
+        "concurrent-adds-exactly-once",
+        "N concurrent add_thread_item calls on one thread store each item exactly once; "
+        "every page walk sees each exactly once",
+        protects="a server streams several responses into one thread at once",
+    )
+    async def test_concurrent_adds(self, h: Harness) -> None:
+        ctx = h.context()
+        await h.store.save_thread(thread("thr"), ctx)
+        count = h.profile["concurrent_adds"]
+        items = [
+            assistant(f"m{i:03d}", "thr", T0 + timedelta(microseconds=i % 3)) for i in range(count)
+        ]
+        await asyncio.gather(*(h.store.add_thread_item("thr", item, ctx) for item in items))
+        model = ReferenceModel()
+        for item in items:
+            model.upsert_item("o", "thr", item)
+        for order, limit in (("asc", 7), ("desc", 4)):
+            got = await walk(
+                h,
+                lambda after, n: h.store.load_thread_items("thr", after, n, order, ctx),  # noqa: B023
+                limit,
+                count + 2,
+            )
+            problem = listing_problem(got, model.item_rows("o", "thr"), order)
+            h.check(problem is None, f"{order} walk after {count} concurrent adds: {problem}")
+
+    @rule(
+        "does-not-block-loop",
+        "store calls on a big thread (2,000 items; 10,000 under the deep profile) yield to "
+        "the event loop: fewer than half of them run `loop_block_threshold_ms` (1 ms) or "
+        "longer without ever letting another task run",
+        protects="one server process serves every user's stream on one event loop",
+    )
+    async def test_does_not_block_loop(self, h: Harness) -> None:
+        ctx = h.context()
+        size: int = h.profile["loop_thread_items"]
+        await h.store.save_thread(thread("thr_big"), ctx)
+        start = T0 - timedelta(days=1)
+        batch = 100
+        for first in range(0, size, batch):
+            await asyncio.gather(
+                *(
+                    h.store.add_thread_item(
+                        "thr_big",
+                        assistant(f"m{i:05d}", "thr_big", start + timedelta(seconds=i)),
+                        ctx,
+                    )
+                    for i in range(first, min(size, first + batch))
+                )
+            )
+        middle = f"m{size // 2:05d}"
+        new, store = assistant("m_new", "thr_big", T0), h.store
+        calls: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            (
+                "load_thread_items(newest 20)",
+                lambda: store.load_thread_items("thr_big", None, 20, "desc", ctx),
+            ),
+            (
+                "load_thread_items(oldest 20)",
+                lambda: store.load_thread_items("thr_big", None, 20, "asc", ctx),
+            ),
+            (
+                "load_thread_items(20 after the middle)",
+                lambda: store.load_thread_items("thr_big", middle, 20, "asc", ctx),
+            ),
+            (
+                "load_thread_items(20 before the middle)",
+                lambda: store.load_thread_items("thr_big", middle, 20, "desc", ctx),
+            ),
+            ("load_item(the middle)", lambda: store.load_item("thr_big", middle, ctx)),
+            ("load_thread", lambda: store.load_thread("thr_big", ctx)),
+            ("add_thread_item", lambda: store.add_thread_item("thr_big", new, ctx)),
+            ("save_item", lambda: store.save_item("thr_big", new, ctx)),
+        ]
+        threshold = self.loop_block_threshold_ms / 1000
+        blocked: list[tuple[float, str]] = []
+        total = 0
+        for _ in range(3):
+            for shown, call in calls:
+                held, yielded = await _measure(call)
+                total += 1
+                if held >= threshold and not yielded:
+                    blocked.append((held, shown))
+        if len(blocked) * 2 >= total:
+            worst, worst_call = max(blocked)
+            h.fail(
+                f"{len(blocked)} of {total} calls on a thread of {size} items ran "
+                f"{self.loop_block_threshold_ms:g} ms or longer without yielding to the event "
+                f"loop (worst: {worst * 1000:.1f} ms in {worst_call}): the store does "
+                "blocking I/O on the loop"
+            )
+
+    # Attachments (need the capability)
+
+    @rule(
+        "attachment-round-trip",
+        "attachments round-trip, save_attachment upserts, delete removes, deleting a missing "
+        "one is a no-op, loaded copies are copies, hostile ids are data",
+        protects="attachments.create saves, sending a message saves again with thread_id, "
+        "attachments.delete deletes",
+        needs=(ATTACHMENTS,),
+    )
+    def test_attachment_round_trip(self, h: Harness) -> None:
+        @h.examples(strategies.attachments())
+        async def check(attachment: Any) -> None:
+            ctx = h.context()
+            await h.store.save_attachment(attachment, ctx)
+            loaded = await h.store.load_attachment(attachment.id, ctx)
+            h.check(
+                loaded == attachment,
+                f"attachment came back different: {difference(attachment, loaded)}",
+            )
+            loaded.name = "changed"
+            h.check(
+                await h.store.load_attachment(attachment.id, ctx) == attachment,
+                "mutating a loaded attachment changed the stored one",
+            )
+            sent = attachment.model_copy(update={"thread_id": "thr_sent"})
+            await h.store.save_attachment(sent, ctx)
+            loaded = await h.store.load_attachment(attachment.id, ctx)
+            h.check(loaded == sent, f"upsert gave {loaded!r}")
+            await h.store.delete_attachment(attachment.id, ctx)
+            h.check(
+                await raises_not_found(h.store.load_attachment(attachment.id, ctx)) is not None,
+                "a deleted attachment still loads",
+            )
+            await h.store.delete_attachment(attachment.id, ctx)
+
+        async def hostile() -> None:
+            ctx = h.context()
+            for name in _SHORT_HOSTILE_IDS:
+                saved = FileAttachment(id=name, name=name, mime_type="text/plain")
+                await h.store.save_attachment(saved, ctx)
+                h.check(await h.store.load_attachment(name, ctx) == saved, f"attachment {name!r}")
+            h.check(
+                await raises_not_found(h.store.load_attachment("a_b_", ctx)) is not None,
+                "'a_b_' loaded: an id matched like a wildcard",
+            )
+
+        h.run(hostile())
+
+    @rule(
+        "attachment-owner-isolation",
+        "one owner's attachments are invisible to, and untouched by, every other owner",
+        protects="attachment ids come from the client in every user message",
+        needs=(ATTACHMENTS,),
+    )
+    async def test_attachment_owner_isolation(self, h: Harness) -> None:
+        alice, bob = h.context(), h.context()
+        attachment = FileAttachment(id="atc_1", name="a.txt", mime_type="text/plain")
+        await h.store.save_attachment(attachment, alice)
+        h.check(
+            await raises_not_found(h.store.load_attachment("atc_1", bob)) is not None,
+            "another owner loaded the attachment",
+        )
+        await h.store.save_attachment(
+            ImageAttachment(
+                id="atc_1", name="b.png", mime_type="image/png", preview_url="https://b.example/"
+            ),
+            bob,
+        )
+        h.check(
+            await h.store.load_attachment("atc_1", alice) == attachment, "attachment overwritten"
+        )
+        await h.store.delete_attachment("atc_1", bob)
+        h.check(
+            await h.store.load_attachment("atc_1", alice) == attachment,
+            "attachment deleted by another owner",
+        )
+
+    # Everything at once
+
+    @rule(
+        "stateful-model",
+        "random sequences of every store operation by two owners agree with a reference "
+        "model, on every page of every walk (either upsert position accepted)",
+        protects="all of the above, in combinations no single example thinks of",
+    )
+    def test_stateful_against_reference_model(self, h: Harness) -> None:
+        run_machine(h, strict=False)
+
+
+async def _measure(call: Callable[[], Awaitable[Any]]) -> tuple[float, bool]:
+    """Run one store call; return how long it ran and whether it let another task run."""
+    ticks = 0
+    running = True
+
+    async def heartbeat() -> None:
+        nonlocal ticks
+        while running:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    beat = asyncio.ensure_future(heartbeat())
+    await asyncio.sleep(0)  # let the heartbeat start
+    before = ticks
+    started = time.perf_counter()
+    try:
+        await call()
+    finally:
+        held = time.perf_counter() - started
+        yielded = ticks != before
+        running = False
+        await beat
+    return held, yielded

@@ -1,0 +1,390 @@
+"""Running one rule: its event loop and store, the `@rule` decorator, and failure attribution.
+
+A rule is written once, as a decorated scenario method: the decorator registers the rule (name,
+description, tier, what upstream behaviour it protects, capabilities it needs) and turns the
+scenario into a test method. While the scenario runs, every store call goes through a recorder,
+so an exception from the store is reported as "the store raised X in `op(args)` while checking
+<rule>", and hypothesis's replay errors become "state leaks between examples".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import unittest
+import uuid
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, NoReturn, TypeVar, cast
+
+from chatkit.store import Store
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Flaky
+from pydantic import BaseModel
+
+from .._quiet import quiet_widget_deprecation
+from ._capabilities import ATTACHMENTS, Capabilities, detect_capabilities
+
+T = TypeVar("T")
+Tier = Literal["contract", "strict", "attachment-index"]
+
+
+@contextmanager
+def quiet_suite() -> Iterator[None]:
+    """While a rule runs: no upstream widget DeprecationWarning, no hypothesis warning about
+    printing a big failing example (the failure message says it all)."""
+    with quiet_widget_deprecation(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Generating overly large repr")
+        yield
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule of the suite."""
+
+    name: str
+    description: str
+    tier: Tier
+    protects: str
+    """The upstream (ChatKitServer or client) behaviour this rule protects, or the policy."""
+    needs: frozenset[str]
+    """Capabilities the rule needs (`"attachments"`); without them it is reported not supported."""
+
+
+RULES: dict[str, Rule] = {}
+"""Every rule by name, contract tier first, in the order they run."""
+
+
+class ConformanceFailure(AssertionError):
+    """A store broke a rule; `rule` is its name in RULES."""
+
+    def __init__(self, rule_name: str, detail: str) -> None:
+        self.rule = rule_name
+        if len(detail) > 4000:
+            detail = detail[:4000] + f"... ({len(detail)} characters)"
+        self.detail = detail
+        super().__init__(f"[{rule_name}] {RULES[rule_name].description}: {detail}")
+
+
+class NotSupported(unittest.SkipTest):
+    """The store lacks a capability the rule needs; pytest reports it as a skip."""
+
+    def __init__(self, rule_name: str, reason: str) -> None:
+        self.rule = rule_name
+        self.reason = reason
+        super().__init__(f"[{rule_name}] not supported by this store: {reason}")
+
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # Sized so both tiers run in well under a minute per store on 2 cores. Failing examples are
+    # reported as found (no shrinking), so a broken store fails fast.
+    "ci": {
+        "max_examples": 50,
+        "stateful_examples": 50,
+        "strict_stateful_examples": 20,
+        "stateful_steps": 30,
+        "derandomize": True,
+        "shrink": False,
+        "concurrent_adds": 25,
+        "loop_thread_items": 2_000,
+    },
+    # For release runs: CHATKIT_KIT_CONFORMANCE_PROFILE=deep.
+    "deep": {
+        "max_examples": 400,
+        "stateful_examples": 300,
+        "strict_stateful_examples": 300,
+        "stateful_steps": 80,
+        "derandomize": False,
+        "shrink": True,
+        "concurrent_adds": 100,
+        "loop_thread_items": 10_000,
+    },
+}
+PROFILE_ENV = "CHATKIT_KIT_CONFORMANCE_PROFILE"
+
+_STORE_METHODS = frozenset(
+    {
+        "generate_thread_id",
+        "generate_item_id",
+        "load_thread",
+        "save_thread",
+        "load_thread_items",
+        "load_threads",
+        "add_thread_item",
+        "save_item",
+        "load_item",
+        "delete_thread",
+        "delete_thread_item",
+        "save_attachment",
+        "load_attachment",
+        "delete_attachment",
+        "list_thread_attachments",
+        "list_unattached_attachments",
+        "delete_orphan_attachment",
+    }
+)
+
+
+def _short(value: Any) -> str:
+    row_id = getattr(value, "id", None)
+    if isinstance(value, BaseModel) and isinstance(row_id, str):
+        return f"{type(value).__name__}(id={_short(row_id)})"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def format_call(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """`op(args)` as a failure message shows it; the request context (last argument) is `ctx`."""
+    shown = [_short(arg) for arg in args]
+    if name not in ("list_unattached_attachments", "delete_orphan_attachment") and shown:
+        shown[-1] = "ctx"
+    shown += [f"{key}={_short(value)}" for key, value in kwargs.items()]
+    return f"{name}({', '.join(shown)})"
+
+
+class StoreRecorder:
+    """Wraps a store; remembers the last call and which call raised which exception."""
+
+    def __init__(self, store: Any) -> None:
+        self.wrapped = store
+        self.last_call: str | None = None
+        self._raised: list[tuple[BaseException, str]] = []
+
+    def call_that_raised(self, exc: BaseException) -> str | None:
+        for raised, call in reversed(self._raised):
+            if raised is exc:
+                return call
+        return None
+
+    def _remember(self, exc: BaseException, call: str) -> None:
+        self._raised = [*self._raised[-31:], (exc, call)]
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.wrapped, name)
+        if name not in _STORE_METHODS or not callable(attr):
+            return attr
+        if inspect.iscoroutinefunction(attr):
+
+            async def call_async(*args: Any, **kwargs: Any) -> Any:
+                shown = format_call(name, args, kwargs)
+                self.last_call = shown
+                try:
+                    return await attr(*args, **kwargs)
+                except BaseException as exc:
+                    self._remember(exc, shown)
+                    raise
+
+            return call_async
+
+        def call_sync(*args: Any, **kwargs: Any) -> Any:
+            shown = format_call(name, args, kwargs)
+            self.last_call = shown
+            try:
+                return attr(*args, **kwargs)
+            except BaseException as exc:
+                self._remember(exc, shown)
+                raise
+
+        return call_sync
+
+
+class Harness:
+    """What a scenario works with: the store (recorded), its loop, owners, examples, checks."""
+
+    def __init__(
+        self,
+        suite: SuiteBase,
+        rule_info: Rule,
+        loop: asyncio.AbstractEventLoop,
+        recorder: StoreRecorder,
+        profile: dict[str, Any],
+        capabilities: Capabilities,
+    ) -> None:
+        self.suite = suite
+        self.rule = rule_info
+        self.loop = loop
+        self.recorder = recorder
+        self.store = cast(Store[Any], recorder)
+        self.profile = profile
+        self.capabilities = capabilities
+        self.settings = settings(
+            max_examples=profile["max_examples"],
+            derandomize=profile["derandomize"],
+            # A derandomized run must not replay examples saved by earlier runs (of other stores).
+            database=None if profile["derandomize"] else settings.default.database,  # type: ignore[union-attr]
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            stateful_step_count=profile["stateful_steps"],
+            phases=[phase for phase in Phase if profile["shrink"] or phase is not Phase.shrink],
+        )
+        self.stateful_settings = settings(self.settings, max_examples=profile["stateful_examples"])
+
+    def check(self, condition: bool, detail: str) -> None:
+        """Fail the rule being checked unless `condition` holds."""
+        if not condition:
+            self.fail(detail)
+
+    def fail(self, detail: str) -> NoReturn:
+        raise ConformanceFailure(self.rule.name, detail)
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def context(self) -> Any:
+        """A context for a brand-new owner."""
+        return self.suite.make_context(f"conformance-{uuid.uuid4().hex}")
+
+    def examples(
+        self, *strats: st.SearchStrategy[Any], max_examples: int | None = None
+    ) -> Callable[[Callable[..., Awaitable[None]]], None]:
+        """Run an async check once per hypothesis example."""
+        chosen = (
+            self.settings
+            if max_examples is None
+            else settings(self.settings, max_examples=max_examples)
+        )
+
+        def wrap(check: Callable[..., Awaitable[None]]) -> None:
+            @chosen
+            @given(st.tuples(*strats))
+            def run_example(values: tuple[Any, ...]) -> None:
+                self.run(check(*values))
+
+            run_example()
+
+        return wrap
+
+
+Scenario = Callable[[Any, Harness], Awaitable[None] | None]
+
+
+def rule(
+    name: str,
+    description: str,
+    *,
+    protects: str,
+    tier: Tier = "contract",
+    needs: tuple[str, ...] = (),
+) -> Callable[[Scenario], Callable[[Any], None]]:
+    """Register a rule and turn its scenario `(self, h)` into a test method."""
+
+    def decorate(scenario: Scenario) -> Callable[[Any], None]:
+        if name in RULES:
+            raise ValueError(f"rule {name!r} is defined twice")
+        info = Rule(name, description, tier, protects, frozenset(needs))
+        RULES[name] = info
+
+        def test(self: SuiteBase) -> None:
+            self._run_rule(info, scenario)
+
+        test.__name__ = scenario.__name__
+        test.__qualname__ = scenario.__qualname__
+        test.__doc__ = f"[{name}] {description}"
+        test.conformance_rule = info  # type: ignore[attr-defined]
+        return test
+
+    return decorate
+
+
+def rule_of(method: Any) -> Rule | None:
+    """The rule a test method checks, if it is one."""
+    info = getattr(method, "conformance_rule", None)
+    return info if isinstance(info, Rule) else None
+
+
+def _flaky_detail(exc: BaseException, recorder: StoreRecorder) -> str:
+    inner = [e for e in getattr(exc, "exceptions", ()) if isinstance(e, BaseException)]
+    first = next((str(e) for e in inner if isinstance(e, ConformanceFailure)), None)
+    if first is None and inner:
+        first = f"{type(inner[0]).__name__}: {inner[0]}"
+    last = recorder.last_call or "no store call"
+    detail = (
+        "state leaks between examples: the same example behaved differently when it ran "
+        f"again on fresh owners (last store call `{last}`). Each example uses new user ids, "
+        "so something the store keeps outside an owner's rows changed the result"
+    )
+    return detail + (f"; first run: {first}" if first else "")
+
+
+def attribute(rule_name: str, exc: Exception, recorder: StoreRecorder) -> ConformanceFailure:
+    """Turn an unexpected exception into a failure that says where it came from."""
+    if isinstance(exc, Flaky):
+        return ConformanceFailure(rule_name, _flaky_detail(exc, recorder))
+    call = recorder.call_that_raised(exc)
+    if call is not None:
+        return ConformanceFailure(
+            rule_name,
+            f"the store raised {type(exc).__name__}: {exc} in `{call}` while checking {rule_name}",
+        )
+    after = f" (after the store call `{recorder.last_call}`)" if recorder.last_call else ""
+    return ConformanceFailure(
+        rule_name, f"{type(exc).__name__}: {exc}{after} while checking {rule_name}"
+    )
+
+
+class SuiteBase:
+    """Configuration hooks a user overrides, and the machinery that runs one rule."""
+
+    conformance_profile: str = "ci"
+    supports_attachments: bool | None = None
+    """None: detect (a NotImplementedError from save_attachment means no); or declare it."""
+    loop_block_threshold_ms: float = 1.0
+    """`does-not-block-loop`: a call that runs this long without yielding blocks the loop."""
+
+    strict: ClassVar[bool] = False
+
+    def make_store(self) -> Store[Any] | Awaitable[Store[Any]]:
+        raise NotImplementedError(f"{type(self).__name__} must define make_store()")
+
+    def teardown_store(self, store: Any) -> Awaitable[None] | None:
+        return None
+
+    def make_context(self, user_id: str) -> Any:
+        return ConformanceContext(user_id)
+
+    def _profile(self) -> dict[str, Any]:
+        name = os.environ.get(PROFILE_ENV) or self.conformance_profile
+        if name not in PROFILES:
+            raise ValueError(f"unknown conformance profile {name!r}; use one of {sorted(PROFILES)}")
+        return PROFILES[name]
+
+    def _run_rule(self, info: Rule, scenario: Scenario) -> None:
+        profile = self._profile()
+        loop = asyncio.new_event_loop()
+        try:
+            with quiet_suite():
+                made = self.make_store()
+                store = loop.run_until_complete(made) if inspect.isawaitable(made) else made
+                recorder = StoreRecorder(store)
+                try:
+                    capabilities = loop.run_until_complete(
+                        detect_capabilities(store, self, info.needs)
+                    )
+                    if ATTACHMENTS in info.needs and not capabilities.attachments:
+                        raise NotSupported(info.name, capabilities.attachments_reason)
+                    h = Harness(self, info, loop, recorder, profile, capabilities)
+                    outcome = scenario(self, h)
+                    if inspect.isawaitable(outcome):
+                        loop.run_until_complete(outcome)
+                except (ConformanceFailure, NotSupported):
+                    raise
+                except Exception as exc:
+                    raise attribute(info.name, exc, recorder) from exc
+                finally:
+                    done = self.teardown_store(store)
+                    if inspect.isawaitable(done):
+                        loop.run_until_complete(done)
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+
+@dataclass(frozen=True)
+class ConformanceContext:
+    """The default request context: the owner is `user_id`."""
+
+    user_id: str

@@ -1,0 +1,236 @@
+"""The strict tier: chatkit-kit's own store policies, beyond what ChatKit needs.
+
+Every chatkit-kit store passes these; a third-party store may legitimately choose otherwise.
+Opt in with `StrictStoreConformance` (or `run_conformance(..., strict=True)`, `--strict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from chatkit.types import FileAttachment, ThreadItem
+
+from ...stores._rules import MAX_ID_BYTES, is_storable_id
+from .._model import ReferenceModel, expected_page
+from ._harness import Harness, SuiteBase, rule
+from ._stateful import run_machine
+from ._values import T0, assistant, ids, raises, raises_not_found, thread
+
+_UNSTORABLE_IDS = ("nul\x00id", "x" * (MAX_ID_BYTES + 1), "é" * (MAX_ID_BYTES // 2 + 1))
+
+
+class StrictRules(SuiteBase):
+    """chatkit-kit's policies (the opt-in strict tier)."""
+
+    @rule(
+        "thread-not-found-message",
+        "load_thread's NotFoundError reads 'Thread <id> not found'",
+        protects="policy: upstream's server tests match this message",
+        tier="strict",
+    )
+    async def test_thread_not_found_message(self, h: Harness) -> None:
+        exc = await raises_not_found(h.store.load_thread("thr_missing", h.context()))
+        h.check(
+            exc is not None and "Thread thr_missing not found" in str(exc),
+            f"message {str(exc)!r} lacks 'Thread thr_missing not found'",
+        )
+
+    @rule(
+        "unknown-cursor-raises",
+        "an `after` naming no row of that collection raises NotFoundError (no empty page)",
+        protects="policy: a stale cursor is an error the caller can see",
+        tier="strict",
+    )
+    async def test_unknown_cursor_raises(self, h: Harness) -> None:
+        alice, bob = h.context(), h.context()
+        await h.store.save_thread(thread("thr_1"), alice)
+        await h.store.add_thread_item("thr_1", assistant("msg_1", "thr_1", T0), alice)
+        await h.store.save_thread(thread("thr_1"), bob)
+        await h.store.add_thread_item("thr_1", assistant("msg_bob", "thr_1", T0), bob)
+        for order in ("asc", "desc"):
+            for cursor in ("msg_missing", "msg_bob"):
+                exc = await raises_not_found(
+                    h.store.load_thread_items("thr_1", cursor, 5, order, alice)
+                )
+                h.check(exc is not None, f"no NotFoundError for items after {cursor!r} ({order})")
+            exc = await raises_not_found(h.store.load_threads(5, "thr_missing", order, alice))
+            h.check(exc is not None, f"no NotFoundError for threads after 'thr_missing' ({order})")
+
+    @rule(
+        "upsert-keeps-position",
+        "an upserted thread or item keeps its original position (its new created_at is "
+        "stored but does not move it)",
+        protects="policy: a replaced item stays where the user saw it",
+        tier="strict",
+    )
+    async def test_upsert_keeps_position(self, h: Harness) -> None:
+        ctx = h.context()
+        await h.store.save_thread(thread("thr"), ctx)
+        await h.store.save_thread(thread("thr_late", T0 + timedelta(seconds=1)), ctx)
+        for i in range(3):
+            await h.store.add_thread_item(
+                "thr", assistant(f"m{i}", "thr", T0 + timedelta(seconds=i)), ctx
+            )
+        await h.store.add_thread_item("thr", assistant("m0", "thr", T0 + timedelta(10)), ctx)
+        await h.store.save_item("thr", assistant("m1", "thr", T0 + timedelta(11)), ctx)
+        await h.store.save_thread(thread("thr", T0 + timedelta(12)), ctx)
+        page = await h.store.load_thread_items("thr", None, 10, "asc", ctx)
+        h.check(ids(page.data) == ["m0", "m1", "m2"], f"items after upserts: {ids(page.data)}")
+        threads = await h.store.load_threads(10, None, "asc", ctx)
+        h.check(ids(threads.data) == ["thr", "thr_late"], f"threads: {ids(threads.data)}")
+
+    @rule(
+        "ties-insertion-order",
+        "rows sharing a created_at keep insertion order",
+        protects="policy: ties read in the order they were written",
+        tier="strict",
+    )
+    def test_ties_keep_insertion_order(self, h: Harness) -> None:
+        from hypothesis import strategies as st
+
+        @h.examples(
+            st.lists(st.sampled_from([T0, T0, T0 + timedelta(microseconds=1)]), max_size=10),
+            st.sampled_from(["asc", "desc"]),
+        )
+        async def check(stamps: list[Any], order: str) -> None:
+            ctx = h.context()
+            model = ReferenceModel()
+            await h.store.save_thread(thread("thr"), ctx)
+            for i, stamp in enumerate(stamps):
+                item: ThreadItem = assistant(f"m{i}", "thr", stamp)
+                await h.store.add_thread_item("thr", item, ctx)
+                model.upsert_item("o", "thr", item)
+            expected = expected_page(model.item_rows("o", "thr"), None, 100, order)
+            assert expected is not None
+            got = await h.store.load_thread_items("thr", None, 100, order, ctx)
+            h.check(
+                ids(got.data) == ids(expected.data),
+                f"{order}: {ids(got.data)}, insertion order {ids(expected.data)}",
+            )
+
+    @rule(
+        "bad-order-and-limit",
+        "an order other than asc/desc or a limit below 1 raises ValueError; huge limits are capped",
+        protects="policy: app code may pass anything; refuse it instead of guessing",
+        tier="strict",
+    )
+    async def test_bad_order_and_limit(self, h: Harness) -> None:
+        ctx = h.context()
+        await h.store.save_thread(thread("thr"), ctx)
+        for i in range(3):
+            await h.store.add_thread_item("thr", assistant(f"m{i}", "thr", T0), ctx)
+        for order in ("ASC", "sideways", "asc; DROP TABLE items", ""):
+            h.check(
+                await raises(h.store.load_thread_items("thr", None, 5, order, ctx), ValueError),
+                f"load_thread_items accepted order={order!r}",
+            )
+            h.check(
+                await raises(h.store.load_threads(5, None, order, ctx), ValueError),
+                f"load_threads accepted order={order!r}",
+            )
+        for limit in (0, -1):
+            h.check(
+                await raises(h.store.load_thread_items("thr", None, limit, "asc", ctx), ValueError),
+                f"load_thread_items accepted limit={limit}",
+            )
+            h.check(
+                await raises(h.store.load_threads(limit, None, "asc", ctx), ValueError),
+                f"load_threads accepted limit={limit}",
+            )
+        page = await h.store.load_thread_items("thr", None, 10**9, "asc", ctx)
+        h.check(len(page.data) == 3, "a huge limit was not served")
+
+    @rule(
+        "unstorable-ids",
+        f"ids up to {MAX_ID_BYTES} bytes of UTF-8 are stored; ids with NUL or longer are refused "
+        "with ValueError on write, and not found (or an empty page, or a no-op) on read",
+        protects="policy: every key fits the database's index limits",
+        tier="strict",
+    )
+    async def test_unstorable_ids(self, h: Harness) -> None:
+        ctx = h.context()
+        longest, wide = "x" * MAX_ID_BYTES, "é" * (MAX_ID_BYTES // 2)
+        await h.store.save_thread(thread(longest), ctx)
+        for item_id in (longest, wide):
+            await h.store.add_thread_item(longest, assistant(item_id, longest, T0), ctx)
+            h.check(
+                (await h.store.load_item(longest, item_id, ctx)).id == item_id,
+                f"an id of {len(item_id.encode())} bytes did not round-trip",
+            )
+        for bad in _UNSTORABLE_IDS:
+            shown = repr(bad[:20])
+            writes: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+                ("save_thread", lambda: h.store.save_thread(thread(bad), ctx)),  # noqa: B023
+                (
+                    "add_thread_item",
+                    lambda: h.store.add_thread_item(longest, assistant(bad, longest, T0), ctx),  # noqa: B023
+                ),
+                (
+                    "save_item",
+                    lambda: h.store.save_item(longest, assistant(bad, longest, T0), ctx),  # noqa: B023
+                ),
+            ]
+            for what, write in writes:
+                h.check(await raises(write(), ValueError), f"{what} accepted id {shown}")
+            h.check(
+                await raises_not_found(h.store.load_thread(bad, ctx)) is not None,
+                f"load_thread({shown}) did not raise NotFoundError",
+            )
+            h.check(
+                await raises_not_found(h.store.load_item(longest, bad, ctx)) is not None,
+                f"load_item(..., {shown}) did not raise NotFoundError",
+            )
+            page = await h.store.load_thread_items(bad, None, 5, "asc", ctx)
+            h.check(page.data == [], f"load_thread_items({shown}) listed rows")
+            await h.store.delete_thread(bad, ctx)
+            await h.store.delete_thread_item(longest, bad, ctx)
+            if h.capabilities.attachments:
+                attachment = FileAttachment(id=bad, name="n", mime_type="text/plain")
+                h.check(
+                    await raises(h.store.save_attachment(attachment, ctx), ValueError),
+                    f"save_attachment accepted id {shown}",
+                )
+                h.check(
+                    await raises_not_found(h.store.load_attachment(bad, ctx)) is not None,
+                    f"load_attachment({shown}) did not raise NotFoundError",
+                )
+                await h.store.delete_attachment(bad, ctx)
+        threads = await h.store.load_threads(10, None, "asc", ctx)
+        h.check(ids(threads.data) == [longest], f"threads listed: {len(threads.data)}")
+
+    @rule(
+        "generated-ids-storable",
+        "generated thread and item ids are storable ids",
+        protects="policy: what the store generates, it accepts",
+        tier="strict",
+    )
+    async def test_generated_ids_storable(self, h: Harness) -> None:
+        ctx = h.context()
+        made = [h.store.generate_thread_id(ctx) for _ in range(50)]
+        made += [h.store.generate_item_id("message", thread("thr"), ctx) for _ in range(50)]
+        bad = [i for i in made if not is_storable_id(i)]
+        h.check(not bad, f"generated unstorable ids {bad[:3]!r}")
+
+    @rule(
+        "items-of-unsaved-thread",
+        "items written into a thread that was never saved are stored anyway",
+        protects="policy: apps adding items outside a request need not save the thread first",
+        tier="strict",
+    )
+    async def test_items_of_unsaved_thread(self, h: Harness) -> None:
+        ctx = h.context()
+        item = assistant("m0", "thr_unsaved", T0)
+        await h.store.add_thread_item("thr_unsaved", item, ctx)
+        h.check(await h.store.load_item("thr_unsaved", "m0", ctx) == item, "the item was lost")
+
+    @rule(
+        "stateful-exact-model",
+        "random sequences of every store operation match the reference model exactly, page for "
+        "page (insertion order for ties, upserts in place)",
+        protects="policy: one exact order, the reference model's",
+        tier="strict",
+    )
+    def test_stateful_exact_model(self, h: Harness) -> None:
+        run_machine(h, strict=True)

@@ -1,0 +1,83 @@
+"""The contract tier is fair: every correct store passes it, whatever legitimate choice it makes.
+
+The strict tier is what tells those choices apart from chatkit-kit's own policies.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chatkit_kit.testing import RULES, run_conformance
+
+from .variant_stores import (
+    VARIANT_STORES,
+    EmptyPageForUnknownCursorStore,
+    ForeignKeyStore,
+    LenientOrderStore,
+    NoAttachmentsStore,
+    ResortOnUpsertStore,
+    SimpleStore,
+)
+
+CONTRACT = [name for name, rule in RULES.items() if rule.tier == "contract"]
+ATTACHMENT_RULES = {name for name, rule in RULES.items() if "attachments" in rule.needs}
+
+
+@pytest.mark.parametrize("store_class", list(VARIANT_STORES), ids=lambda c: c.__name__)
+def test_variant_store_passes_the_contract_tier(store_class: type[SimpleStore]) -> None:
+    report = run_conformance(store_class)
+    assert report.ok, f"{VARIANT_STORES[store_class]}:\n{report}"
+    supported = [name for name in CONTRACT if name not in report.not_supported]
+    assert report.passed == supported
+
+
+def test_store_without_attachments_reports_them_not_supported() -> None:
+    report = run_conformance(NoAttachmentsStore, rules=ATTACHMENT_RULES | {"thread-upsert"})
+    assert (
+        set(report.not_supported)
+        == ATTACHMENT_RULES
+        == {
+            "attachment-round-trip",
+            "attachment-owner-isolation",
+        }
+    )
+    assert all("NotImplementedError" in reason for reason in report.not_supported.values())
+    assert "attachment-round-trip" in str(report) and "not supported" in str(report)
+
+
+def test_declared_without_attachments_runs_no_attachment_call() -> None:
+    """Declared unsupported: no rule touches attachments (they would raise AssertionError)."""
+
+    class Refuses(SimpleStore):
+        async def save_attachment(self, attachment: object, context: object) -> None:
+            raise AssertionError("save_attachment called")
+
+        async def load_attachment(self, attachment_id: str, context: object) -> object:
+            raise AssertionError("load_attachment called")
+
+        async def delete_attachment(self, attachment_id: str, context: object) -> None:
+            raise AssertionError("delete_attachment called")
+
+    report = run_conformance(Refuses, supports_attachments=False)
+    assert report.ok, str(report)
+    assert set(report.not_supported) == ATTACHMENT_RULES
+    assert all(reason.startswith("declared") for reason in report.not_supported.values())
+
+
+@pytest.mark.parametrize(
+    ("store_class", "policy"),
+    [
+        (SimpleStore, "unstorable-ids"),
+        (ForeignKeyStore, "items-of-unsaved-thread"),
+        (ResortOnUpsertStore, "upsert-keeps-position"),
+        (LenientOrderStore, "bad-order-and-limit"),
+        (EmptyPageForUnknownCursorStore, "unknown-cursor-raises"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else value.__name__,
+)
+def test_strict_tier_names_the_policy_a_variant_does_not_follow(
+    store_class: type[SimpleStore], policy: str
+) -> None:
+    assert RULES[policy].tier == "strict"
+    report = run_conformance(store_class, strict=True, rules={policy})
+    assert report.failed_rules == {policy}, str(report)
