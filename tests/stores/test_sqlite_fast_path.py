@@ -24,6 +24,7 @@ async def test_a_connection_checked_in_mid_transaction_is_rolled_back(tmp_path: 
         await store.migrate()
         async with store.engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
             await raw.execute("BEGIN IMMEDIATE")
             await raw.execute(
                 "INSERT INTO chatkit_threads (owner, id, sort_key, payload) "
