@@ -2,7 +2,9 @@
 
 Run with `nox -s bench` (or `python bench/stores.py`). Needs PostgreSQL at
 CHATKIT_KIT_TEST_POSTGRES_DSN (default postgresql://postgres@127.0.0.1:5432/test) for the
-PostgreSQL stores; works in a fresh schema it drops at the end. `--small` uses tiny sizes
+PostgreSQL stores and MariaDB/MySQL at CHATKIT_KIT_TEST_MYSQL_URL (default
+mysql://root@127.0.0.1:3306/test) for the MySQL store; works in a fresh schema and a fresh
+database it drops at the end. `--small` uses tiny sizes
 (the test suite runs it that way to know the script works). Prints one table per store and
 the target ratios; it never asserts on time.
 """
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -44,6 +47,7 @@ from chatkit_kit.stores.asyncpg import AsyncpgStore
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
 
 DSN = os.environ.get("CHATKIT_KIT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("CHATKIT_KIT_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 TEXT = "The quick brown fox jumps over the lazy dog. " * 4
 
@@ -134,6 +138,63 @@ async def bulk_load_postgres(dsn: str, names: _schema.Names, sizes: Sizes) -> Da
         await conn.execute(f"ANALYZE {names.threads}")
     finally:
         await conn.close()
+    return data
+
+
+async def _mysql_connect(url: str, database: str | None) -> Any:
+    import asyncmy
+
+    parts = urlsplit(url)
+    return await asyncmy.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
+    )
+
+
+async def mysql_admin(url: str, sql: str) -> None:
+    conn = await _mysql_connect(url, None)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(sql)
+    finally:
+        conn.close()
+
+
+async def bulk_load_mysql(url: str, names: _schema.Names, sizes: Sizes) -> Dataset:
+    """Multi-row INSERTs straight into the tables (not through the store)."""
+    data = Dataset()
+    conn = await _mysql_connect(url, urlsplit(url).path.lstrip("/"))
+    try:
+        async with conn.cursor() as cur:
+            for size in sizes.item_threads:
+                owner, thread_id = f"items-{size}", f"thr_items_{size}"
+                for start in range(0, size, 2000):
+                    await cur.executemany(
+                        f"INSERT INTO {names.items} (owner, thread_id, id, sort_key, payload) "
+                        "VALUES (%s, %s, %s, %s, %s)",
+                        [
+                            item_row(owner, thread_id, n)
+                            for n in range(start, min(size, start + 2000))
+                        ],
+                    )
+                data.item_threads[size] = (owner, thread_id)
+            for count in sizes.owner_threads:
+                owner = f"threads-{count}"
+                await cur.executemany(
+                    f"INSERT INTO {names.threads} (owner, id, sort_key, payload) "
+                    "VALUES (%s, %s, %s, %s)",
+                    [thread_row(owner, n) for n in range(count)],
+                )
+                data.owners[count] = owner
+            await cur.execute(f"ANALYZE TABLE {names.items}, {names.threads}")
+            await cur.fetchall()
+    finally:
+        conn.close()
     return data
 
 
@@ -242,13 +303,72 @@ class Floor:
                     query = sql
                     for n in range(len(args), 0, -1):
                         query = query.replace(f"${n}", f"%(p{n})s")
-                    cursor = await raw.execute(query, {f"p{n + 1}": a for n, a in enumerate(args)})
+                    params = {f"p{n + 1}": a for n, a in enumerate(args)}
+                    if names.dialect == "mysql":
+                        async with raw.cursor() as cursor:
+                            await cursor.execute(query, params)
+                            return await cursor.fetchall() if cursor.description else None
+                    cursor = await raw.execute(query, params)
                     return await cursor.fetchall() if cursor.description else None
 
         self.fetch = fetch
 
     def sql(self, template: str) -> str:
+        if self.names.dialect == "mysql":
+            if template in MYSQL_FLOOR:
+                template = MYSQL_FLOOR[template]
+            elif any(pg in template for pg in ("ON CONFLICT", "WITH ", "(sort_key, seq)")):
+                raise KeyError(f"no MySQL floor statement for {template!r}")
         return self.names.format(template)
+
+
+# The floor's statements as one would write them by hand for MySQL (keyed by the PostgreSQL
+# text in bench_store). The cursor pages look the cursor row up in a subquery, like the
+# PostgreSQL floor; delete_thread is one multi-table DELETE (the thread's row and its items).
+MYSQL_FLOOR = {
+    "INSERT INTO {threads} (owner, id, sort_key, payload) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (owner, id) DO UPDATE SET payload = excluded.payload": (
+        "INSERT INTO {threads} (owner, id, sort_key, payload) VALUES ($1, $2, $3, $4) "
+        "ON DUPLICATE KEY UPDATE payload = VALUES(payload)"
+    ),
+    "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (owner, thread_id, id) DO UPDATE SET payload = excluded.payload": (
+        "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
+        "VALUES ($1, $2, $3, $4, $5) ON DUPLICATE KEY UPDATE payload = VALUES(payload)"
+    ),
+    "WITH gone AS (DELETE FROM {items} WHERE owner = $1 AND thread_id = $2) "
+    "DELETE FROM {threads} WHERE owner = $1 AND id = $2": (
+        "DELETE t, i FROM {threads} t LEFT JOIN {items} i ON i.owner = t.owner "
+        "AND i.thread_id = t.id WHERE t.owner = $1 AND t.id = $2"
+    ),
+    "INSERT INTO {attachments} (owner, id, thread_id, payload) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (owner, id) DO UPDATE SET thread_id = excluded.thread_id, "
+    "payload = excluded.payload, updated_at = CURRENT_TIMESTAMP": (
+        "INSERT INTO {attachments} (owner, id, thread_id, payload, created_at, updated_at) "
+        "VALUES ($1, $2, $3, $4, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) "
+        "ON DUPLICATE KEY UPDATE thread_id = VALUES(thread_id), payload = VALUES(payload), "
+        "updated_at = UTC_TIMESTAMP(6)"
+    ),
+    "SELECT id, payload FROM {items} WHERE owner = $1 AND thread_id = $2 "
+    "AND (sort_key, seq) < (SELECT sort_key, seq FROM {items} "
+    "WHERE owner = $1 AND thread_id = $2 AND id = $3) "
+    "ORDER BY sort_key DESC, seq DESC LIMIT $4": (
+        "SELECT t.id, t.payload FROM {items} t FORCE INDEX ({items_page_idx}) "
+        "JOIN {items} c ON c.owner = $1 AND c.thread_id = $2 AND c.id = $3 "
+        "WHERE t.owner = $1 AND t.thread_id = $2 AND (t.sort_key < c.sort_key "
+        "OR (t.sort_key = c.sort_key AND t.seq < c.seq)) "
+        "ORDER BY t.sort_key DESC, t.seq DESC LIMIT $4"
+    ),
+    "SELECT id, payload FROM {threads} WHERE owner = $1 AND (sort_key, seq) < "
+    "(SELECT sort_key, seq FROM {threads} WHERE owner = $1 AND id = $2) "
+    "ORDER BY sort_key DESC, seq DESC LIMIT $3": (
+        "SELECT t.id, t.payload FROM {threads} t FORCE INDEX ({threads_page_idx}) "
+        "JOIN {threads} c ON c.owner = $1 AND c.id = $2 "
+        "WHERE t.owner = $1 AND (t.sort_key < c.sort_key "
+        "OR (t.sort_key = c.sort_key AND t.seq < c.seq)) "
+        "ORDER BY t.sort_key DESC, t.seq DESC LIMIT $3"
+    ),
+}
 
 
 def table(title: str, rows: list[tuple[str, Result, Result | None, Result | None]]) -> str:
@@ -497,14 +617,22 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--dsn", default=DSN, help="PostgreSQL DSN (postgresql://...)")
     parser.add_argument(
+        "--mysql-url", default=MYSQL_URL, help="MariaDB/MySQL server URL (mysql://...)"
+    )
+    parser.add_argument(
         "--stores",
-        default="sqlite,sqlalchemy+asyncpg,sqlalchemy+psycopg,asyncpg",
-        help="comma-separated store flavours to run",
+        default="sqlite,sqlalchemy+asyncpg,sqlalchemy+psycopg,asyncpg,mysql+asyncmy",
+        help="comma-separated store flavours to run (also mysql+aiomysql)",
     )
     args = parser.parse_args(argv)
     sizes = SMALL if args.small or os.environ.get("CHATKIT_KIT_BENCH_SMALL") else FULL
     flavours = [f.strip() for f in args.stores.split(",") if f.strip()]
-    pg_flavours = [f for f in flavours if f != "sqlite"]
+    pg_flavours = [f for f in flavours if f != "sqlite" and not f.startswith("mysql+")]
+    mysql_flavours = [f for f in flavours if f.startswith("mysql+")]
+    mysql_names = _schema.Names.create("mysql", None, "chatkit_")
+    mysql_db = f"ckbench_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(args.mysql_url)
+    mysql_url = urlunsplit(parts._replace(path=f"/{mysql_db}"))
     print(
         f"chatkit-kit store benchmark: {sizes.iterations} iterations per operation "
         f"(after {sizes.warmup} warm-up), latencies in microseconds\n"
@@ -519,6 +647,16 @@ async def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             pg_data = await bulk_load_postgres(args.dsn, pg_names, sizes)
             print(f"(PostgreSQL bulk load: {time.perf_counter() - started:.1f} s)")
+        if mysql_flavours:
+            await mysql_admin(
+                args.mysql_url,
+                f"CREATE DATABASE `{mysql_db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+            )
+            async with SQLAlchemyStore.from_url(mysql_url) as setup_mysql:
+                await setup_mysql.migrate()
+            started = time.perf_counter()
+            mysql_data = await bulk_load_mysql(mysql_url, mysql_names, sizes)
+            print(f"(MariaDB bulk load: {time.perf_counter() - started:.1f} s)")
         for flavour in flavours:
             if flavour == "sqlite":
                 with tempfile.TemporaryDirectory() as tmp:
@@ -529,6 +667,14 @@ async def main(argv: list[str] | None = None) -> int:
                         names = _schema.Names.create("sqlite", None, "chatkit_")
                         data = await asyncio.to_thread(bulk_load_sqlite, path, names, sizes)
                         all_results[flavour] = await bench_store(store, names, data, sizes, True)
+                continue
+            if flavour.startswith("mysql+"):
+                url = mysql_url.replace("mysql://", f"{flavour}://", 1)
+                store = SQLAlchemyStore.from_url(url, pool_size=4)
+                async with store:
+                    all_results[flavour] = await bench_store(
+                        store, mysql_names, mysql_data, sizes, True
+                    )
                 continue
             if flavour == "asyncpg":
                 store = await AsyncpgStore.connect(
@@ -541,6 +687,8 @@ async def main(argv: list[str] | None = None) -> int:
             async with store:
                 all_results[flavour] = await bench_store(store, pg_names, pg_data, sizes, True)
     finally:
+        if mysql_flavours:
+            await mysql_admin(args.mysql_url, f"DROP DATABASE IF EXISTS `{mysql_db}`")
         if pg_flavours:
             conn = await asyncpg.connect(args.dsn)
             try:
@@ -553,6 +701,8 @@ async def main(argv: list[str] | None = None) -> int:
         "sqlalchemy+asyncpg": "SQLAlchemyStore, PostgreSQL via asyncpg",
         "sqlalchemy+psycopg": "SQLAlchemyStore, PostgreSQL via psycopg 3",
         "asyncpg": "AsyncpgStore, PostgreSQL",
+        "mysql+asyncmy": "SQLAlchemyStore, MariaDB via asyncmy",
+        "mysql+aiomysql": "SQLAlchemyStore, MariaDB via aiomysql",
     }
     reference = all_results.get("asyncpg")
     for flavour, results in all_results.items():
@@ -585,6 +735,13 @@ async def main(argv: list[str] | None = None) -> int:
             f"  {titles['sqlite']} / raw aiosqlite + decode, worst operation: "
             f"{worst[0]:.2f} ({worst[1]}) (<= 3)"
         )
+    for flavour in mysql_flavours:
+        worst = max(
+            (r.median_us / fl.median_us, name)
+            for name, (r, fl) in all_results[flavour].items()
+            if fl
+        )
+        print(f"  {titles[flavour]} / floor, worst operation: {worst[0]:.2f} ({worst[1]}) (<= 1.5)")
     if reference:
         worst = max((r.median_us / fl.median_us, name) for name, (r, fl) in reference.items() if fl)
         print(f"  AsyncpgStore / floor, worst operation: {worst[0]:.2f} ({worst[1]}) (<= 1.5)")

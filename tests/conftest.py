@@ -1,4 +1,4 @@
-"""Shared test configuration: backend availability rules and the PostgreSQL DSN."""
+"""Shared test configuration: backend availability rules, the PostgreSQL DSN, the MariaDB URL."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ POSTGRES_DSN = os.environ.get(
 )
 PGBOUNCER_DSN = os.environ.get("CHATKIT_KIT_TEST_PGBOUNCER_DSN")
 """PgBouncer (transaction pooling) in front of the test PostgreSQL; .ci/run starts one."""
+MYSQL_URL = os.environ.get("CHATKIT_KIT_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -23,10 +24,11 @@ def backend_unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-def _postgres_reachable(dsn: str) -> bool:
+def _reachable(dsn: str, default_port: int = 5432) -> bool:
     parts = urlsplit(dsn)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), 2):
+        address = (parts.hostname or "127.0.0.1", parts.port or default_port)
+        with socket.create_connection(address, 2):
             return True
     except OSError:
         return False
@@ -35,7 +37,7 @@ def _postgres_reachable(dsn: str) -> bool:
 @pytest.fixture(scope="session")
 def postgres_dsn() -> str:
     """The DSN of a reachable PostgreSQL server; skips (or fails under CI) when there is none."""
-    if not _postgres_reachable(POSTGRES_DSN):
+    if not _reachable(POSTGRES_DSN):
         backend_unavailable(
             f"PostgreSQL is not reachable at {POSTGRES_DSN}: start a server or set "
             "CHATKIT_KIT_TEST_POSTGRES_DSN=postgresql://user@host:port/db to run these tests"
@@ -53,9 +55,24 @@ def pgbouncer_dsn(postgres_dsn: str) -> str:
             "postgresql://postgres@127.0.0.1:6432/test (.ci/run does both)"
         )
     assert PGBOUNCER_DSN is not None
-    if not _postgres_reachable(PGBOUNCER_DSN):
+    if not _reachable(PGBOUNCER_DSN, default_port=6432):
         backend_unavailable(f"PgBouncer is not reachable at {PGBOUNCER_DSN}")
     return PGBOUNCER_DSN
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    """A `mysql://` URL of a reachable MariaDB (or MySQL) server; skips (fails under CI) without.
+
+    Tests never use the URL's database itself: they create databases of their own from it.
+    """
+    if not _reachable(MYSQL_URL, default_port=3306):
+        backend_unavailable(
+            f"MariaDB/MySQL is not reachable at {MYSQL_URL}: start a server or set "
+            "CHATKIT_KIT_TEST_MYSQL_URL=mysql://user:password@host:port/db (a user that may "
+            "create databases) to run these tests"
+        )
+    return MYSQL_URL
 
 
 _ALLOWED_SKIP_REASONS = ("OPENAI_API_KEY",)

@@ -103,7 +103,7 @@ def test_sql_for_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
-        (["migrate", "mysql://x/y"], 2, "unsupported database URL scheme 'mysql'"),
+        (["migrate", "oracle://x/y"], 2, "unsupported database URL scheme 'oracle'"),
         (["migrate", "not a url"], 2, "is not a database URL"),
         (["migrate", "postgresql+psycopg2://x/y"], 2, "names a driver chatkit-kit cannot use"),
         (["migrate", "sqlite:///x.db", "--schema", "s"], 2, "--schema is a PostgreSQL option"),
@@ -164,9 +164,9 @@ def test_newer_schema_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_debug_shows_the_traceback() -> None:
     with pytest.raises(ValueError, match="unsupported database URL scheme"):
-        main(["--debug", "migrate", "mysql://x/y"])
+        main(["--debug", "migrate", "oracle://x/y"])
     with pytest.raises(ValueError, match="unsupported database URL scheme"):
-        main(["migrate", "mysql://x/y", "--debug"])
+        main(["migrate", "oracle://x/y", "--debug"])
     with pytest.raises(SystemExit) as usage:
         main([])
     assert usage.value.code == 2

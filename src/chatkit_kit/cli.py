@@ -26,6 +26,11 @@ from .stores._urls import database_backend, redact_database_url, resolve_databas
 
 Handler = Callable[[argparse.Namespace], int]
 
+
+def dialect_name(dialect: str) -> str:
+    return {"sqlite": "SQLite", "mysql": "MySQL"}.get(dialect, dialect)
+
+
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
@@ -71,8 +76,12 @@ def _run_migrate(args: argparse.Namespace) -> int:
         dialect, _driver = database_backend(args.database_url)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if args.schema is not None and dialect == "sqlite":
-        raise UsageError("--schema is a PostgreSQL option; on SQLite use --table-prefix")
+    if args.schema is not None and dialect != "postgresql":
+        where = "the URL's database" if dialect == "mysql" else "one database file"
+        raise UsageError(
+            f"--schema is a PostgreSQL option; on {dialect_name(dialect)} the tables live in "
+            f"{where}: use --table-prefix"
+        )
     try:
         names = _schema.Names.create(dialect, args.schema, args.table_prefix)  # type: ignore[arg-type]
         _schema.check_target(args.target)
@@ -95,7 +104,8 @@ def _add_migrate(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "database_url",
         metavar="DATABASE_URL",
         help="postgresql://... (or postgres://), postgresql+asyncpg://..., "
-        "postgresql+psycopg://..., sqlite:///path.db or sqlite+aiosqlite:///path.db",
+        "postgresql+psycopg://..., mysql://... (or mariadb://, mysql+asyncmy://..., "
+        "mysql+aiomysql://...), sqlite:///path.db or sqlite+aiosqlite:///path.db",
     )
     parser.add_argument("--schema", default=None, help="PostgreSQL schema (default: public)")
     parser.add_argument(
@@ -139,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     try:
         from .demo.cli import add_demo
 
-        add_demo(subparsers)
+        add_demo(subparsers, common)
     except MissingDependencyError as missing:
         # `migrate` must work with only the extra its URL needs; `demo` then says what it needs.
         if "demo" not in subparsers.choices:

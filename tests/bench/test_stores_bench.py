@@ -10,9 +10,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_store_benchmark_runs_and_prints_every_table(postgres_dsn: str) -> None:
+def test_store_benchmark_runs_and_prints_every_table(postgres_dsn: str, mariadb_url: str) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "stores.py"), "--small", "--dsn", postgres_dsn],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "stores.py"),
+            "--small",
+            "--dsn",
+            postgres_dsn,
+            "--mysql-url",
+            mariadb_url,
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
         capture_output=True,
         text=True,
@@ -26,6 +34,7 @@ def test_store_benchmark_runs_and_prints_every_table(postgres_dsn: str) -> None:
         "SQLAlchemyStore, PostgreSQL via asyncpg",
         "SQLAlchemyStore, PostgreSQL via psycopg 3",
         "AsyncpgStore, PostgreSQL",
+        "SQLAlchemyStore, MariaDB via asyncmy",
     ):
         assert title in out
     for operation in (
@@ -38,5 +47,6 @@ def test_store_benchmark_runs_and_prints_every_table(postgres_dsn: str) -> None:
     ):
         # One row per store table (the target lines below may name it once more).
         rows = [line for line in out.splitlines() if line.startswith(operation)]
-        assert len(rows) == 4, operation
+        assert len(rows) == 5, operation
     assert "AsyncpgStore / floor, worst operation" in out
+    assert "MariaDB via asyncmy / floor, worst operation" in out

@@ -56,7 +56,7 @@ def test_missing_module_message_names_the_extra() -> None:
     missing = ModuleNotFoundError("No module named 'asyncpg'", name="asyncpg")
     message = missing_module_message(missing)
     assert message.endswith('pip install "chatkit-kit[asyncpg]"') and "'asyncpg'" in message
-    missing = ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+    missing = ModuleNotFoundError("No module named 'uvicorn'", name="uvicorn")
     assert missing_module_message(missing).endswith('pip install "chatkit-kit[demo]"')
     message = missing_module_message(ModuleNotFoundError("x", name="aiomysql.connection"))
     assert message.endswith('pip install "chatkit-kit[mysql]"')
@@ -87,7 +87,7 @@ def test_unparseable_database_url_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("module", "scheme", "extra"),
-    [("psycopg", "postgresql+psycopg", "demo"), ("asyncpg", "postgresql+asyncpg", "asyncpg")],
+    [("psycopg", "postgresql+psycopg", "psycopg"), ("asyncpg", "postgresql+asyncpg", "asyncpg")],
 )
 def test_missing_driver_names_the_extra(
     tmp_path: Path, module: str, scheme: str, extra: str

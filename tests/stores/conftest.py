@@ -1,7 +1,8 @@
 """Fixtures for the SQL store tests.
 
-PostgreSQL tests work in one fresh schema per test session (dropped at the end); tests that
-need an empty schema of their own (migrations) use `fresh_schema`. Each `sql_store` gets a
+PostgreSQL tests work in one fresh schema per test session (dropped at the end), MariaDB tests
+in one fresh database per session (dropped at the end); tests that need an empty schema or
+database of their own (migrations) use `fresh`. Each `sql_store` gets a
 unique owner namespace, so tests sharing the session schema never see each other's rows.
 """
 
@@ -20,9 +21,12 @@ from chatkit_kit.stores.asyncpg import AsyncpgStore
 
 from .sql_support import (
     FLAVOURS,
+    MYSQL_FLAVOURS,
     PGBOUNCER_FLAVOURS,
     POSTGRES_FLAVOURS,
     Flavour,
+    create_database,
+    drop_database,
     drop_schema,
     new_schema_name,
 )
@@ -45,6 +49,22 @@ def pg_schema(postgres_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def mysql_database(mariadb_url: str) -> Iterator[str]:
+    """The URL of a migrated MariaDB database for this test session, dropped at the end."""
+    url = create_database(mariadb_url)
+
+    async def migrate() -> None:
+        async with await Flavour(MYSQL_FLAVOURS[0], url).make() as store:
+            await store.migrate()
+
+    try:
+        asyncio.run(migrate())
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(scope="session")
 def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite") / "store.db"
 
@@ -59,9 +79,11 @@ def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(params=FLAVOURS)
 def flavour(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Flavour:
-    """One SQL store flavour; PostgreSQL flavours skip (fail under CI) without a server."""
+    """One SQL store flavour; server flavours skip (fail under CI) without their server."""
     if request.param == "sqlite":
         return Flavour("sqlite", None, request.getfixturevalue("sqlite_db"))
+    if request.param in MYSQL_FLAVOURS:
+        return Flavour(request.param, request.getfixturevalue("mysql_database"))
     dsn: str = request.getfixturevalue("postgres_dsn")
     return Flavour(request.param, dsn, schema=request.getfixturevalue("pg_schema"))
 
@@ -81,6 +103,12 @@ def direct_pg_flavour(request: pytest.FixtureRequest, postgres_dsn: str, pg_sche
     return Flavour(request.param, postgres_dsn, schema=pg_schema)
 
 
+@pytest.fixture(params=MYSQL_FLAVOURS)
+def mysql_flavour(request: pytest.FixtureRequest, mysql_database: str) -> Flavour:
+    """SQLAlchemyStore on MariaDB through one of the async drivers."""
+    return Flavour(request.param, mysql_database)
+
+
 @pytest.fixture
 async def sql_store(flavour: Flavour, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """A store of `flavour` on the session's migrated tables, in an owner namespace of its own."""
@@ -95,7 +123,16 @@ async def sql_store(flavour: Flavour, request: pytest.FixtureRequest) -> AsyncIt
 
 @pytest.fixture
 def fresh(flavour: Flavour, tmp_path: Path) -> Iterator[Flavour]:
-    """`flavour` pointed at an empty database: a new PostgreSQL schema or SQLite file."""
+    """`flavour` pointed at an empty database: a new PostgreSQL schema, MariaDB database or
+    SQLite file."""
+    if flavour.is_mysql:
+        assert flavour.dsn is not None
+        url = create_database(flavour.dsn)
+        try:
+            yield Flavour(flavour.name, url)
+        finally:
+            drop_database(url)
+        return
     if not flavour.is_postgres:
         yield Flavour("sqlite", None, tmp_path / "fresh.db")
         return

@@ -1,4 +1,5 @@
-"""Helpers for the SQL store tests: store flavours, fresh PostgreSQL schemas, admin SQL."""
+"""Helpers for the SQL store tests: store flavours, fresh PostgreSQL schemas and MariaDB
+databases, admin SQL."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pymysql
 
 from chatkit_kit.stores.asyncpg import AsyncpgStore
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
 
-FLAVOURS = ("sqlite", "sqlalchemy+asyncpg", "sqlalchemy+psycopg", "asyncpg")
-POSTGRES_FLAVOURS = FLAVOURS[1:]
+POSTGRES_FLAVOURS = ("sqlalchemy+asyncpg", "sqlalchemy+psycopg", "asyncpg")
+MYSQL_FLAVOURS = ("mysql+asyncmy", "mysql+aiomysql")
+"""SQLAlchemyStore on MariaDB (or MySQL) through each async driver."""
+FLAVOURS = ("sqlite", *POSTGRES_FLAVOURS, *MYSQL_FLAVOURS)
 PGBOUNCER_FLAVOURS = tuple(f"{name}@pgbouncer" for name in POSTGRES_FLAVOURS)
 """The PostgreSQL flavours through PgBouncer in transaction pooling mode (`pgbouncer=True`)."""
 
@@ -48,6 +53,77 @@ def drop_schema(dsn: str, schema: str) -> None:
     admin_execute(dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+def _mysql_connect(url: str, database: str | None) -> Any:
+    parts = urlsplit(url)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
+    )
+
+
+def database_of(url: str) -> str:
+    """The database a `mysql://.../db` URL names."""
+    return urlsplit(url).path.lstrip("/")
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` pointed at another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def mysql_execute(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement in the URL's database (backslashes in literals are plain characters)."""
+    return mysql_script(url, [sql], params)
+
+
+def mysql_script(
+    url: str, statements: list[str], params: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """Run statements on one connection (as a DBA's client would); return the last one's rows."""
+    conn = _mysql_connect(url, database_of(url) or None)
+    rows: list[tuple[Any, ...]] = []
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+            for sql in statements:
+                cur.execute(sql, (params or None) if "%s" in sql else None)
+                rows = list(cur.fetchall()) if cur.description else []
+        return rows
+    finally:
+        conn.close()
+
+
+def create_database(server_url: str) -> str:
+    """A new, empty utf8mb4 database on the server; returns a URL naming it."""
+    database = new_schema_name()
+    mysql_execute(
+        with_database(server_url, ""),
+        f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+    )
+    return with_database(server_url, database)
+
+
+def drop_database(url: str) -> None:
+    database = database_of(url)
+    assert database.startswith("ckt_"), database
+    mysql_execute(with_database(url, ""), f"DROP DATABASE IF EXISTS `{database}`")
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """The URL of a new database, dropped afterwards."""
+    url = create_database(server_url)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
 @contextlib.contextmanager
 def fresh_schema(dsn: str) -> Iterator[str]:
     """A schema name nobody uses yet; the schema is dropped afterwards if it was created."""
@@ -63,7 +139,9 @@ class Flavour:
     """How to build one kind of SQL store against a given database."""
 
     name: str
-    dsn: str | None  # PostgreSQL DSN (plain postgresql://), None for SQLite
+    # PostgreSQL DSN (plain postgresql://), MariaDB URL naming the database (plain mysql://),
+    # None for SQLite
+    dsn: str | None
     sqlite_path: Path | None = None
     schema: str | None = None  # the session's migrated PostgreSQL schema
     admin_dsn: str | None = None  # PostgreSQL itself, when `dsn` is PgBouncer
@@ -76,8 +154,22 @@ class Flavour:
         return dsn
 
     @property
+    def is_mysql(self) -> bool:
+        return self.name in MYSQL_FLAVOURS
+
+    @property
     def is_postgres(self) -> bool:
-        return self.dsn is not None
+        return self.dsn is not None and not self.is_mysql
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL of a SQLAlchemyStore flavour."""
+        if self.name == "sqlite":
+            return f"sqlite+aiosqlite:///{self.sqlite_path}"
+        assert self.dsn is not None
+        if self.is_mysql:
+            return self.dsn.replace("mysql://", f"{self.name}://", 1)
+        return sqlalchemy_url(self.dsn, self.driver_name.split("+", 1)[1])
 
     @property
     def pgbouncer(self) -> bool:
@@ -119,6 +211,8 @@ class Flavour:
         if self.pgbouncer:
             kwargs.setdefault("pgbouncer", True)
         pool_size = kwargs.pop("pool_size", 4)
+        if self.is_mysql:
+            return SQLAlchemyStore.from_url(self.url, pool_size=pool_size, **kwargs)
         if self.driver_name == "asyncpg":
             return await AsyncpgStore.connect(
                 self.dsn, schema=schema, min_size=1, max_size=pool_size, **kwargs

@@ -19,7 +19,15 @@ from chatkit.types import FileAttachment
 
 from chatkit_kit.stores import AttachmentIndex, MemoryStore
 
-from .sql_support import FLAVOURS, Flavour, drop_schema, new_schema_name
+from .sql_support import (
+    FLAVOURS,
+    MYSQL_FLAVOURS,
+    Flavour,
+    create_database,
+    drop_database,
+    drop_schema,
+    new_schema_name,
+)
 
 FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
 PAST = datetime(2000, 1, 1, tzinfo=timezone.utc)
@@ -41,14 +49,19 @@ def attachment(attachment_id: str, thread_id: str | None = None) -> FileAttachme
 
 @pytest.fixture(params=("memory", *FLAVOURS))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    """An empty store of every kind (PostgreSQL ones in a schema of their own)."""
+    """An empty store of every kind (PostgreSQL ones in a schema, MariaDB ones in a database
+    of their own)."""
     kind = request.param
     if kind == "memory":
         yield MemoryStore()
         return
     schema = None
+    database = None
     if kind == "sqlite":
         flavour = Flavour("sqlite", None, tmp_path / "index.db")
+    elif kind in MYSQL_FLAVOURS:
+        database = await asyncio.to_thread(create_database, request.getfixturevalue("mariadb_url"))
+        flavour = Flavour(kind, database)
     else:
         dsn: str = request.getfixturevalue("postgres_dsn")
         schema = new_schema_name()
@@ -61,6 +74,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await sql_store.close()
         if schema is not None:
             await asyncio.to_thread(drop_schema, flavour.dsn or "", schema)
+        if database is not None:
+            await asyncio.to_thread(drop_database, database)
 
 
 async def test_every_store_is_an_attachment_index(store: Any) -> None:

@@ -1,8 +1,9 @@
 """Every SQL store flavour passes both conformance tiers and the attachment-index suite.
 
-SQLAlchemyStore on SQLite (aiosqlite) and on PostgreSQL via asyncpg and via psycopg, and
-AsyncpgStore on PostgreSQL: the real local server, in this session's fresh schema; and the
-PostgreSQL ones again through PgBouncer in transaction pooling mode (`pgbouncer=True`).
+SQLAlchemyStore on SQLite (aiosqlite), on PostgreSQL via asyncpg and via psycopg and on MariaDB
+via asyncmy and via aiomysql, and AsyncpgStore on PostgreSQL: the real local servers, in this
+session's fresh PostgreSQL schema or MariaDB database; and the PostgreSQL
+ones again through PgBouncer in transaction pooling mode (`pgbouncer=True`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,22 @@ class _Asyncpg(_Postgres):
     driver = "asyncpg"
 
 
+class _MariaDB(_SQLStore):
+    driver: str
+
+    @pytest.fixture(autouse=True)
+    def _database(self, mysql_database: str) -> None:
+        self.flavour = Flavour(self.driver, mysql_database)
+
+
+class _SQLAlchemyAsyncmy(_MariaDB):
+    driver = "mysql+asyncmy"
+
+
+class _SQLAlchemyAiomysql(_MariaDB):
+    driver = "mysql+aiomysql"
+
+
 class TestSQLAlchemySQLiteConformance(_SQLite, StrictStoreConformance):
     pass
 
@@ -82,6 +99,22 @@ class TestSQLAlchemyPsycopgAttachmentIndex(_SQLAlchemyPsycopg, AttachmentIndexCo
 
 
 class TestAsyncpgStoreAttachmentIndex(_Asyncpg, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncmyMariaDBConformance(_SQLAlchemyAsyncmy, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyAiomysqlMariaDBConformance(_SQLAlchemyAiomysql, StrictStoreConformance):
+    pass
+
+
+class TestSQLAlchemyAsyncmyMariaDBAttachmentIndex(_SQLAlchemyAsyncmy, AttachmentIndexConformance):
+    pass
+
+
+class TestSQLAlchemyAiomysqlMariaDBAttachmentIndex(_SQLAlchemyAiomysql, AttachmentIndexConformance):
     pass
 
 

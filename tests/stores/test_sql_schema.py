@@ -21,7 +21,7 @@ from chatkit.types import ThreadMetadata
 from chatkit_kit.stores import SCHEMA_VERSION, SchemaVersionError, _codec, _schema, _sql
 from chatkit_kit.stores._rules import sort_key
 
-from .sql_support import Flavour, admin_execute, fresh_schema, sqlalchemy_url
+from .sql_support import Flavour, admin_execute, fresh_schema, mysql_execute, sqlalchemy_url
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -37,6 +37,9 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, 6)
 
 def raw_execute(flavour: Flavour, sql: str) -> list[tuple[Any, ...]]:
     """Run SQL on the flavour's database outside the store."""
+    if flavour.is_mysql:
+        assert flavour.dsn is not None
+        return mysql_execute(flavour.dsn, sql)
     if flavour.is_postgres:
         assert flavour.dsn is not None
         return admin_execute(flavour.dsn, sql)
@@ -46,7 +49,9 @@ def raw_execute(flavour: Flavour, sql: str) -> list[tuple[Any, ...]]:
 
 
 def names_of(flavour: Flavour) -> _schema.Names:
-    dialect: _schema.Dialect = "postgresql" if flavour.is_postgres else "sqlite"
+    dialect: _schema.Dialect = (
+        "mysql" if flavour.is_mysql else "postgresql" if flavour.is_postgres else "sqlite"
+    )
     return _schema.Names.create(dialect, flavour.schema, _schema.DEFAULT_TABLE_PREFIX)
 
 
@@ -61,7 +66,7 @@ async def test_migrate_from_an_empty_database(fresh: Flavour) -> None:
         assert (await store.load_thread("t", ALICE)).created_at == T0
     versions = raw_execute(fresh, f"SELECT version FROM {names_of(fresh).versions} ORDER BY 1")
     assert [v for (v,) in versions] == [m.version for m in _schema.MIGRATIONS]
-    if not fresh.is_postgres:
+    if fresh.name == "sqlite":
         assert raw_execute(fresh, "PRAGMA journal_mode") == [("wal",)]
 
 
@@ -140,11 +145,13 @@ _MIGRATE_SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize(
     # SQLAlchemy on asyncpg takes the same path as on psycopg; no need to race it too.
     "flavour",
-    ["sqlite", "asyncpg", "sqlalchemy+psycopg"],
+    ["sqlite", "asyncpg", "sqlalchemy+psycopg", "mysql+asyncmy", "mysql+aiomysql"],
     indirect=True,
 )
 def test_concurrent_migrate_from_several_processes(fresh: Flavour) -> None:
-    if fresh.is_postgres:
+    if fresh.is_mysql:
+        url = fresh.url
+    elif fresh.is_postgres:
         assert fresh.dsn is not None
         url = fresh.dsn if fresh.name == "asyncpg" else sqlalchemy_url(fresh.dsn, "psycopg")
     else:

@@ -51,7 +51,8 @@ def test_without_asyncpg_postgresql_urls_pick_psycopg(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("mysql://u@h/db", "unsupported database URL scheme 'mysql'"),
+        ("oracle://u@h/db", "unsupported database URL scheme 'oracle'"),
+        ("mysql+pymysql://u@h/db", "cannot use"),
         ("postgresql+psycopg2://u@h/db", "cannot use"),
         ("sqlite+pysqlite:///x.db", "cannot use"),
         ("chat.db", "is not a database URL"),
@@ -70,7 +71,7 @@ def test_passwords_are_redacted() -> None:
     assert redact_database_url("postgresql://u@h/db") == "postgresql://u@h/db"
     assert redact_database_url("sqlite:///x.db") == "sqlite:///x.db"
     with pytest.raises(ValueError) as hidden:
-        resolve_database_url("mysql://u:s3cret@h/db")
+        resolve_database_url("oracle://u:s3cret@h/db")
     assert "s3cret" not in str(hidden.value)
 
 

@@ -211,7 +211,7 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
     async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
         """Delete the bytes of the context owner's attachment; unknown or foreign ids are no-ops.
 
-        ChatKit then deletes the metadata with `Store.delete_attachment` (contract 2.4).
+        ChatKit then calls `Store.delete_attachment` (docs/contract.md#attachment-delete).
         """
         try:
             _, key = await self.owned_key(attachment_id, context)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from ..errors import DatabaseConfigurationError, DatabaseUnavailableError, SchemaVersionError
+from ..stores._urls import redact_database_url
 
 DRIVER_EXTRAS = {
     "sqlalchemy": "demo",
     "aiosqlite": "demo",
     "asyncpg": "asyncpg",
-    "psycopg": "demo",
-    "psycopg_binary": "demo",
+    "psycopg": "psycopg",
+    "psycopg_binary": "psycopg",
     "aiomysql": "mysql",
     "asyncmy": "mysql",
     "pymysql": "mysql",
@@ -33,34 +36,40 @@ class DemoStartupError(Exception):
 
 
 def mask_url(url: str) -> str:
-    """`url` with its password (if any) replaced by `***`; unparseable text is fully masked."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparseable URL>"
-    if password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+    """`url` with its password (if any) replaced by `***` (the stores' own redaction)."""
+    return redact_database_url(url)
 
 
-def _secrets_of(url: str) -> list[str]:
+def _redact(text: str, url: str | None) -> str:
+    """`text` with `url`, and its `:password@` part wherever it appears, masked."""
+    if not url:
+        return text
+    text = text.replace(url, mask_url(url))
     try:
         password = urlsplit(url).password
     except ValueError:
-        return [url]
-    return [password] if password else []
+        return text
+    if password:
+        text = text.replace(f":{password}@", ":***@")
+    return text
 
 
-def _one_line(exc: BaseException, secrets: list[str]) -> str:
-    """The first line of `exc`'s message (or its class name), with `secrets` masked."""
-    text = str(exc).strip()
-    line = text.splitlines()[0].strip() if text else type(exc).__name__
-    for secret in secrets:
-        line = line.replace(secret, "***")
-    return line
+def _one_line(exc: BaseException, url: str | None = None) -> str:
+    """`exc`'s message on one line (or its class name), with `url`'s password masked."""
+    line = " ".join(str(exc).split()) or type(exc).__name__
+    return _redact(line, url)
+
+
+def _database_problem(exc: Exception, url: str) -> str:
+    """What went wrong opening the database, and what to check, on one line."""
+    cause = exc.__cause__
+    cause = getattr(cause, "orig", None) or cause  # SQLAlchemy wraps the driver's error
+    detail = _one_line(cause if cause is not None else exc, url)
+    if isinstance(exc, DatabaseUnavailableError):
+        return f"{detail}; check that the server is running and the host and port are right"
+    if isinstance(exc, DatabaseConfigurationError) and not isinstance(exc, SchemaVersionError):
+        return f"{detail}; check that the database exists and the user name and password are right"
+    return _one_line(exc, url)
 
 
 def missing_module_message(exc: ImportError) -> str:
@@ -78,7 +87,6 @@ def missing_module_message(exc: ImportError) -> str:
 
 async def check_database(url: str) -> int:
     """Open `url`, bring its schema up to date and close it; returns the schema version."""
-    secrets = _secrets_of(url)
     masked = mask_url(url)
     try:
         from ..stores import SQLAlchemyStore
@@ -90,7 +98,7 @@ async def check_database(url: str) -> int:
         ) from exc
     except Exception as exc:
         raise DemoStartupError(
-            f"cannot use the database URL {masked}: {_one_line(exc, secrets)}"
+            f"cannot use the database URL {masked}: {_one_line(exc, url)}"
         ) from exc
     try:
         version: int = await store.migrate()
@@ -100,8 +108,7 @@ async def check_database(url: str) -> int:
         ) from exc
     except Exception as exc:
         raise DemoStartupError(
-            f"cannot open the database {masked}: {_one_line(exc, secrets)} "
-            "(check that the server runs, the database exists and the credentials are right)"
+            f"cannot open the database {masked}: {_database_problem(exc, url)}"
         ) from exc
     finally:
         await store.close()
@@ -122,7 +129,6 @@ def check_s3_bucket(client: Any, bucket: str, endpoint_url: str | None) -> None:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     where = f"at {mask_url(endpoint_url)}" if endpoint_url else "on AWS"
-    secrets = _secrets_of(endpoint_url) if endpoint_url else []
     try:
         client.head_bucket(Bucket=bucket)
     except NoCredentialsError as exc:
@@ -144,11 +150,11 @@ def check_s3_bucket(client: Any, bucket: str, endpoint_url: str | None) -> None:
                 "and the bucket policy"
             ) from exc
         raise DemoStartupError(
-            f"S3 bucket {bucket!r} {where} cannot be used: {_one_line(exc, secrets)}"
+            f"S3 bucket {bucket!r} {where} cannot be used: {_one_line(exc, endpoint_url)}"
         ) from exc
     except BotoCoreError as exc:
         raise DemoStartupError(
-            f"cannot reach S3 {where} for bucket {bucket!r}: {_one_line(exc, secrets)} "
+            f"cannot reach S3 {where} for bucket {bucket!r}: {_one_line(exc, endpoint_url)} "
             "(check --s3-endpoint-url and the network)"
         ) from exc
 

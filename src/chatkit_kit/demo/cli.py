@@ -17,12 +17,13 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_MODEL = "gpt-4.1-mini"
 
 
-def add_demo(subparsers: Any) -> None:
-    """Register `demo` with the `chatkit-kit` parser."""
+def add_demo(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
+    """Register `demo` with the `chatkit-kit` parser (`common`: options every subcommand takes)."""
     from .app import DEFAULT_DATABASE_URL, DEFAULT_FILES_DIR
 
     parser = subparsers.add_parser(
         "demo",
+        parents=[common] if common is not None else [],
         help="run a ChatKit backend and page on localhost",
         description="Run a demo ChatKit backend: SQLAlchemyStore on SQLite (or --database-url), "
         "direct uploads to local disk (or two-phase uploads to --s3-bucket), and a page at / "
@@ -33,10 +34,15 @@ def add_demo(subparsers: Any) -> None:
         "--database-url",
         default=os.environ.get("CHATKIT_KIT_DEMO_DATABASE_URL", DEFAULT_DATABASE_URL),
         help=f"database URL (default: {DEFAULT_DATABASE_URL}); postgresql://user@host/db "
-        "works with the drivers the demo extra installs, postgresql+psycopg://... with the "
-        "psycopg extra; a password in the URL is never printed",
+        "works with the demo extra alone (psycopg), postgresql+asyncpg://... with the asyncpg "
+        "extra, mysql://user@host/db with the mysql extra; checked at startup; a password in "
+        "the URL is never printed",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1; 0.0.0.0 for every interface)",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     parser.add_argument(
         "--files-dir",
@@ -44,7 +50,9 @@ def add_demo(subparsers: Any) -> None:
         help=f"directory for direct uploads (default: ./{DEFAULT_FILES_DIR})",
     )
     parser.add_argument(
-        "--s3-bucket", default=None, help="use two-phase uploads to this S3 bucket instead"
+        "--s3-bucket",
+        default=None,
+        help="use two-phase uploads to this existing S3 bucket instead (checked at startup)",
     )
     parser.add_argument(
         "--s3-endpoint-url", default=None, help="S3 endpoint (e.g. a local MinIO or moto server)"

@@ -17,7 +17,7 @@ class AttachmentPresenter(Protocol):
 
     Attachment backends whose URLs expire implement this; a store given one runs every
     attachment it returns through it: `load_attachment`, and the attachments embedded in the
-    user messages returned by `load_thread_items` and `load_item` (chatkit-contract.md 2.5).
+    user messages returned by `load_thread_items` and `load_item` (docs/contract.md#previews).
     """
 
     async def present_attachment(self, attachment: Attachment, context: Any) -> Attachment:

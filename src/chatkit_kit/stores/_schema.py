@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 # Re-exported: the old import path keeps working.
 from ..errors import SchemaVersionError as SchemaVersionError
+from . import _mysql
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
-Dialect = Literal["postgresql", "sqlite"]
+Dialect = Literal["postgresql", "sqlite", "mysql"]
 
 DEFAULT_SCHEMA = "public"
 DEFAULT_TABLE_PREFIX = "chatkit_"
@@ -78,8 +79,8 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _quote(identifier: str) -> str:
-    return f'"{identifier}"'
+def _quote(identifier: str, dialect: Dialect = "postgresql") -> str:
+    return f"`{identifier}`" if dialect == "mysql" else f'"{identifier}"'
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,12 @@ class Names:
                     f"schema={schema!r} is a PostgreSQL option; on SQLite use table_prefix "
                     "to keep several stores apart in one database file"
                 )
+        elif dialect == "mysql":
+            if schema is not None:
+                raise ValueError(
+                    f"schema={schema!r} is a PostgreSQL option; on MySQL the tables live in "
+                    "the URL's database: use table_prefix to keep several stores apart in it"
+                )
         else:
             schema = check_schema_name(DEFAULT_SCHEMA if schema is None else schema)
         return cls(dialect, schema, prefix)
@@ -110,7 +117,7 @@ class Names:
 
     def table(self, name: str) -> str:
         """The quoted, qualified name of table `name`."""
-        quoted = _quote(self.raw(name))
+        quoted = _quote(self.raw(name), self.dialect)
         return quoted if self.schema is None else f"{_quote(self.schema)}.{quoted}"
 
     @property
@@ -143,10 +150,14 @@ class Names:
             items=self.items,
             attachments=self.attachments,
             versions=self.versions,
-            threads_page_idx=_quote(self.raw("threads_page_idx")),
-            items_page_idx=_quote(self.raw("thread_items_page_idx")),
-            attachments_thread_idx=_quote(self.raw("attachments_thread_idx")),
-            attachments_orphan_idx=_quote(self.raw("attachments_orphan_idx")),
+            threads_page_idx=_quote(self.raw("threads_page_idx"), self.dialect),
+            items_page_idx=_quote(self.raw("thread_items_page_idx"), self.dialect),
+            threads_key_idx=_quote(self.raw("threads_key_idx"), self.dialect),
+            items_key_idx=_quote(self.raw("thread_items_key_idx"), self.dialect),
+            attachments_thread_idx=_quote(self.raw("attachments_thread_idx"), self.dialect),
+            attachments_orphan_idx=_quote(self.raw("attachments_orphan_idx"), self.dialect),
+            attachments_literal=sql_literal(self.raw("attachments")),
+            attachments_thread_idx_literal=sql_literal(self.raw("attachments_thread_idx")),
         )
 
     @property
@@ -169,7 +180,10 @@ class Migration:
 
     def statements(self, names: Names) -> list[str]:
         """This migration's statements for `names`' dialect, with the table names filled in."""
-        templates = self.postgresql if names.dialect == "postgresql" else self.sqlite
+        if names.dialect == "mysql":
+            templates = _mysql.MIGRATIONS[self.version]
+        else:
+            templates = self.postgresql if names.dialect == "postgresql" else self.sqlite
         return [names.format(t) for t in templates]
 
 
@@ -276,6 +290,7 @@ _CREATE_VERSIONS = {
     description TEXT NOT NULL,
     applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 )""",
+    "mysql": _mysql.CREATE_VERSIONS,
 }
 
 
@@ -284,6 +299,7 @@ _VERSION_TABLE_EXISTS = {
     "postgresql": "SELECT 1 FROM pg_catalog.pg_tables "
     "WHERE schemaname = {schema_literal} AND tablename = {versions_literal}",
     "sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {versions_literal}",
+    "mysql": _mysql.VERSION_TABLE_EXISTS,
 }
 _LOCK = "SELECT pg_advisory_xact_lock({key})"
 _CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
@@ -352,13 +368,19 @@ def migration_script(names: Names, from_version: int = 0, target: int | None = N
     for migration in _pending(from_version, target):
         statements.extend(migration.statements(names))
         statements.append(_record_version(names, migration))
-    begin = "BEGIN IMMEDIATE" if names.dialect == "sqlite" else "BEGIN"
     header = (
         f"-- chatkit-kit schema migrations {from_version} -> {target} ({names.dialect})\n"
         "-- Apply versions in order; the store refuses to start until the schema is at "
         f"version {LATEST_VERSION}.\n"
     )
-    body = ";\n\n".join([begin, *statements, "COMMIT"])
+    if names.dialect == "mysql":
+        # DDL commits implicitly on MySQL: no transaction, but the same named lock as migrate().
+        header += "-- Run it in the target database (USE it first); every step can be repeated.\n"
+        begin, commit = _mysql.acquire_lock_sql(names), _mysql.release_lock_sql(names)
+    else:
+        begin = "BEGIN IMMEDIATE" if names.dialect == "sqlite" else "BEGIN"
+        commit = "COMMIT"
+    body = ";\n\n".join([begin, *statements, commit])
     return f"{header}{body};\n"
 
 
@@ -382,7 +404,8 @@ async def apply_migrations(
 
     Runs inside a transaction the caller opened (and commits or rolls back). On PostgreSQL the
     first statement takes a transaction-scoped advisory lock, so concurrent callers apply
-    each migration exactly once. Returns (version found, version now).
+    each migration exactly once. On MySQL (DDL commits implicitly) the caller holds the
+    `GET_LOCK` lock around this call instead. Returns (version found, version now).
     """
     target = check_target(target)
     prelude = _prelude(names)
@@ -392,6 +415,8 @@ async def apply_migrations(
         exists = await fetch_value(names.format(_SCHEMA_EXISTS))
         if exists is not None:
             prelude = prelude[1:]  # CREATE SCHEMA needs a privilege the app may not have
+    elif names.dialect == "mysql" and await fetch_value(version_table_exists_sql(names)):
+        prelude = []  # CREATE TABLE IF NOT EXISTS of an existing table leaves a warning
     for statement in prelude:
         await execute(statement)
     found = int(await fetch_value(current_version_sql(names)))

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from . import _mysql
 from ._rules import Order
 from ._schema import Names
 
@@ -149,7 +150,9 @@ class Statements:
     names: Names
 
     def sql(self, template: str) -> str:
-        """Fill this store's table names into `template`."""
+        """Fill this store's table names into `template` (MySQL: its own text where it differs)."""
+        if self.names.dialect == "mysql":
+            template = _mysql.statement_overrides().get(template, template)
         return self.names.format(template)
 
     @cached_property
@@ -213,7 +216,11 @@ class Statements:
         return self.sql(DELETE_ORPHAN_ATTACHMENT)
 
     def threads_page(self, order: Order, with_cursor: bool) -> str:
+        if self.names.dialect == "mysql":
+            return self.sql(_mysql.threads_page(order, with_cursor))
         return self.sql(threads_page(order, with_cursor))
 
     def items_page(self, order: Order, with_cursor: bool) -> str:
+        if self.names.dialect == "mysql":
+            return self.sql(_mysql.items_page(order, with_cursor))
         return self.sql(items_page(order, with_cursor))

@@ -389,6 +389,8 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         before = saved_before.astimezone(timezone.utc)  # naive is read as local time
         if self._names.dialect == "sqlite":  # CURRENT_TIMESTAMP text, UTC, whole seconds
             bound: Any = before.strftime("%Y-%m-%d %H:%M:%S")
+        elif self._names.dialect == "mysql":  # DATETIME(6) in UTC, no time zone
+            bound = before.replace(tzinfo=None)
         else:
             bound = before
         rows = await self._fetch(

@@ -23,9 +23,19 @@ _DRIVERS: dict[str, tuple[_Driver, ...]] = {
         _Driver("psycopg", "psycopg", "psycopg"),
     ),
     "sqlite": (_Driver("aiosqlite", "aiosqlite", "sqlalchemy"),),
+    # asyncmy is the mysql extra's driver; aiomysql works too (docs/stores.md compares them).
+    "mysql": (_Driver("asyncmy", "asyncmy", "mysql"), _Driver("aiomysql", "aiomysql", "mysql")),
 }
-_BACKENDS = {"postgresql": "postgresql", "postgres": "postgresql", "sqlite": "sqlite"}
-_EXAMPLES = "postgresql://user@host/db, postgresql+psycopg://..., or sqlite:///path.db"
+_BACKENDS = {
+    "postgresql": "postgresql",
+    "postgres": "postgresql",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+}
+_EXAMPLES = (
+    "postgresql://user@host/db, postgresql+psycopg://..., mysql://user@host/db or sqlite:///path.db"
+)
 
 
 def redact_database_url(url: str) -> str:
@@ -42,7 +52,7 @@ def redact_database_url(url: str) -> str:
 
 
 def database_backend(url: str) -> tuple[str, str | None]:
-    """The backend ("postgresql" or "sqlite") and the driver named in `url` (None if none).
+    """The backend ("postgresql", "mysql" or "sqlite") and the driver named in `url` (None if none).
 
     Raises ValueError for anything that is not a database URL chatkit-kit supports.
     """
@@ -70,22 +80,25 @@ def resolve_database_url(url: str) -> str:
     """The SQLAlchemy async URL for `url`, picking an installed driver when it names none.
 
     `postgres://` and `postgresql://` become `postgresql+asyncpg://` when asyncpg is installed,
-    else `postgresql+psycopg://`; `sqlite://` becomes `sqlite+aiosqlite://`. A URL that names its
+    else `postgresql+psycopg://`; `mysql://` (and `mariadb://`) `mysql+asyncmy://`, else
+    `mysql+aiomysql://`; `sqlite://` becomes `sqlite+aiosqlite://`. A URL that names its
     driver keeps it. Raises ValueError for an unsupported URL and MissingDependencyError, naming
     the extra to install, when the driver it needs is missing. Everything after the scheme
     (credentials, host, database, query) is kept as is.
     """
     backend, driver = database_backend(url)
-    rest = url.partition("://")[2]
+    scheme, _separator, rest = url.partition("://")
+    # mariadb:// keeps SQLAlchemy's MariaDB dialect (the same store on the same tables).
+    head = "mariadb" if scheme.lower().startswith("mariadb") else backend
     candidates = _DRIVERS[backend]
     if driver is not None:
         chosen = next(d for d in candidates if d.name == driver)
         if not is_installed(chosen.module):
             raise MissingDependencyError(chosen.module, chosen.extra, f"a {backend}+{driver} URL")
-        return f"{backend}+{driver}://{rest}"
+        return f"{head}+{driver}://{rest}"
     for candidate in candidates:
         if is_installed(candidate.module):
-            return f"{backend}+{candidate.name}://{rest}"
+            return f"{head}+{candidate.name}://{rest}"
     first = candidates[0]
     others = candidates[1:]
     raise MissingDependencyError(

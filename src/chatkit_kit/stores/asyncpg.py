@@ -11,7 +11,12 @@ from chatkit.store import TContext
 from typing_extensions import Self
 
 from .._optional import require
-from ..errors import DatabaseError, DatabaseTimeoutError, DatabaseUnavailableError
+from ..errors import (
+    DatabaseConfigurationError,
+    DatabaseError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+)
 from . import _schema
 from ._base import AttachmentPresenter
 from ._dberrors import database_error, kind_of_sqlstate
@@ -139,8 +144,12 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
                         yield _Connection(self, conn)
                 else:
                     yield _Connection(self, conn)
-            except asyncpg.PostgresError:
-                raise  # the server answered: the pool's reset on release cleans up
+            except asyncpg.PostgresError as error:
+                # The server answered, so the pool's reset on release cleans up; but a
+                # connection to a server going away or turned read-only (failover) is dropped.
+                if isinstance(_translate(error), DatabaseUnavailableError):
+                    conn.terminate()
+                raise
             except BaseException:
                 # A client-side or protocol failure, or a cancelled call: the connection's
                 # state is unknown, so close it instead of handing it back to the pool.
@@ -194,6 +203,8 @@ def _translate(error: Exception) -> DatabaseError | None:
         if isinstance(error, asyncpg.exceptions.PostgresConnectionError):
             return database_error(DatabaseUnavailableError, error)
         return database_error(kind_of_sqlstate(getattr(error, "sqlstate", None)), error)
+    if isinstance(error, asyncpg.exceptions.ClientConfigurationError):  # e.g. a bad sslmode
+        return database_error(DatabaseConfigurationError, error)
     if isinstance(error, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):
         # "connection is closed", "another operation is in progress", a failed pool release
         # (which may come after the call was applied).

@@ -1,12 +1,16 @@
-"""`SQLAlchemyStore`: the ChatKit store on a SQLAlchemy 2 async engine (SQLite or PostgreSQL)."""
+"""`SQLAlchemyStore`: the ChatKit store on a SQLAlchemy 2 async engine.
+
+SQLite (aiosqlite), PostgreSQL (asyncpg, psycopg) and MySQL/MariaDB (asyncmy, aiomysql); what
+is particular to MySQL lives in `_mysql`.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
 
 from chatkit.store import TContext
 from typing_extensions import Self
@@ -18,11 +22,11 @@ from ..errors import (
     DatabaseTimeoutError,
     DatabaseUnavailableError,
 )
-from . import _schema
+from . import _mysql, _schema
 from ._base import AttachmentPresenter
 from ._dberrors import database_error, kind_of_message, kind_of_sqlstate
-from ._rules import OwnerResolver
-from ._sqlstore import Params, Row, SQLStoreBase
+from ._rules import OwnerResolver, is_storable_id
+from ._sqlstore import Params, Row, SQLStoreBase, _raw_runners
 from ._urls import redact_database_url, resolve_database_url
 
 require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
@@ -42,9 +46,15 @@ def _dialect_of(engine: AsyncEngine) -> _schema.Dialect:
         return "postgresql"
     if name == "sqlite":
         return "sqlite"
+    if name in ("mysql", "mariadb"):
+        return "mysql"
     raise ValueError(
-        f"SQLAlchemyStore supports PostgreSQL and SQLite engines, got a {name!r} engine"
+        f"SQLAlchemyStore supports PostgreSQL, MySQL/MariaDB and SQLite engines, got a {name!r} "
+        "engine"
     )
+
+
+_T = TypeVar("_T")
 
 
 def _enable_sqlite_wal(engine: AsyncEngine) -> None:
@@ -90,7 +100,8 @@ def _unique_statement_name() -> str:
 
 
 class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
-    """A ChatKit `Store` on SQLAlchemy: SQLite (aiosqlite) or PostgreSQL (asyncpg or psycopg).
+    """A ChatKit `Store` on SQLAlchemy: SQLite (aiosqlite), PostgreSQL (asyncpg or psycopg) or
+    MySQL/MariaDB (asyncmy or aiomysql).
 
     Pass an `AsyncEngine` your app owns, or use `SQLAlchemyStore.from_url(...)`, which creates
     one that `close()` disposes. Create the tables with `await store.migrate()` or
@@ -120,6 +131,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
+        self._mysql = self._names.dialect == "mysql"
 
     @classmethod
     def from_url(
@@ -139,13 +151,18 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         `chatkit-kit migrate` command takes: `sqlite:///chat.db`, `postgresql://user@host/db`
         (or `postgres://`; an installed async driver is picked), or a SQLAlchemy URL naming its
         driver, `postgresql+asyncpg://...`, `postgresql+psycopg://...`,
-        `sqlite+aiosqlite:///chat.db`. A missing driver raises MissingDependencyError naming
-        the extra. Synchronous because it does not connect: errors such as a wrong password
-        surface on the first call (`AsyncpgStore.connect` is async because asyncpg opens its
-        pool eagerly). `engine_kwargs` go to `create_async_engine`. SQLite files are switched
-        to WAL mode and wait up to SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with
-        `connect_args={"timeout": seconds}`); their connections are in autocommit mode from
-        the start, so a call switches no isolation level.
+        `sqlite+aiosqlite:///chat.db`. `mysql://user:password@host/db` (or `mariadb://`) picks
+        asyncmy, else aiomysql (or name one: `mysql+asyncmy://`, `mysql+aiomysql://`); MySQL
+        connections use utf8mb4 unless the URL sets `charset`, and the pool pings a connection
+        before handing it out (`pool_pre_ping=True`: MySQL drops idle connections after
+        `wait_timeout`). The tables live in the URL's database. A missing driver raises
+        MissingDependencyError naming the extra. Synchronous because it does not connect:
+        errors such as a wrong password surface on the first call (`AsyncpgStore.connect` is
+        async because asyncpg opens its pool eagerly). `engine_kwargs` go to
+        `create_async_engine`. SQLite files are switched to WAL mode and wait up to
+        SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with `connect_args={"timeout": seconds}`);
+        their connections are in autocommit mode from the start, so a call switches no
+        isolation level.
 
         `pgbouncer=True` is for PostgreSQL behind PgBouncer in transaction pooling mode (any
         version): no server-side prepared statement is reused across transactions (psycopg:
@@ -159,6 +176,11 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             raise ValueError(
                 f"cannot parse the database URL {redact_database_url(url)!r}: {error}"
             ) from None
+        if parsed.get_backend_name() in _mysql.SCHEMES:
+            parsed = _mysql.configure_url(parsed)
+            # MySQL closes idle connections (wait_timeout) and failovers drop them: check each
+            # pooled connection on checkout, so a dead one is replaced instead of failing a call.
+            engine_kwargs.setdefault("pool_pre_ping", True)
         if parsed.get_backend_name() == "sqlite":
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
@@ -263,6 +285,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             original = error.orig
             if original is None or error.connection_invalidated:
                 return database_error(DatabaseUnavailableError, error)
+            if self._mysql:
+                return database_error(_mysql.kind_of_error(original), original)
             sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
             if sqlstate:
                 return database_error(kind_of_sqlstate(str(sqlstate)), original)
@@ -271,9 +295,66 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             return database_error(DatabaseError, error)
         if isinstance(error, OSError):
             return database_error(DatabaseUnavailableError, error)
+        if self._mysql and _mysql.is_driver_error(error):
+            # SQLAlchemy sets AUTOCOMMIT on the raw MySQL connection without wrapping errors.
+            return database_error(_mysql.kind_of_error(error), error)
         return None
 
+    # MySQL: whole operations run again when InnoDB picked them as a deadlock victim.
+
+    async def _retry(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        if self._mysql:
+            return await _mysql.retrying(operation)
+        return await operation()
+
+    async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
+        return await self._retry(lambda: SQLStoreBase._fetch(self, sql, params))
+
+    async def _fetch_value(self, sql: str, params: Params) -> Any:
+        return await self._retry(lambda: SQLStoreBase._fetch_value(self, sql, params))
+
+    async def _execute(self, statements: Sequence[str], params: Params) -> None:
+        await self._retry(lambda: SQLStoreBase._execute(self, statements, params))
+
+    async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
+        if not self._mysql:
+            return await super().delete_orphan_attachment(owner, attachment_id)
+        if not is_storable_id(attachment_id):
+            return False
+
+        async def delete() -> bool:
+            # No DELETE ... RETURNING on MySQL: the session's affected-row count instead.
+            async with self._connection() as conn:
+                await conn.execute(
+                    self._sql.delete_orphan_attachment, {"owner": owner, "id": attachment_id}
+                )
+                return bool(await conn.fetch_value("SELECT ROW_COUNT()", None))
+
+        return await self._retry(delete)
+
+    async def _migrate_mysql(self, target: int | None) -> int:
+        # DDL commits implicitly on MySQL: no transaction, but a named lock held by this
+        # connection around the whole migration (the server releases it if the connection
+        # drops), and every step can run again after an interruption.
+        async with self._connection(ready=False) as conn:
+            execute, fetch_value = _raw_runners(conn)
+            locked = await fetch_value(_mysql.acquire_lock_sql(self._names))
+            if locked != 1:
+                raise _mysql.lock_timeout_error(self._names, locked)
+            try:
+                _found, now = await _schema.apply_migrations(
+                    self._names, execute, fetch_value, target=target
+                )
+            finally:
+                await fetch_value(_mysql.release_lock_sql(self._names))
+        return now
+
     async def migrate(self, *, target: int | None = None) -> int:
+        if self._mysql:
+            _schema.check_target(target)
+            now = await self._retry(lambda: self._migrate_mysql(target))
+            self._schema_ready = now == _schema.LATEST_VERSION
+            return now
         if self._names.dialect == "sqlite":
             # WAL lets readers run beside the writer; it cannot change inside a transaction.
             async with self._connection(ready=False) as conn:

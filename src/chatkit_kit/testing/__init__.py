@@ -32,16 +32,13 @@ __all__ = [
     "strategies",
 ]
 
-_HOMES = {name: ".conformance" for name in __all__} | {
-    "AttachmentIndexConformance": ".attachment_index",
-    "RetentionConformance": ".retention",
-}
+_HOMES = {name: ".conformance" for name in __all__} | {"RetentionConformance": ".retention"}
 
 if TYPE_CHECKING:
     from . import strategies
-    from .attachment_index import AttachmentIndexConformance
     from .conformance import (
         RULES,
+        AttachmentIndexConformance,
         Capabilities,
         ConformanceContext,
         ConformanceFailure,

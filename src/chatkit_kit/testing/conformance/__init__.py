@@ -15,11 +15,12 @@ never has to be emptied between examples. A failure names the rule that broke.
 Modules: `_harness` (running a rule, the `@rule` decorator, failure attribution),
 `_capabilities`, `_contract` (the default tier), `_strict` (chatkit-kit's policies),
 `_stateful` (the state machine), `_suites` (the classes users subclass), `_report`
-(`run_conformance` and its report).
+(`run_conformance` and its report), `_attachment_index` (`AttachmentIndexConformance`).
 """
 
 from __future__ import annotations
 
+from ._attachment_index import AttachmentIndexConformance
 from ._capabilities import Capabilities
 from ._harness import (
     PROFILE_ENV,
@@ -37,6 +38,7 @@ __all__ = [
     "PROFILES",
     "PROFILE_ENV",
     "RULES",
+    "AttachmentIndexConformance",
     "Capabilities",
     "ConformanceContext",
     "ConformanceFailure",

@@ -863,7 +863,7 @@ class ContractRules(SuiteBase):
 
     @rule(
         "does-not-block-loop",
-        "store calls on a big thread (2,000 items; 10,000 under the deep profile) yield to "
+        "store calls on a big thread (1,000 items; 10,000 under the deep profile) yield to "
         "the event loop: fewer than half of them run `loop_block_threshold_ms` (1 ms) or "
         "longer without ever letting another task run",
         protects="one server process serves every user's stream on one event loop",

@@ -30,8 +30,6 @@ class StoreConformance(ContractRules):
 class StrictStoreConformance(StoreConformance, StrictRules):
     """The contract tier plus chatkit-kit's own policies (the strict tier)."""
 
-    strict = True
-
 
 def suite_rules(suite: type[Any]) -> Iterator[tuple[str, Rule]]:
     """(method name, rule) for every rule test of a suite class, in RULES order."""

@@ -22,10 +22,10 @@ from typing import Any
 from chatkit.store import NotFoundError
 from chatkit.types import Attachment, FileAttachment, ThreadMetadata
 
-from ..stores._index import AttachmentIndex
-from .conformance._capabilities import ATTACHMENTS
-from .conformance._harness import Harness, SuiteBase, rule
-from .conformance._values import raises_not_found
+from ...stores._index import AttachmentIndex
+from ._capabilities import ATTACHMENTS
+from ._harness import Harness, SuiteBase, rule
+from ._values import raises_not_found
 
 _FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
 _PAST = datetime(2000, 1, 1, tzinfo=timezone.utc)
