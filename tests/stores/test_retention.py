@@ -61,6 +61,22 @@ class TestAsyncpgStoreRetention(_PostgresRetention):
     driver = "asyncpg"
 
 
+class _MariaDBRetention(_SQLRetention):
+    driver: str
+
+    @pytest.fixture(autouse=True)
+    def _database(self, mysql_database: str) -> None:
+        self.flavour = Flavour(self.driver, mysql_database)
+
+
+class TestSQLAlchemyAsyncmyRetention(_MariaDBRetention):
+    driver = "mysql+asyncmy"
+
+
+class TestSQLAlchemyAiomysqlRetention(_MariaDBRetention):
+    driver = "mysql+aiomysql"
+
+
 class TestAsyncpgStorePgBouncerRetention(RetentionConformance):
     @pytest.fixture(autouse=True)
     def _database(self, pgbouncer_dsn: str, pg_schema: str) -> None:

@@ -136,11 +136,43 @@ DELETE_EMPTY_THREAD = (
 )
 
 
-def stale_threads(owner: bool) -> str:
+# MySQL/MariaDB: no LIMIT in IN subqueries and (MySQL) no RETURNING: count, then DELETE ... LIMIT.
+_MYSQL_COUNT = "SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {where} LIMIT :limit) AS batch"
+_MYSQL_DELETE = "DELETE FROM {table} WHERE {where} LIMIT :limit"
+_OWNER_ITEMS = ("{items}", "owner = :owner")
+_OWNER_THREADS = ("{threads}", "owner = :owner")
+_STALE_ITEMS = ("{items}", "owner = :owner AND thread_id = :thread_id AND sort_key < :cutoff")
+
+
+async def _delete_batch(
+    store: SQLStoreBase[Any], shared: str, mysql: tuple[str, str], params: dict[str, Any]
+) -> int:
+    """Delete up to :limit rows; return how many went."""
+    sql = store._sql.sql
+    if store._names.dialect != "mysql":
+        return len(await store._fetch(sql(shared), params))
+    table, where = mysql
+    count = await store._fetch_value(
+        sql(_MYSQL_COUNT.replace("{table}", table).replace("{where}", where)), params
+    )
+    if count:
+        await store._execute(
+            (sql(_MYSQL_DELETE.replace("{table}", table).replace("{where}", where)),), params
+        )
+    return int(count or 0)
+
+
+def stale_threads(owner: bool, mysql: bool = False) -> str:
     """Up to :limit (owner, id) of threads whose latest activity is before :cutoff."""
     filt = "t.owner = :owner AND " if owner else ""
+    columns = (
+        "CONVERT(t.owner USING utf8mb4), CONVERT(t.id USING utf8mb4) "
+        if mysql
+        else "t.owner, t.id "
+    )
     return (
-        "SELECT t.owner, t.id "
+        "SELECT "
+        + columns
         + _STALE_THREADS.replace("{owner_filter}", filt)
         + " ORDER BY t.sort_key, t.seq LIMIT :limit"
     )
@@ -166,11 +198,11 @@ async def sql_erase_owner(
             await store._execute(
                 (store._sql.delete_attachment,), {"owner": owner, "id": attachment.id}
             )
-    while len(await store._fetch(sql(DELETE_OWNER_ITEMS), params)) == batch_size:
+    while await _delete_batch(store, DELETE_OWNER_ITEMS, _OWNER_ITEMS, params) == batch_size:
         pass
     threads = 0
     while True:
-        deleted = len(await store._fetch(sql(DELETE_OWNER_THREADS), params))
+        deleted = await _delete_batch(store, DELETE_OWNER_THREADS, _OWNER_THREADS, params)
         threads += deleted
         if progress is not None and deleted:
             progress(threads)
@@ -195,7 +227,8 @@ async def sql_prune(
         return int(count or 0)
     pruned = 0
     while True:
-        candidates = await store._fetch(sql(stale_threads(owner is not None)), params)
+        mysql = store._names.dialect == "mysql"
+        candidates = await store._fetch(sql(stale_threads(owner is not None, mysql)), params)
         if not candidates:
             return pruned
         batch = 0
@@ -221,7 +254,11 @@ async def _prune_thread(
     for attachment in attachments:
         await store._execute((store._sql.delete_attachment,), {"owner": owner, "id": attachment.id})
     params = {"owner": owner, "thread_id": thread_id, "cutoff": cutoff, "limit": batch_size}
-    while len(await store._fetch(sql(DELETE_STALE_ITEMS), params)) == batch_size:
+    while await _delete_batch(store, DELETE_STALE_ITEMS, _STALE_ITEMS, params) == batch_size:
         pass
-    deleted = await store._fetch(sql(DELETE_EMPTY_THREAD), {"owner": owner, "thread_id": thread_id})
-    return len(deleted)
+    keys = {"owner": owner, "thread_id": thread_id}
+    if store._names.dialect != "mysql":
+        return len(await store._fetch(sql(DELETE_EMPTY_THREAD), keys))
+    await store._execute((sql(DELETE_EMPTY_THREAD.removesuffix(" RETURNING 1")),), keys)
+    gone = await store._fetch_value(store._sql.thread_exists, {"owner": owner, "id": thread_id})
+    return 1 if gone is None else 0
