@@ -111,7 +111,7 @@ def test_long_runs_print_progress(
     ("argv", "message"),
     [
         (["prune", "sqlite:///x.db", "--older-than", "ninety"], "invalid age 'ninety'"),
-        (["prune", "mysql://x/y", "--older-than", "9d"], "mysql"),
+        (["prune", "oracle://x/y", "--older-than", "9d"], "oracle"),
         (["erase-owner", "sqlite:///x.db", "u", "--schema", "s"], "PostgreSQL option"),
         (["erase-owner", "sqlite:///x.db", "u", "--batch-size", "0"], "--batch-size"),
     ],
