@@ -200,9 +200,10 @@ async def bulk_load_mysql(url: str, names: _schema.Names, sizes: Sizes) -> Datas
 
 def bulk_load_sqlite(path: Path, names: _schema.Names, sizes: Sizes) -> Dataset:
     import sqlite3
+    from contextlib import closing
 
     data = Dataset()
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         for size in sizes.item_threads:
             owner, thread_id = f"items-{size}", f"thr_items_{size}"
             conn.executemany(

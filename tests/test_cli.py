@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -94,7 +95,7 @@ def test_sql_prints_a_script_a_dba_can_apply(
 def test_sql_for_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "dba.db"
     assert main(["migrate", f"sqlite+aiosqlite:///{path}", "--sql"]) == 0
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(capsys.readouterr().out)
     store: SQLAlchemyStore[Ctx] = SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{path}")
     asyncio.run(_works(store))
@@ -153,7 +154,7 @@ def test_missing_database_or_role_is_one_line(
 def test_newer_schema_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "new.db"
     assert main(["migrate", f"sqlite:///{path}"]) == 0
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("INSERT INTO chatkit_schema_version (version, description) VALUES (99, 'x')")
     capsys.readouterr()
     assert main(["migrate", f"sqlite:///{path}"]) == 1

@@ -43,7 +43,21 @@ def admin_execute(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tupl
 
 def assert_no_locks(dsn: str, tables: str) -> None:
     """Take ACCESS EXCLUSIVE locks on `tables` with NOWAIT; fails if any session holds a lock
-    on them (e.g. a pooled connection left inside a transaction)."""
+    on them (e.g. a pooled connection left inside a transaction).
+
+    On MariaDB (a `mysql://` URL): LOCK TABLES ... WRITE with a 1 s metadata lock wait, which
+    fails while any connection's open transaction has touched one of the tables.
+    """
+    if dsn.startswith("mysql://"):
+        mysql_script(
+            dsn,
+            [
+                "SET SESSION lock_wait_timeout = 1",
+                "LOCK TABLES " + ", ".join(f"{t} WRITE" for t in tables.split(", ")),
+                "UNLOCK TABLES",
+            ],
+        )
+        return
     with psycopg.connect(dsn) as conn:
         conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")  # type: ignore[call-overload]
         conn.rollback()

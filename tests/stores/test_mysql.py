@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncmy
+import pymysql
 import pytest
 from chatkit.store import NotFoundError
 from chatkit.types import FileAttachment, ThreadMetadata
@@ -613,3 +614,57 @@ async def test_the_demo_runs_on_a_mysql_url(mariadb_url: str, tmp_path: Path) ->
             assert "hi \U0001f600" in listed.text
         rows = mysql_execute(url, f"SELECT CONVERT(id USING utf8mb4) FROM {NAMES.threads}")
         assert rows == [(thread_id,)]
+
+
+def _wrapped(error: Exception) -> Exception:
+    from sqlalchemy import exc
+
+    return exc.OperationalError("SELECT 1", {}, error)
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (
+            _wrapped(asyncmy.errors.OperationalError(2013, "Lost connection")),
+            DatabaseUnavailableError,
+        ),
+        (
+            _wrapped(asyncmy.errors.OperationalError(1927, "Connection was killed")),
+            DatabaseUnavailableError,
+        ),
+        (_wrapped(asyncmy.errors.OperationalError(1290, "--read-only")), DatabaseUnavailableError),
+        (
+            _wrapped(asyncmy.errors.OperationalError(1205, "Lock wait timeout")),
+            DatabaseTimeoutError,
+        ),
+        (_wrapped(asyncmy.errors.OperationalError(1213, "Deadlock")), DatabaseTimeoutError),
+        (
+            _wrapped(asyncmy.errors.OperationalError(1969, "max_statement_time")),
+            DatabaseTimeoutError,
+        ),
+        (
+            _wrapped(asyncmy.errors.OperationalError(1045, "Access denied")),
+            DatabaseConfigurationError,
+        ),
+        (_wrapped(asyncmy.errors.ProgrammingError(1146, "no table")), DatabaseConfigurationError),
+        (_wrapped(asyncmy.errors.IntegrityError(1062, "Duplicate")), DatabaseError),
+        (_wrapped(pymysql.err.OperationalError(2003, "Can't connect")), DatabaseUnavailableError),
+        # Raised unwrapped by SQLAlchemy when it sets AUTOCOMMIT on a dead pooled connection.
+        (
+            asyncmy.errors.OperationalError(2006, "MySQL server has gone away"),
+            DatabaseUnavailableError,
+        ),
+        (pymysql.err.InterfaceError(0, ""), DatabaseUnavailableError),
+    ],
+    ids=lambda v: (
+        str(getattr(getattr(v, "orig", v), "args", ("",))[0])
+        if isinstance(v, Exception)
+        else v.__name__
+    ),
+)
+def test_mysql_translator(error: Exception, kind: type[DatabaseError]) -> None:
+    store: SQLAlchemyStore[object] = SQLAlchemyStore.from_url("mysql+asyncmy://u@h/d")
+    translated = store._translate(error)
+    assert type(translated) is kind, translated
+    assert store._translate(KeyError("ours")) is None

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +45,7 @@ def raw_execute(flavour: Flavour, sql: str) -> list[tuple[Any, ...]]:
         assert flavour.dsn is not None
         return admin_execute(flavour.dsn, sql)
     assert flavour.sqlite_path is not None
-    with sqlite3.connect(flavour.sqlite_path) as conn:
+    with closing(sqlite3.connect(flavour.sqlite_path)) as conn, conn:
         return list(conn.execute(sql).fetchall())
 
 
@@ -285,7 +286,7 @@ def test_postgresql_page_queries_are_index_scans(postgres_dsn: str) -> None:
 
 def test_sqlite_page_queries_use_the_page_index(tmp_path: Path) -> None:
     names = _schema.Names.create("sqlite", None, "chatkit_")
-    with sqlite3.connect(tmp_path / "plan.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "plan.db")) as conn, conn:
         conn.executescript(_schema.migration_script(names))
         statements = _sql.Statements(names)
         for order in ("asc", "desc"):
@@ -344,7 +345,7 @@ def test_postgresql_attachment_queries_use_their_indexes(postgres_dsn: str) -> N
 
 def test_sqlite_attachment_queries_use_their_indexes(tmp_path: Path) -> None:
     names = _schema.Names.create("sqlite", None, "chatkit_")
-    with sqlite3.connect(tmp_path / "plan.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "plan.db")) as conn, conn:
         conn.executescript(_schema.migration_script(names))
         statements = _sql.Statements(names)
         for sql, params, index in (

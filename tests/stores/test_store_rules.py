@@ -1,8 +1,9 @@
 """Same input, same outcome in every store: odd ids, keys at the byte limits, clean connections.
 
-Every store runs here: MemoryStore, SQLAlchemyStore on SQLite and on PostgreSQL through asyncpg
-and psycopg, and AsyncpgStore. After every refused call on PostgreSQL the test takes an ACCESS
-EXCLUSIVE lock with NOWAIT on the store's tables: it fails if any pooled connection still holds a
+Every store runs here: MemoryStore, SQLAlchemyStore on SQLite, on PostgreSQL through asyncpg
+and psycopg and on MariaDB through asyncmy and aiomysql, and AsyncpgStore. After every refused
+call on PostgreSQL the test takes an ACCESS EXCLUSIVE lock with NOWAIT on the store's tables (on
+MariaDB a write lock with a 1 s wait): it fails if any pooled connection still holds a
 transaction or a lock.
 """
 
@@ -27,7 +28,7 @@ from chatkit.types import (
 
 from chatkit_kit.stores import MAX_ID_BYTES, MAX_OWNER_BYTES, MemoryStore
 
-from .sql_support import FLAVOURS, Flavour, assert_no_locks
+from .sql_support import FLAVOURS, MYSQL_FLAVOURS, Flavour, assert_no_locks
 
 T0 = datetime(2026, 1, 2, 3, 4, 5)
 
@@ -80,6 +81,8 @@ def kind(request: pytest.FixtureRequest) -> Flavour | None:
         return None
     if request.param == "sqlite":
         return Flavour("sqlite", None, request.getfixturevalue("sqlite_db"))
+    if request.param in MYSQL_FLAVOURS:
+        return Flavour(request.param, request.getfixturevalue("mysql_database"))
     dsn: str = request.getfixturevalue("postgres_dsn")
     return Flavour(request.param, dsn, schema=request.getfixturevalue("pg_schema"))
 

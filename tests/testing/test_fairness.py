@@ -20,7 +20,7 @@ from .variant_stores import (
 )
 
 CONTRACT = [name for name, rule in RULES.items() if rule.tier == "contract"]
-ATTACHMENT_RULES = {name for name, rule in RULES.items() if "attachments" in rule.needs}
+ATTACHMENT_RULES = {name for name in CONTRACT if "attachments" in RULES[name].needs}
 
 
 @pytest.mark.parametrize("store_class", list(VARIANT_STORES), ids=lambda c: c.__name__)

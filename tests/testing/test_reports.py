@@ -69,6 +69,8 @@ def test_report_table_and_json_list_every_rule() -> None:
 def test_unknown_rule_name_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown conformance rules: \\['no-such-rule'\\]"):
         run_conformance(MemoryStore, rules={"no-such-rule"})
+    with pytest.raises(ValueError, match="not part of this run: pass strict=True"):
+        run_conformance(MemoryStore, rules={"unstorable-ids"})
 
 
 def test_every_ci_run_round_trips_every_item_type_and_widget_root() -> None:

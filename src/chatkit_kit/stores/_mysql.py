@@ -292,8 +292,9 @@ def kind_of_error(error: BaseException) -> type[DatabaseError]:
         return DatabaseUnavailableError
     if code in _CONFIGURATION:
         return DatabaseConfigurationError
-    if code is None and type(error).__name__ in ("OperationalError", "InterfaceError"):
-        return DatabaseUnavailableError
+    name = type(error).__name__
+    if name == "InterfaceError" or (not code and name == "OperationalError"):
+        return DatabaseUnavailableError  # e.g. PyMySQL's (0, "") on a closed connection
     return DatabaseError
 
 

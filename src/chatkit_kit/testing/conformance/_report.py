@@ -123,6 +123,12 @@ def run_conformance(
             return make_context(user_id)
 
     Suite.supports_attachments = supports_attachments
+    available = {info.name for _, info in suite_rules(Suite)}
+    elsewhere = sorted(set(rules or ()) - available)
+    if elsewhere:
+        tiers = sorted({RULES[name].tier for name in elsewhere})
+        hint = "pass strict=True" if tiers == ["strict"] else f"they are in the {tiers} tier"
+        raise ValueError(f"rules {elsewhere} are not part of this run: {hint}")
     report = ConformanceReport()
     suite = Suite()
     for method_name, info in suite_rules(Suite):
