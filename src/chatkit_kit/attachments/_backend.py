@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
@@ -242,6 +242,17 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
                 await self.blobs.delete(key)
             await self.store.delete_attachment(attachment.id, context)
         return len(attachments)
+
+    async def erase_attachment_bytes(self, owner: str, attachments: Sequence[Attachment]) -> None:
+        """Store hook (`AttachmentBytesEraser`): delete the bytes of `owner`'s attachments.
+
+        `erase_owner` and `prune` call it before deleting the attachment rows. Attachments of
+        another backend, or whose key is not under `owner`'s prefix, are left alone.
+        """
+        for attachment in attachments:
+            key = self.key_for_owner(attachment, owner)
+            if key is not None:
+                await self.blobs.delete(key)
 
     async def before_thread_delete(self, thread_id: str, context: Any) -> None:
         """Store hook: with `delete_with_thread=True`, delete the thread's attachments first."""

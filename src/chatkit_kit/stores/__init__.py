@@ -19,6 +19,7 @@ from ..errors import (
 )
 from ._base import AttachmentPresenter, OwnerScopedStore
 from ._index import AttachmentIndex, StoredAttachment, ThreadDeleteListener
+from ._retention import AttachmentBytesEraser, RetentionStore
 from ._rules import (
     MAX_ID_BYTES,
     MAX_ID_LENGTH,
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_PAGE_LIMIT",
     "SCHEMA_VERSION",
     "AsyncpgStore",
+    "AttachmentBytesEraser",
     "AttachmentIndex",
     "AttachmentPresenter",
     "DatabaseConfigurationError",
@@ -47,6 +49,7 @@ __all__ = [
     "MemoryStore",
     "OwnerResolver",
     "OwnerScopedStore",
+    "RetentionStore",
     "SQLAlchemyStore",
     "SchemaVersionError",
     "StoredAttachment",
