@@ -94,6 +94,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "MAX_PAGE_LIMIT",
         "SCHEMA_VERSION",
         "AsyncpgStore",
+        "AttachmentBytesEraser",
         "AttachmentIndex",
         "DatabaseConfigurationError",
         "DatabaseError",
@@ -102,6 +103,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "MemoryStore",
         "OwnerResolver",
         "OwnerScopedStore",
+        "RetentionStore",
         "SQLAlchemyStore",
         "SchemaVersionError",
         "StoredAttachment",
@@ -119,6 +121,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "ConformanceFailure",
         "ConformanceReport",
         "NotSupported",
+        "RetentionConformance",
         "Rule",
         "RuleResult",
         "StoreConformance",
@@ -141,6 +144,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "StoreConformance",
         "StrictStoreConformance",
         "run_conformance",
+    ],
+    "chatkit_kit.testing.retention": [
+        "RetentionConformance",
     ],
     "chatkit_kit.testing.strategies": [
         "HOSTILE_IDS",

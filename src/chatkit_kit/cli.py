@@ -1,4 +1,4 @@
-"""The `chatkit-kit` command line: `migrate DATABASE_URL [--sql]`, `demo` and `conformance`.
+"""The `chatkit-kit` command line: `migrate`, `prune`, `erase-owner`, `demo` and `conformance`.
 
 User errors print one line saying what to do, with no traceback (`--debug` shows it): exit
 status 2 for usage errors (a bad URL, option or name), 1 for failures (a missing extra, an
@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatkit-kit", description=__doc__, parents=[common])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_migrate(subparsers, common)
+    from ._cli_retention import add_retention
+
+    add_retention(subparsers, common)
     try:
         from .demo.cli import add_demo
 

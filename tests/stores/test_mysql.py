@@ -313,9 +313,13 @@ async def _raw_connection(url: str) -> Any:
 
 
 async def _wait_for_lock_wait(url: str) -> None:
-    for _ in range(200):
-        waiting = mysql_execute(
-            url, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+    """Poll (off the event loop, which runs the store) until a transaction waits for a lock."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        waiting = await asyncio.to_thread(
+            mysql_execute,
+            url,
+            "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
         )
         if waiting[0][0]:
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, Protocol, runtime_checkable
 
@@ -235,6 +236,18 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
                 await self.blobs.delete(key)
             await self.store.delete_attachment(attachment.id, context)
         return len(attachments)
+
+    async def erase_attachment_bytes(self, owner: str, attachments: Sequence[Attachment]) -> None:
+        """`AttachmentBytesEraser`: delete the bytes of `owner`'s attachments.
+
+        Pass the backend as `attachments=` to a store's `erase_owner` or `prune`; they call this
+        before deleting the attachment rows. Attachments of another backend, or whose object key
+        is not under `owner`'s prefix, are left alone.
+        """
+        for attachment in attachments:
+            key = self._object_key(attachment, owner)
+            if key is not None:
+                await self.blobs.delete(key)
 
     async def before_thread_delete(self, thread_id: str, context: Any) -> None:
         """`ThreadDeleteListener`: with `delete_with_thread=True`, delete the thread's

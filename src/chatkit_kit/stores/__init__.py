@@ -19,6 +19,7 @@ from ..errors import (
 )
 from ._base import OwnerScopedStore
 from ._index import AttachmentIndex, StoredAttachment
+from ._retention import AttachmentBytesEraser, RetentionStore
 from ._rules import (
     MAX_ID_BYTES,
     MAX_ID_LENGTH,
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_PAGE_LIMIT",
     "SCHEMA_VERSION",
     "AsyncpgStore",
+    "AttachmentBytesEraser",
     "AttachmentIndex",
     "DatabaseConfigurationError",
     "DatabaseError",
@@ -48,6 +50,7 @@ __all__ = [
     "MemoryStore",
     "OwnerResolver",
     "OwnerScopedStore",
+    "RetentionStore",
     "SQLAlchemyStore",
     "SchemaVersionError",
     "StoredAttachment",
