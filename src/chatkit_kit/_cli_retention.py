@@ -10,7 +10,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from .stores import _schema
 from .stores._retention import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 from .stores._urls import database_backend
 
@@ -108,18 +107,9 @@ def _run_erase_owner(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "database_url",
-        metavar="DATABASE_URL",
-        help="postgresql://... (or postgres://), postgresql+asyncpg://..., "
-        "postgresql+psycopg://..., sqlite:///path.db or sqlite+aiosqlite:///path.db",
-    )
-    parser.add_argument("--schema", default=None, help="PostgreSQL schema (default: public)")
-    parser.add_argument(
-        "--table-prefix",
-        default=_schema.DEFAULT_TABLE_PREFIX,
-        help=f"prefix of every table name (default: {_schema.DEFAULT_TABLE_PREFIX})",
-    )
+    from .cli import add_database_arguments
+
+    add_database_arguments(parser)
     parser.add_argument(
         "--batch-size",
         type=int,

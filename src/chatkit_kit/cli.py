@@ -93,13 +93,8 @@ def _run_migrate(args: argparse.Namespace) -> int:
     return asyncio.run(_migrate(args.database_url, args.schema, args.table_prefix, args.target))
 
 
-def _add_migrate(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "migrate",
-        parents=[common],
-        help="create or upgrade the SQL store tables",
-        description="Apply the chatkit-kit schema migrations to a database (idempotent).",
-    )
+def add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    """The database arguments every database subcommand takes: URL, schema and table prefix."""
     parser.add_argument(
         "database_url",
         metavar="DATABASE_URL",
@@ -113,6 +108,16 @@ def _add_migrate(subparsers: Any, common: argparse.ArgumentParser) -> None:
         default=_schema.DEFAULT_TABLE_PREFIX,
         help=f"prefix of every table name (default: {_schema.DEFAULT_TABLE_PREFIX})",
     )
+
+
+def _add_migrate(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "migrate",
+        parents=[common],
+        help="create or upgrade the SQL store tables",
+        description="Apply the chatkit-kit schema migrations to a database (idempotent).",
+    )
+    add_database_arguments(parser)
     parser.add_argument(
         "--target", type=int, default=None, help="stop at this schema version (default: latest)"
     )
