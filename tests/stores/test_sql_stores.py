@@ -307,6 +307,8 @@ async def test_stores_share_rows_both_ways(pg_flavour: Flavour) -> None:
     assert flavour.dsn is not None
     owner = f"{uuid.uuid4().hex}:alice"
     kwargs: dict[str, Any] = {"schema": flavour.schema, "owner": lambda ctx: owner}
+    if flavour.pgbouncer:  # every store on a PgBouncer DSN needs the option, not only `mine`
+        kwargs["pgbouncer"] = True
     others = [
         await AsyncpgStore.connect(flavour.dsn, **kwargs),
         SQLAlchemyStore.from_url(sqlalchemy_url(flavour.dsn, "asyncpg"), **kwargs),

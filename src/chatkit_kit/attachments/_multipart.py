@@ -43,7 +43,8 @@ MAX_PARTS = 16
 def is_multipart(content_type: str) -> bool:
     """Whether a Content-Type header value is multipart/form-data."""
     essence, _ = parse_options_header(content_type)
-    return essence == b"multipart/form-data"
+    # Media types are case-insensitive; python-multipart lowercases them only since 0.0.33.
+    return essence.lower() == b"multipart/form-data"
 
 
 def boundary_of(content_type: str) -> bytes:

@@ -295,6 +295,13 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             return database_error(DatabaseError, error)
         if isinstance(error, OSError):
             return database_error(DatabaseUnavailableError, error)
+        if type(error).__module__.partition(".")[0] in ("asyncpg", "psycopg"):
+            # SQLAlchemy 2.0 (what Python 3.10 installs) lets some connect-time driver errors
+            # through unwrapped.
+            sqlstate = getattr(error, "sqlstate", None)
+            if sqlstate:
+                return database_error(kind_of_sqlstate(str(sqlstate)), error)
+            return database_error(_kind_without_sqlstate(self._names.dialect, error), error)
         if self._mysql and _mysql.is_driver_error(error):
             # SQLAlchemy sets AUTOCOMMIT on the raw MySQL connection without wrapping errors.
             return database_error(_mysql.kind_of_error(error), error)
