@@ -29,9 +29,12 @@ nox.options.error_on_missing_interpreters = True
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Install the package with every extra and run the whole test suite."""
+    """Install the package with every extra and run the whole test suite with coverage.
+
+    Fails when coverage (lines and branches) drops below `fail_under` in pyproject.toml.
+    """
     session.install(".[dev]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "--cov", "--cov-report=term", *session.posargs)
 
 
 MINIMAL_CHECK = """
@@ -74,9 +77,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on src."""
+    """mypy --strict on src and on the tests (they are typed code too)."""
     session.install(".[dev]")
-    session.run("mypy", "--strict", "src")
+    session.run("mypy", "--strict", "src", "tests")
 
 
 @nox.session(python=PYTHON)

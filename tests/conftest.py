@@ -1,4 +1,5 @@
-"""Shared test configuration: backend availability rules, the PostgreSQL DSN, the MariaDB URL."""
+"""Shared test configuration: backend availability rules, the PostgreSQL DSN, the MariaDB URL,
+and the shared fixtures of `tests/fixtures/` (registered once here)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.servers"]
+"""Fixtures every test package can request: `s3_endpoint`, `s3_client`, `bucket`, `serve`."""
+
 POSTGRES_DSN = os.environ.get(
     "CHATKIT_KIT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
 )
+PGBOUNCER_DSN = os.environ.get("CHATKIT_KIT_TEST_PGBOUNCER_DSN")
+"""PgBouncer (transaction pooling) in front of the test PostgreSQL; .ci/run starts one."""
 MYSQL_URL = os.environ.get("CHATKIT_KIT_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -41,6 +47,21 @@ def postgres_dsn() -> str:
             "CHATKIT_KIT_TEST_POSTGRES_DSN=postgresql://user@host:port/db to run these tests"
         )
     return POSTGRES_DSN
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_dsn(postgres_dsn: str) -> str:
+    """The DSN of PgBouncer in transaction pooling mode in front of `postgres_dsn`'s server."""
+    if not PGBOUNCER_DSN:
+        backend_unavailable(
+            "CHATKIT_KIT_TEST_PGBOUNCER_DSN is not set: run PgBouncer (pool_mode = transaction) "
+            "in front of the test PostgreSQL and set it, e.g. "
+            "postgresql://postgres@127.0.0.1:6432/test (.ci/run does both)"
+        )
+    assert PGBOUNCER_DSN is not None
+    if not _reachable(PGBOUNCER_DSN, default_port=6432):
+        backend_unavailable(f"PgBouncer is not reachable at {PGBOUNCER_DSN}")
+    return PGBOUNCER_DSN
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,14 +65,10 @@ from chatkit_kit.errors import (
     SchemaVersionError,
 )
 from chatkit_kit.stores import MemoryStore
+from tests.fixtures.context import Ctx
 
 # ---------------------------------------------------------------------------------------------
 # The app under test
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 async def context_factory(request: Request) -> Ctx:
@@ -1097,7 +1093,7 @@ async def test_client_gone_while_an_event_is_being_sent_still_keeps_the_partial_
         await disconnected.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if b'"delta":"wor"' in message.get("body", b""):
             sending.set()
             if client_gone == "send raises OSError":
@@ -1127,12 +1123,12 @@ async def test_unexpected_context_factory_failure_is_500_and_logged(
         raise KeyError("session store unreachable")
 
     endpoint = ChatKitEndpoint(ScriptedServer(MemoryStore()), broken)
-    messages: list[dict[str, Any]] = []
+    messages: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"{}", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         messages.append(message)
 
     await endpoint(_scope(), receive, send)
@@ -1163,7 +1159,7 @@ async def test_cancelled_request_task_does_not_cut_upstream_cleanup_short() -> N
         await forever.wait()
         return {"type": "http.disconnect"}  # pragma: no cover
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         if b'"delta":"wor"' in message.get("body", b""):
             sent_wor.set()
 

@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -21,15 +20,11 @@ from chatkit_kit.cli import main
 from chatkit_kit.stores import SCHEMA_VERSION
 from chatkit_kit.stores.asyncpg import AsyncpgStore
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
+from tests.fixtures.context import Ctx
 
 from .stores.sql_support import fresh_schema, sqlalchemy_url
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 async def _works(store: SQLAlchemyStore[Ctx] | AsyncpgStore[Ctx]) -> None:
@@ -78,7 +73,7 @@ def test_sql_prints_a_script_a_dba_can_apply(
         script = capsys.readouterr().out
         assert "CREATE TABLE" in script and "pg_advisory_xact_lock" in script
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-            conn.execute(script)  # type: ignore[call-overload]
+            conn.execute(script)
 
         async def check() -> None:
             store: AsyncpgStore[Ctx] = await AsyncpgStore.connect(postgres_dsn, schema=schema)

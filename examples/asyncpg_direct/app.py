@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from chatkit_kit.asgi import chatkit_routes
-from chatkit_kit.attachments import LocalBlobStorage
+from chatkit_kit.attachments import LocalBlobStorage, StoreWithAttachments
 from chatkit_kit.attachments.direct import DirectUploadAttachmentStore
 from chatkit_kit.stores import AsyncpgStore
 
@@ -68,9 +68,9 @@ def create_app(dsn: str, upload_dir: str, public_url: str, schema: str | None = 
         uploads = DirectUploadAttachmentStore(
             store, LocalBlobStorage(upload_dir), base_url=f"{public_url}/chatkit"
         )
-        store.attachment_presenter = uploads
+        chat_store = StoreWithAttachments(store, uploads)
         app.router.routes.extend(
-            chatkit_routes(Server(store, uploads), context_factory, uploads=uploads)
+            chatkit_routes(Server(chat_store, uploads), context_factory, uploads=uploads)
         )
         yield
         await store.close()

@@ -25,7 +25,7 @@ from chatkit.types import (
 from fastapi import FastAPI, HTTPException, Request
 
 from chatkit_kit.asgi import chatkit_routes
-from chatkit_kit.attachments import UploadPolicy
+from chatkit_kit.attachments import StoreWithAttachments, UploadPolicy
 from chatkit_kit.attachments.s3 import S3AttachmentStore
 from chatkit_kit.stores import SQLAlchemyStore
 
@@ -68,7 +68,9 @@ def create_app(
         policy=UploadPolicy(max_size=10 * 1024 * 1024),
         delete_with_thread=True,
     )
-    store.attachment_presenter = uploads  # fresh preview URLs whenever attachments leave the store
+    # What ChatKit sees: fresh preview URLs whenever attachments leave the store, and a
+    # thread's attachments deleted with it.
+    chat_store = StoreWithAttachments(store, uploads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,7 +79,7 @@ def create_app(
         await store.close()
 
     app = FastAPI(lifespan=lifespan)
-    app.router.routes.extend(chatkit_routes(Server(store, uploads), context_factory))
+    app.router.routes.extend(chatkit_routes(Server(chat_store, uploads), context_factory))
     return app
 
 

@@ -1,4 +1,4 @@
-"""The `chatkit-kit` command line: `migrate DATABASE_URL [--sql]`, `demo` and `conformance`.
+"""The `chatkit-kit` command line: `migrate`, `prune`, `erase-owner`, `demo` and `conformance`.
 
 User errors print one line saying what to do, with no traceback (`--debug` shows it): exit
 status 2 for usage errors (a bad URL, option or name), 1 for failures (a missing extra, an
@@ -93,13 +93,8 @@ def _run_migrate(args: argparse.Namespace) -> int:
     return asyncio.run(_migrate(args.database_url, args.schema, args.table_prefix, args.target))
 
 
-def _add_migrate(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    parser = subparsers.add_parser(
-        "migrate",
-        parents=[common],
-        help="create or upgrade the SQL store tables",
-        description="Apply the chatkit-kit schema migrations to a database (idempotent).",
-    )
+def add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    """The database arguments every database subcommand takes: URL, schema and table prefix."""
     parser.add_argument(
         "database_url",
         metavar="DATABASE_URL",
@@ -113,6 +108,16 @@ def _add_migrate(subparsers: Any, common: argparse.ArgumentParser) -> None:
         default=_schema.DEFAULT_TABLE_PREFIX,
         help=f"prefix of every table name (default: {_schema.DEFAULT_TABLE_PREFIX})",
     )
+
+
+def _add_migrate(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "migrate",
+        parents=[common],
+        help="create or upgrade the SQL store tables",
+        description="Apply the chatkit-kit schema migrations to a database (idempotent).",
+    )
+    add_database_arguments(parser)
     parser.add_argument(
         "--target", type=int, default=None, help="stop at this schema version (default: latest)"
     )
@@ -143,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatkit-kit", description=__doc__, parents=[common])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_migrate(subparsers, common)
+    from ._cli_retention import add_retention
+
+    add_retention(subparsers, common)
     try:
         from .demo.cli import add_demo
 

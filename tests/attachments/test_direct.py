@@ -18,12 +18,14 @@ from chatkit_kit.attachments import (
     AttachmentContentSource,
     DirectUploadAttachmentStore,
     LocalBlobStorage,
+    StoreWithAttachments,
     UploadPolicy,
 )
 from chatkit_kit.errors import DatabaseUnavailableError
 from chatkit_kit.stores import MemoryStore
-
-from .conftest import ALICE, MALLORY, Ctx, EchoServer, call, object_keys, user_message
+from tests.fixtures.context import ALICE, MALLORY, Ctx
+from tests.fixtures.s3 import object_keys
+from tests.fixtures.servers import EchoServer, call, user_message
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 MAX = 64 * 1024
@@ -63,8 +65,8 @@ class Env:
         self.backend: DirectUploadAttachmentStore[Ctx] = DirectUploadAttachmentStore(
             self.store, self.blobs, base_url=base_url, **self.options
         )
-        self.store.attachment_presenter = self.backend
-        self.server = EchoServer(self.store, self.backend)
+        self.chat_store = StoreWithAttachments(self.store, self.backend)
+        self.server = EchoServer(self.chat_store, self.backend)
         self.client = httpx.AsyncClient(base_url=base_url, timeout=30)
 
     def auth(self, ctx: Ctx) -> dict[str, str]:
@@ -132,7 +134,7 @@ async def test_full_direct_flow_through_chatkit_server(env: Env) -> None:
         ALICE,
     )
     thread_id = next(e["thread"]["id"] for e in events if e["type"] == "thread.created")
-    stored = await env.store.load_attachment(attachment_id, ALICE)
+    stored = await env.chat_store.load_attachment(attachment_id, ALICE)
     assert stored.thread_id == thread_id and stored.upload_descriptor is None
     listed = await call(
         env.server, {"type": "items.list", "params": {"thread_id": thread_id}}, ALICE
@@ -155,7 +157,7 @@ async def test_full_direct_flow_through_chatkit_server(env: Env) -> None:
     )
     assert files_in(env.root) == []
     with pytest.raises(NotFoundError):
-        await env.store.load_attachment(attachment_id, ALICE)
+        await env.chat_store.load_attachment(attachment_id, ALICE)
     gone = await env.client.get(f"/attachments/{attachment_id}", headers=env.auth(ALICE))
     assert gone.status_code == 404
 
@@ -270,9 +272,9 @@ async def test_other_owner_cannot_download_delete_or_read(env: Env) -> None:
         {"type": "attachments.delete", "params": {"attachment_id": attachment_id}},
         MALLORY,
     )
-    alices = await env.store.load_attachment(attachment_id, ALICE)
+    alices = await env.chat_store.load_attachment(attachment_id, ALICE)
     with pytest.raises(NotFoundError):
-        await env.store.load_attachment(attachment_id, MALLORY)
+        await env.chat_store.load_attachment(attachment_id, MALLORY)
     with pytest.raises(NotFoundError):
         await env.backend.read_attachment_bytes(alices, MALLORY)
     with pytest.raises(NotFoundError):
@@ -401,14 +403,14 @@ async def test_cascade_and_sweep(tmp_path: Path, serve: Any) -> None:
 
         assert await env.backend.sweep_orphans(timedelta(0)) == 1
         with pytest.raises(NotFoundError):
-            await env.store.load_attachment(orphan["id"], ALICE)
+            await env.chat_store.load_attachment(orphan["id"], ALICE)
         assert len(files_in(env.root)) == 1
         await call(
             env.server, {"type": "threads.delete", "params": {"thread_id": thread_id}}, ALICE
         )
         assert files_in(env.root) == []
         with pytest.raises(NotFoundError):
-            await env.store.load_attachment(sent["id"], ALICE)
+            await env.chat_store.load_attachment(sent["id"], ALICE)
     finally:
         await env.client.aclose()
 
@@ -424,7 +426,7 @@ async def test_direct_uploads_into_s3(
         assert len(object_keys(s3_client, bucket)) == 1
         download = await env.client.get(f"/attachments/{created['id']}", headers=env.auth(ALICE))
         assert download.content == PNG
-        stored = await env.store.load_attachment(created["id"], ALICE)
+        stored = await env.chat_store.load_attachment(created["id"], ALICE)
         assert (await env.backend.verify_attachment(stored, ALICE)).upload_descriptor is None
         await call(
             env.server,
@@ -449,7 +451,7 @@ async def test_signed_preview_urls_work_without_credentials(tmp_path: Path, serv
         assert fetched.status_code == 200 and fetched.content == PNG
         assert fetched.headers["content-type"] == "image/png"
         # Stable within its 5-minute bucket, so browsers can cache it.
-        again = await env.store.load_attachment(image["id"], ALICE)
+        again = await env.chat_store.load_attachment(image["id"], ALICE)
         assert str(again.preview_url) == preview  # type: ignore[union-attr]
 
         token = preview.split("?token=")[1]
@@ -476,10 +478,10 @@ async def test_signed_preview_urls_work_without_credentials(tmp_path: Path, serv
 
         real_time = time_module.time
         try:
-            time_module.time = lambda: real_time() + 3 * 3600  # type: ignore[assignment]
+            time_module.time = lambda: real_time() + 3 * 3600
             assert env.backend._token_claims(token, image["id"]) is None  # expired
         finally:
-            time_module.time = real_time  # type: ignore[assignment]
+            time_module.time = real_time
 
         await call(
             env.server,
@@ -560,7 +562,6 @@ async def test_routes_mounted_in_fastapi(tmp_path: Path, serve: Any) -> None:
     backend: DirectUploadAttachmentStore[Ctx] = DirectUploadAttachmentStore(
         store, LocalBlobStorage(tmp_path), base_url=f"{live.base_url}/chatkit"
     )
-    store.attachment_presenter = backend
     api = fastapi.FastAPI()
     api.mount("/chatkit", backend.asgi_app(fastapi_context))
     holder["app"] = api

@@ -22,23 +22,26 @@ from chatkit_kit.attachments import (
     AttachmentTypeNotAllowedError,
     AttachmentVerificationError,
     S3AttachmentStore,
+    StoreWithAttachments,
     UploadPolicy,
 )
 from chatkit_kit.stores import MemoryStore
-
-from .conftest import ALICE, MALLORY, Ctx, EchoServer, call, object_keys, user_message
+from tests.fixtures.context import ALICE, MALLORY, Ctx
+from tests.fixtures.s3 import object_keys
+from tests.fixtures.servers import EchoServer, call, user_message
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
 FAR_FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
 
 
-def make(s3_client: Any, bucket: str, **options: Any) -> tuple[MemoryStore[Ctx], Any, Any]:
+def make(s3_client: Any, bucket: str, **options: Any) -> tuple[StoreWithAttachments[Ctx], Any, Any]:
+    """The store as ChatKit sees it (composed with the backend), the backend and a server."""
     store: MemoryStore[Ctx] = MemoryStore()
     backend: S3AttachmentStore[Ctx] = S3AttachmentStore(
         store, client=s3_client, bucket=bucket, **options
     )
-    store.attachment_presenter = backend
-    return store, backend, EchoServer(store, backend)
+    chat_store = StoreWithAttachments(store, backend)
+    return chat_store, backend, EchoServer(chat_store, backend)
 
 
 def sigv4_query_signature(method: str, url: str, headers: dict[str, str], secret: str) -> str:
@@ -156,7 +159,7 @@ async def test_create_returns_signed_put_with_bound_type_length_and_short_expiry
 
 
 async def test_full_two_phase_flow_through_chatkit_server(s3_client: Any, bucket: str) -> None:
-    store, backend, server = make(s3_client, bucket)
+    store, _backend, server = make(s3_client, bucket)
     created = await create(server, ALICE, "cat.png", len(PNG), "image/png")
     attachment_id = created["id"]
 
@@ -175,9 +178,9 @@ async def test_full_two_phase_flow_through_chatkit_server(s3_client: Any, bucket
     assert "upload_descriptor" not in sent
     assert "metadata" not in sent
 
-    async with backend.raw():  # what is persisted, before any presenting
-        stored = await store.load_attachment(attachment_id, ALICE)
-        page = await store.load_thread_items(thread_id, None, 10, "asc", ALICE)
+    # What is persisted, before any presenting: the store itself.
+    stored = await store.store.load_attachment(attachment_id, ALICE)
+    page = await store.store.load_thread_items(thread_id, None, 10, "asc", ALICE)
     assert stored.thread_id == thread_id
     assert stored.upload_descriptor is None
     item = page.data[0]
@@ -243,10 +246,10 @@ async def test_file_attachment_bytes_and_download_url(s3_client: Any, bucket: st
 async def test_bad_declarations_are_rejected_and_nothing_is_stored(
     s3_client: Any, bucket: str, name: str, size: int, mime: str, error: type, message: str
 ) -> None:
-    store, _backend, server = make(s3_client, bucket, policy=UploadPolicy(max_size=10_000))
+    _store, backend, server = make(s3_client, bucket, policy=UploadPolicy(max_size=10_000))
     with pytest.raises(error, match=message):
         await create(server, ALICE, name, size, mime)
-    assert await store.list_unattached_attachments(FAR_FUTURE) == []
+    assert await backend.store.list_unattached_attachments(FAR_FUTURE) == []
     assert object_keys(s3_client, bucket) == []
 
 
@@ -295,8 +298,7 @@ async def test_wrong_size_or_type_upload_fails_verification(s3_client: Any, buck
     await upload(other_type["upload_descriptor"], b"abc", **{"Content-Type": "text/html"})
 
     for created, message in ((longer, "6 bytes, declared 3"), (other_type, "'text/html'")):
-        async with backend.raw():
-            attachment = await store.load_attachment(created["id"], ALICE)
+        attachment = await store.store.load_attachment(created["id"], ALICE)
         with pytest.raises(AttachmentVerificationError, match=message):
             await backend.verify_attachment(attachment, ALICE)
         with pytest.raises(AttachmentVerificationError, match=message):
@@ -325,8 +327,7 @@ async def test_never_uploaded_and_expired_upload(s3_client: Any, bucket: str) ->
     store, backend, server = make(s3_client, bucket, upload_expires_in=1)
     created = await create(server, ALICE, "a.txt", 3, "text/plain")
     assert query(created["upload_descriptor"]["url"])["X-Amz-Expires"] == "1"
-    async with backend.raw():
-        pending = await store.load_attachment(created["id"], ALICE)
+    pending = await store.store.load_attachment(created["id"], ALICE)
     # Still within the window: the descriptor stays so the client can upload.
     assert (await store.load_attachment(created["id"], ALICE)).upload_descriptor is not None
     with pytest.raises(NotFoundError, match="has not been uploaded"):
@@ -390,7 +391,7 @@ async def test_sweep_orphans_deletes_only_unsent_uploads(s3_client: Any, bucket:
     assert await backend.sweep_orphans(timedelta(hours=1)) == 0
     assert await backend.sweep_orphans(timedelta(0)) == 2
     assert object_keys(s3_client, bucket) == [object_key(sent["upload_descriptor"]["url"], bucket)]
-    assert await store.list_unattached_attachments(FAR_FUTURE) == []
+    assert await backend.store.list_unattached_attachments(FAR_FUTURE) == []
     assert (await store.load_attachment(sent["id"], ALICE)).thread_id is not None
     with pytest.raises(NotFoundError):
         await store.load_attachment(uploaded["id"], ALICE)

@@ -35,7 +35,9 @@ class ScriptedModel(Model):
     def _next(self, system_instructions: str | None, input: Any) -> tuple[str, str]:
         if not self.replies:
             raise AssertionError("ScriptedModel was called more often than scripted")
-        items = [{"role": "user", "content": input}] if isinstance(input, str) else input
+        items: list[TResponseInputItem] = (
+            [{"role": "user", "content": input}] if isinstance(input, str) else input
+        )
         self.inputs.append(copy.deepcopy(items))
         self.instructions.append(system_instructions)
         return f"msg_scripted_{len(self.inputs)}", self.replies.pop(0)
@@ -69,7 +71,7 @@ class ScriptedModel(Model):
             status=status,
         )
 
-    async def get_response(  # type: ignore[override]
+    async def get_response(
         self, system_instructions: str | None, input: Any, *args: Any, **kwargs: Any
     ) -> ModelResponse:
         item_id, text = self._next(system_instructions, input)
@@ -77,7 +79,7 @@ class ScriptedModel(Model):
             output=[self._message(item_id, text, done=True)], usage=Usage(), response_id=None
         )
 
-    async def stream_response(  # type: ignore[override]
+    async def stream_response(
         self, system_instructions: str | None, input: Any, *args: Any, **kwargs: Any
     ) -> AsyncIterator[ResponseStreamEvent]:
         item_id, text = self._next(system_instructions, input)

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from chatkit_kit.converters import (
     AttachmentAwareConverter,
     AttachmentContentSource,
 )
+from tests.fixtures.context import Ctx
 
 from ._source import MemoryContentSource
 
@@ -35,11 +35,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 12
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 4
 NOW = datetime(2026, 1, 2, 3, 4, 5)
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 CTX = Ctx("alice")
@@ -545,7 +540,7 @@ async def test_attachments_of_a_message_are_fetched_concurrently(
     item = message("x", attachments=[image(f"atc_{i}") for i in range(6)])
     out = await AttachmentAwareConverter(source, CTX, max_concurrency=3).to_agent_input(item)
     assert source.max_in_flight == 3
-    parts = out[0]["content"]  # type: ignore[typeddict-item]
+    parts: Any = out[0]["content"]  # type: ignore[typeddict-item]
     assert [p["type"] for p in parts] == ["input_text"] + ["input_image"] * 6
     assert source.calls == [("read", f"atc_{i}") for i in range(6)]
 
@@ -588,7 +583,8 @@ async def test_mentions_header_matches_upstream() -> None:
 
     tag = UserMessageTagContent(id="u1", text="Ann", data={})
     out = await Upstream().to_agent_input([message(tag)])
-    assert out[1]["content"][0] == text(MENTIONS_HEADER)  # type: ignore[typeddict-item]
+    content: Any = out[1]["content"]  # type: ignore[typeddict-item]
+    assert content[0] == text(MENTIONS_HEADER)
 
 
 def test_the_test_source_implements_the_protocol() -> None:

@@ -12,7 +12,6 @@ import base64
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,6 +40,7 @@ from chatkit.types import (
 from openai import AsyncOpenAI
 
 from chatkit_kit.converters import AttachmentAwareConverter, TagResolverRegistry, model_api_of
+from tests.fixtures.context import Ctx
 
 from ._scripted_model import ScriptedModel
 from ._source import MemoryContentSource
@@ -48,11 +48,6 @@ from ._source import MemoryContentSource
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 4
 BIG_PDF = b"%PDF-1.7\n" + b"x" * 200
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 CTX = Ctx("alice")
@@ -165,7 +160,7 @@ async def test_chat_completions_output_converts(
 
 async def test_responses_api_still_sends_large_pdfs_by_url(source: MemoryContentSource) -> None:
     items = await converter(source).to_agent_input([message(attachments()[2:])])
-    assert items[0]["content"][1] == {  # type: ignore[typeddict-item]
+    assert items[0]["content"][1] == {  # type: ignore[typeddict-item,index]
         "type": "input_file",
         "file_url": "https://files.test/alice/big?expires_in=300",
     }

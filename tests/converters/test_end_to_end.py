@@ -67,7 +67,9 @@ class AppServer(ChatKitServer[RequestContext]):
     async def respond(
         self, thread: ThreadMetadata, input: UserMessageItem | None, context: RequestContext
     ) -> AsyncIterator[ThreadStreamEvent]:
-        agent_context = AgentContext(thread=thread, store=self.store, request_context=context)
+        agent_context: AgentContext[RequestContext] = AgentContext(
+            thread=thread, store=self.store, request_context=context
+        )
         history = await load_history(self.store, thread.id, context, max_items=30)
         converter = AttachmentAwareConverter(self.source, context, tags=self.tags)
         input_items = await converter.to_agent_input(history)

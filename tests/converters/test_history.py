@@ -24,8 +24,9 @@ from chatkit.types import (
 
 from chatkit_kit.converters import ATTACHMENT_TOKEN_ESTIMATE, estimate_item_tokens, load_history
 from chatkit_kit.stores import MemoryStore
+from tests.fixtures.context import Ctx
 
-from .test_attachments import CTX, Ctx
+from .test_attachments import CTX
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 

@@ -15,8 +15,9 @@ from chatkit_kit.converters import (
     TagResolverRegistry,
     default_tag_key,
 )
+from tests.fixtures.context import Ctx
 
-from .test_attachments import CTX, Ctx, message, text
+from .test_attachments import CTX, message, text
 
 
 def tag(
@@ -173,7 +174,7 @@ async def test_tags_with_equal_text_but_different_ids_are_both_kept() -> None:
     out = await converter.to_agent_input(
         [message(tag("p_1", "Sam", "person"), tag("p_2", "Sam", "person"))]
     )
-    assert out[1]["content"][1:] == [  # type: ignore[typeddict-item]
+    assert out[1]["content"][1:] == [  # type: ignore[typeddict-item,index]
         text("Sam (person id: p_1)"),
         text("Sam (person id: p_2)"),
     ]
@@ -198,4 +199,4 @@ async def test_tags_are_resolved_concurrently() -> None:
         [message(*(tag(f"d_{i}", f"D{i}", "doc") for i in range(4)))]
     )
     assert peak == 4
-    assert out[1]["content"][1:] == [text(f"d_{i}") for i in range(4)]  # type: ignore[typeddict-item]
+    assert out[1]["content"][1:] == [text(f"d_{i}") for i in range(4)]  # type: ignore[typeddict-item,index]

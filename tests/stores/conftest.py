@@ -22,6 +22,7 @@ from chatkit_kit.stores.asyncpg import AsyncpgStore
 from .sql_support import (
     FLAVOURS,
     MYSQL_FLAVOURS,
+    PGBOUNCER_FLAVOURS,
     POSTGRES_FLAVOURS,
     Flavour,
     create_database,
@@ -87,9 +88,18 @@ def flavour(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return Flavour(request.param, dsn, schema=request.getfixturevalue("pg_schema"))
 
 
-@pytest.fixture(params=POSTGRES_FLAVOURS)
+@pytest.fixture(params=POSTGRES_FLAVOURS + PGBOUNCER_FLAVOURS)
 def pg_flavour(request: pytest.FixtureRequest, postgres_dsn: str, pg_schema: str) -> Flavour:
-    """One of the PostgreSQL store flavours."""
+    """One of the PostgreSQL store flavours, directly or through PgBouncer (transaction mode)."""
+    if request.param in PGBOUNCER_FLAVOURS:
+        dsn: str = request.getfixturevalue("pgbouncer_dsn")
+        return Flavour(request.param, dsn, schema=pg_schema, admin_dsn=postgres_dsn)
+    return Flavour(request.param, postgres_dsn, schema=pg_schema)
+
+
+@pytest.fixture(params=POSTGRES_FLAVOURS)
+def direct_pg_flavour(request: pytest.FixtureRequest, postgres_dsn: str, pg_schema: str) -> Flavour:
+    """One of the PostgreSQL store flavours, connected to PostgreSQL directly."""
     return Flavour(request.param, postgres_dsn, schema=pg_schema)
 
 

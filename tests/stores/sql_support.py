@@ -21,6 +21,8 @@ POSTGRES_FLAVOURS = ("sqlalchemy+asyncpg", "sqlalchemy+psycopg", "asyncpg")
 MYSQL_FLAVOURS = ("mysql+asyncmy", "mysql+aiomysql")
 """SQLAlchemyStore on MariaDB (or MySQL) through each async driver."""
 FLAVOURS = ("sqlite", *POSTGRES_FLAVOURS, *MYSQL_FLAVOURS)
+PGBOUNCER_FLAVOURS = tuple(f"{name}@pgbouncer" for name in POSTGRES_FLAVOURS)
+"""The PostgreSQL flavours through PgBouncer in transaction pooling mode (`pgbouncer=True`)."""
 
 
 def new_schema_name() -> str:
@@ -35,7 +37,7 @@ def sqlalchemy_url(dsn: str, driver: str) -> str:
 def admin_execute(dsn: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Run one statement with a short-lived autocommit connection; return its rows."""
     with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(sql, params or None)  # type: ignore[arg-type]
+        cur.execute(sql, params or None)
         return cur.fetchall() if cur.description else []
 
 
@@ -57,7 +59,7 @@ def assert_no_locks(dsn: str, tables: str) -> None:
         )
         return
     with psycopg.connect(dsn) as conn:
-        conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")  # type: ignore[call-overload]
+        conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE NOWAIT")
         conn.rollback()
 
 
@@ -156,6 +158,14 @@ class Flavour:
     dsn: str | None
     sqlite_path: Path | None = None
     schema: str | None = None  # the session's migrated PostgreSQL schema
+    admin_dsn: str | None = None  # PostgreSQL itself, when `dsn` is PgBouncer
+
+    @property
+    def admin(self) -> str:
+        """The DSN for admin statements (kill, lock, drop): PostgreSQL, never PgBouncer."""
+        dsn = self.admin_dsn or self.dsn
+        assert dsn is not None
+        return dsn
 
     @property
     def is_mysql(self) -> bool:
@@ -173,7 +183,16 @@ class Flavour:
         assert self.dsn is not None
         if self.is_mysql:
             return self.dsn.replace("mysql://", f"{self.name}://", 1)
-        return sqlalchemy_url(self.dsn, self.name.split("+", 1)[1])
+        return sqlalchemy_url(self.dsn, self.driver_name.split("+", 1)[1])
+
+    @property
+    def pgbouncer(self) -> bool:
+        """Whether `dsn` is PgBouncer in transaction mode (the name ends in `@pgbouncer`)."""
+        return self.name.endswith("@pgbouncer")
+
+    @property
+    def driver_name(self) -> str:
+        return self.name.removesuffix("@pgbouncer")
 
     async def make(self, *, settings: dict[str, str] | None = None, **kwargs: Any) -> Any:
         """A new store owning its engine or pool (on the session schema unless `schema=`).
@@ -183,25 +202,36 @@ class Flavour:
         """
         schema = kwargs.pop("schema", self.schema)
         if settings:
-            if self.name == "asyncpg":
+            if self.driver_name == "asyncpg":
                 kwargs["server_settings"] = settings
-            elif self.name == "sqlalchemy+asyncpg":
+            elif self.driver_name == "sqlalchemy+asyncpg":
                 kwargs["connect_args"] = {"server_settings": settings}
-            elif self.name == "sqlalchemy+psycopg":
-                options = " ".join(f"-c {key}={value}" for key, value in settings.items())
-                kwargs["connect_args"] = {"options": options}
+            elif self.driver_name == "sqlalchemy+psycopg":
+                rest = dict(settings)
+                # application_name as its own libpq parameter: PgBouncer passes it on (it
+                # drops `options`).
+                connect_args = (
+                    {"application_name": rest.pop("application_name")}
+                    if ("application_name" in rest)
+                    else {}
+                )
+                if rest:
+                    connect_args["options"] = " ".join(f"-c {k}={v}" for k, v in rest.items())
+                kwargs["connect_args"] = connect_args
         if self.name == "sqlite":
             assert self.sqlite_path is not None
             return SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{self.sqlite_path}", **kwargs)
         assert self.dsn is not None
+        if self.pgbouncer:
+            kwargs.setdefault("pgbouncer", True)
         pool_size = kwargs.pop("pool_size", 4)
         if self.is_mysql:
             return SQLAlchemyStore.from_url(self.url, pool_size=pool_size, **kwargs)
-        if self.name == "asyncpg":
+        if self.driver_name == "asyncpg":
             return await AsyncpgStore.connect(
                 self.dsn, schema=schema, min_size=1, max_size=pool_size, **kwargs
             )
-        driver = self.name.split("+", 1)[1]
+        driver = self.driver_name.split("+", 1)[1]
         return SQLAlchemyStore.from_url(
             sqlalchemy_url(self.dsn, driver), schema=schema, pool_size=pool_size, **kwargs
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from chatkit.types import FileAttachment
 
 from chatkit_kit.stores import AttachmentIndex, MemoryStore
+from tests.fixtures.context import Ctx
 
 from .sql_support import (
     FLAVOURS,
@@ -31,11 +31,6 @@ from .sql_support import (
 
 FUTURE = datetime(2999, 1, 1, tzinfo=timezone.utc)
 PAST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 A, B = Ctx("a"), Ctx("b")

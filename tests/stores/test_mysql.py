@@ -13,7 +13,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from chatkit_kit.errors import (
 )
 from chatkit_kit.stores import SCHEMA_VERSION, _codec, _mysql, _rules, _schema, _sql, _urls
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
+from tests.fixtures.context import Ctx
 
 from .sql_support import (
     MYSQL_FLAVOURS,
@@ -49,11 +49,6 @@ from .test_sql_connection import TcpProxy, _via
 from .test_sql_stores import T0, user_message
 
 pytestmark = pytest.mark.mysql
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 ALICE = Ctx("alice")
@@ -82,7 +77,7 @@ async def test_keys_compare_byte_for_byte(store: Any) -> None:
     for n, thread_id in enumerate(ids):
         assert (await store.load_thread(thread_id, ALICE)).title == str(n)
         item = await store.load_item(thread_id, "m", ALICE)
-        assert item.content[0].text == str(n)  # type: ignore[union-attr]
+        assert item.content[0].text == str(n)
         assert (await store.load_attachment(thread_id, ALICE)).name == f"{n}.txt"
     page = await store.load_threads(10, None, "asc", ALICE)
     assert sorted(t.id for t in page.data) == sorted(ids)
@@ -218,19 +213,19 @@ def test_page_and_attachment_queries_use_their_indexes(mariadb_url: str) -> None
             "CONCAT('t', seq % 40)), '{}', '2026-01-01' + INTERVAL seq SECOND "
             "FROM seq_1_to_20000",
         )
-        for table in (NAMES.items, NAMES.threads, NAMES.attachments):
-            mysql_execute(url, f"ANALYZE TABLE {table}")
+        for table_name in (NAMES.items, NAMES.threads, NAMES.attachments):
+            mysql_execute(url, f"ANALYZE TABLE {table_name}")
         statements = _sql.Statements(NAMES)
         for order in ("asc", "desc"):
             for with_cursor in (False, True):
                 cases = [
                     (
-                        statements.items_page(order, with_cursor),  # type: ignore[arg-type]
+                        statements.items_page(order, with_cursor),
                         {"owner": "alice", "thread_id": "t1", "after": "m40001", "limit": 21},
                         "chatkit_thread_items_page_idx",
                     ),
                     (
-                        statements.threads_page(order, with_cursor),  # type: ignore[arg-type]
+                        statements.threads_page(order, with_cursor),
                         {"owner": "o1", "after": "t2001", "limit": 21},
                         "chatkit_threads_page_idx",
                     ),
@@ -318,9 +313,13 @@ async def _raw_connection(url: str) -> Any:
 
 
 async def _wait_for_lock_wait(url: str) -> None:
-    for _ in range(200):
-        waiting = mysql_execute(
-            url, "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+    """Poll (off the event loop, which runs the store) until a transaction waits for a lock."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        waiting = await asyncio.to_thread(
+            mysql_execute,
+            url,
+            "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
         )
         if waiting[0][0]:
             return

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
@@ -8,11 +7,7 @@ from chatkit.store import NotFoundError
 from chatkit.types import ThreadMetadata
 
 from chatkit_kit.stores import MemoryStore, default_owner
-
-
-@dataclass
-class Ctx:
-    user_id: str
+from tests.fixtures.context import Ctx
 
 
 def test_default_owner_reads_attribute_and_mapping_key() -> None:
@@ -36,6 +31,8 @@ async def test_custom_owner_resolver_scopes_rows() -> None:
 
 async def test_owner_resolver_must_return_nonempty_str() -> None:
     with pytest.raises(TypeError, match="expected str"):
-        await MemoryStore(owner=lambda ctx: 3).load_threads(10, None, "desc", None)
+        await MemoryStore(owner=lambda ctx: 3).load_threads(  # type: ignore[arg-type,return-value]
+            10, None, "desc", None
+        )
     with pytest.raises(ValueError, match="empty owner"):
         await MemoryStore(owner=lambda ctx: "").load_threads(10, None, "desc", None)

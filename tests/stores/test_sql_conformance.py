@@ -2,7 +2,8 @@
 
 SQLAlchemyStore on SQLite (aiosqlite), on PostgreSQL via asyncpg and via psycopg and on MariaDB
 via asyncmy and via aiomysql, and AsyncpgStore on PostgreSQL: the real local servers, in this
-session's fresh PostgreSQL schema or MariaDB database.
+session's fresh PostgreSQL schema or MariaDB database; and the PostgreSQL
+ones again through PgBouncer in transaction pooling mode (`pgbouncer=True`).
 """
 
 from __future__ import annotations
@@ -115,3 +116,29 @@ class TestSQLAlchemyAsyncmyMariaDBAttachmentIndex(_SQLAlchemyAsyncmy, Attachment
 
 class TestSQLAlchemyAiomysqlMariaDBAttachmentIndex(_SQLAlchemyAiomysql, AttachmentIndexConformance):
     pass
+
+
+class _PgBouncer(_SQLStore):
+    driver: str
+
+    @pytest.fixture(autouse=True)
+    def _database(self, pgbouncer_dsn: str, postgres_dsn: str, pg_schema: str) -> None:
+        self.flavour = Flavour(
+            f"{self.driver}@pgbouncer", pgbouncer_dsn, schema=pg_schema, admin_dsn=postgres_dsn
+        )
+
+
+class TestSQLAlchemyAsyncpgPgBouncerConformance(_PgBouncer, StrictStoreConformance):
+    driver = "sqlalchemy+asyncpg"
+
+
+class TestSQLAlchemyPsycopgPgBouncerConformance(_PgBouncer, StrictStoreConformance):
+    driver = "sqlalchemy+psycopg"
+
+
+class TestAsyncpgStorePgBouncerConformance(_PgBouncer, StrictStoreConformance):
+    driver = "asyncpg"
+
+
+class TestAsyncpgStorePgBouncerAttachmentIndex(_PgBouncer, AttachmentIndexConformance):
+    driver = "asyncpg"

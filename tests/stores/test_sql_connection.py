@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -13,13 +12,9 @@ import pytest
 from chatkit.types import ThreadMetadata
 
 from chatkit_kit.stores import DatabaseUnavailableError
+from tests.fixtures.context import Ctx
 
 from .sql_support import Flavour
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 class TcpProxy:

@@ -1,7 +1,9 @@
 """Faults on the real PostgreSQL (and SQLite), on every SQL store: each failure is typed.
 
 Killed backends during concurrent writes, statement and lock timeouts, a missing database, a
-role that does not exist, an unreachable server, and delete_thread racing item writes. After
+role that does not exist, an unreachable server, and delete_thread racing item writes. The
+tests run through PgBouncer (transaction mode) too, except those that need per-connection
+startup settings or unknown roles, which PgBouncer answers itself. After
 each failure the store's tables must take an ACCESS EXCLUSIVE lock with NOWAIT (no pooled
 connection keeps a transaction or a lock), and the store must keep working.
 """
@@ -13,8 +15,7 @@ import contextlib
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,16 +34,12 @@ from chatkit_kit.errors import (
     DatabaseUnavailableError,
 )
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
+from tests.fixtures.context import Ctx
 
 from .sql_support import Flavour, assert_no_locks
 
 T0 = datetime(2026, 1, 2, 3, 4, 5)
 DRIVER_MODULES = ("asyncpg", "psycopg", "sqlalchemy", "sqlite3", "aiosqlite")
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 def thread(thread_id: str) -> ThreadMetadata:
@@ -127,7 +124,7 @@ async def test_killed_backends_during_concurrent_writes(
         writers = [asyncio.ensure_future(write(round_ * 1000 + n)) for n in range(200)]
         for _ in range(4):
             await asyncio.sleep(0.005)
-            killed += await _kill(pg_flavour.dsn, name)
+            killed += await _kill(pg_flavour.admin, name)
         await asyncio.gather(*writers)
         round_ += 1
     assert killed >= 3 and failures, (killed, len(failures))
@@ -141,14 +138,14 @@ async def test_killed_backends_during_concurrent_writes(
             assert (await store.load_item("t", written, ctx)).id == written
         else:
             assert (await store.load_thread(written, ctx)).id == written
-    await asyncio.to_thread(assert_no_locks, pg_flavour.dsn, tables_of(store))
+    await asyncio.to_thread(assert_no_locks, pg_flavour.admin, tables_of(store))
 
 
 @contextlib.asynccontextmanager
 async def table_locked(dsn: str, tables: str) -> AsyncIterator[None]:
     """Hold ACCESS EXCLUSIVE locks on `tables` until the block ends."""
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
-        await conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")  # type: ignore[arg-type]
+        await conn.execute(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
         try:
             yield
         finally:
@@ -156,25 +153,27 @@ async def table_locked(dsn: str, tables: str) -> AsyncIterator[None]:
 
 
 @pytest.mark.parametrize("setting", ["statement_timeout", "lock_timeout"])
-async def test_statement_and_lock_timeouts(pg_flavour: Flavour, setting: str) -> None:
+async def test_statement_and_lock_timeouts(direct_pg_flavour: Flavour, setting: str) -> None:
+    pg_flavour = direct_pg_flavour  # startup settings do not pass PgBouncer
     assert pg_flavour.dsn is not None
     store = await pg_flavour.make(settings={setting: "300"})
     ctx = Ctx(f"timeout-{uuid.uuid4().hex}")
     try:
         await store.save_thread(thread("t"), ctx)  # the schema check happens here, unlocked
-        async with table_locked(pg_flavour.dsn, tables_of(store)):
-            for call in (
+        async with table_locked(pg_flavour.admin, tables_of(store)):
+            calls: list[Callable[[], Awaitable[object]]] = [
                 lambda: store.load_thread("t", ctx),
                 lambda: store.save_thread(thread("new"), ctx),
                 lambda: store.add_thread_item("t", item("m", "t"), ctx),
                 lambda: store.delete_thread("t", ctx),
-            ):
+            ]
+            for call in calls:
                 with pytest.raises(DatabaseTimeoutError) as caught:
                     await call()
                 assert_typed(caught.value)
                 assert isinstance(caught.value, TimeoutError)
                 assert not isinstance(caught.value, ConnectionError)
-        await asyncio.to_thread(assert_no_locks, pg_flavour.dsn, tables_of(store))
+        await asyncio.to_thread(assert_no_locks, pg_flavour.admin, tables_of(store))
         # Not applied, and the store works again.
         with pytest.raises(NotFoundError):
             await store.load_thread("new", ctx)
@@ -202,8 +201,9 @@ async def _first_call(flavour: Flavour, dsn: str) -> BaseException:
     "change", [{"database": "ck_no_such_database"}, {"user": "ck_no_such_role"}]
 )
 async def test_missing_database_or_role_is_a_configuration_error(
-    pg_flavour: Flavour, change: dict[str, str]
+    direct_pg_flavour: Flavour, change: dict[str, str]
 ) -> None:
+    pg_flavour = direct_pg_flavour  # PgBouncer has its own users and databases
     assert pg_flavour.dsn is not None
     error = await _first_call(pg_flavour, with_database(pg_flavour.dsn, **change))
     assert_typed(error)
@@ -230,19 +230,19 @@ async def test_dropped_tables_are_a_configuration_error(pg_flavour: Flavour) -> 
     try:
         await store.migrate()
         await store.save_thread(thread("t"), Ctx("u"))
-        await asyncio.to_thread(_drop, pg_flavour.dsn, schema)
+        await asyncio.to_thread(_drop, pg_flavour.admin, schema)
         with pytest.raises(DatabaseConfigurationError) as caught:
             await store.load_thread("t", Ctx("u"))
         assert_typed(caught.value)
         assert not isinstance(caught.value, ConnectionError)
     finally:
         await store.close()
-        await asyncio.to_thread(_drop, pg_flavour.dsn, schema)
+        await asyncio.to_thread(_drop, pg_flavour.admin, schema)
 
 
 def _drop(dsn: str, schema: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # type: ignore[call-overload]
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 async def test_delete_thread_racing_item_writes_leaves_no_item(pg_flavour: Flavour) -> None:
@@ -258,7 +258,6 @@ async def test_delete_thread_racing_item_writes_leaves_no_item(pg_flavour: Flavo
     store = await pg_flavour.make(pool_size=writers + 2, settings=None)
     ctx = Ctx(f"race-{uuid.uuid4().hex}")
     await asyncio.gather(*(store.load_thread_items("warm", None, 1, "asc", ctx) for _ in range(8)))
-    assert pg_flavour.dsn is not None
     try:
         for round_ in range(8):
             thread_id = f"t{round_}"
@@ -305,12 +304,12 @@ async def test_delete_thread_racing_item_writes_leaves_no_item(pg_flavour: Flavo
             page = await store.load_thread_items(thread_id, None, 1000, "asc", ctx)
             assert page.data == []
             rows = await asyncio.to_thread(
-                _count_items, pg_flavour.dsn, store._names.items, ctx.user_id, thread_id
+                _count_items, pg_flavour.admin, store._names.items, ctx.user_id, thread_id
             )
             assert rows == 0
             with pytest.raises(NotFoundError):
                 await store.load_thread(thread_id, ctx)
-            await asyncio.to_thread(assert_no_locks, pg_flavour.dsn, tables_of(store))
+            await asyncio.to_thread(assert_no_locks, pg_flavour.admin, tables_of(store))
     finally:
         await store.close()
 
@@ -318,13 +317,15 @@ async def test_delete_thread_racing_item_writes_leaves_no_item(pg_flavour: Flavo
 def _count_items(dsn: str, items_table: str, owner: str, thread_id: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(
-            f"SELECT count(*) FROM {items_table} WHERE owner = %s AND thread_id = %s",  # type: ignore[call-overload]
+            f"SELECT count(*) FROM {items_table} WHERE owner = %s AND thread_id = %s",
             (owner, thread_id),
         ).fetchone()
+    assert row is not None
     return int(row[0])
 
 
-async def test_migrate_errors_are_typed(pg_flavour: Flavour) -> None:
+async def test_migrate_errors_are_typed(direct_pg_flavour: Flavour) -> None:
+    pg_flavour = direct_pg_flavour  # PgBouncer has its own users
     assert pg_flavour.dsn is not None
     dsn = with_database(pg_flavour.dsn, user="ck_no_such_role")
     with pytest.raises(DatabaseError) as caught:

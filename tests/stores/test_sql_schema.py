@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,11 @@ from chatkit.types import ThreadMetadata
 
 from chatkit_kit.stores import SCHEMA_VERSION, SchemaVersionError, _codec, _schema, _sql
 from chatkit_kit.stores._rules import sort_key
+from tests.fixtures.context import Ctx
 
 from .sql_support import Flavour, admin_execute, fresh_schema, mysql_execute, sqlalchemy_url
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 ALICE = Ctx("alice")
@@ -318,7 +313,7 @@ def test_postgresql_attachment_queries_use_their_indexes(postgres_dsn: str) -> N
         )
         admin_execute(postgres_dsn, f"ANALYZE {names.attachments}")
         statements = _sql.Statements(names)
-        cases = [
+        cases: list[tuple[str, dict[str, Any], str, bool]] = [
             (
                 statements.thread_attachments,
                 {"owner": "o7", "thread_id": "t7"},

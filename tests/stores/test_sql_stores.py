@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -24,15 +23,11 @@ from chatkit.types import (
 from chatkit_kit.stores import MAX_PAGE_LIMIT, default_owner
 from chatkit_kit.stores.asyncpg import AsyncpgStore
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
+from tests.fixtures.context import Ctx
 
 from .sql_support import Flavour, sqlalchemy_url
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456)
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 ALICE = Ctx("alice")

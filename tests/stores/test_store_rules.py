@@ -27,15 +27,11 @@ from chatkit.types import (
 )
 
 from chatkit_kit.stores import MAX_ID_BYTES, MAX_OWNER_BYTES, MemoryStore
+from tests.fixtures.context import Ctx
 
 from .sql_support import FLAVOURS, MYSQL_FLAVOURS, Flavour, assert_no_locks
 
 T0 = datetime(2026, 1, 2, 3, 4, 5)
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 def incompressible(size_bytes: int, seed: int) -> str:
@@ -124,7 +120,7 @@ async def test_odd_ids_are_refused_on_write_and_unknown_on_read(subject: Subject
     store, ctx = subject.store, Ctx(f"odd-{uuid.uuid4().hex}")
     await store.save_thread(thread("t"), ctx)
     await store.add_thread_item("t", item("m"), ctx)
-    writes = [
+    writes: list[Callable[[], Awaitable[object]]] = [
         lambda: store.save_thread(thread(bad), ctx),
         lambda: store.add_thread_item(bad, item("m2", bad), ctx),
         lambda: store.add_thread_item("t", item(bad), ctx),
@@ -135,7 +131,7 @@ async def test_odd_ids_are_refused_on_write_and_unknown_on_read(subject: Subject
         with pytest.raises(ValueError, match="cannot be stored"):
             await write()
         await subject.assert_clean()
-    reads = [
+    reads: list[Callable[[], Awaitable[object]]] = [
         lambda: store.load_thread(bad, ctx),
         lambda: store.load_item("t", bad, ctx),
         lambda: store.load_item(bad, "m", ctx),
@@ -168,12 +164,13 @@ async def test_odd_ids_are_refused_on_write_and_unknown_on_read(subject: Subject
 )
 async def test_odd_owner_keys_are_refused_before_any_query(subject: Subject, owner: str) -> None:
     store, ctx = subject.store, Ctx(owner)
-    for call in (
+    calls: list[Callable[[], Awaitable[object]]] = [
         lambda: store.save_thread(thread("t"), ctx),
         lambda: store.load_thread("t", ctx),
         lambda: store.load_threads(10, None, "asc", ctx),
         lambda: store.delete_thread("t", ctx),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(ValueError, match="owner"):
             await call()
     await subject.assert_clean()

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 import pytest
 
 from chatkit_kit.errors import MissingDependencyError
 from chatkit_kit.stores import redact_database_url, resolve_database_url
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
-
-
-@dataclass
-class Ctx:
-    user_id: str
+from tests.fixtures.context import Ctx
 
 
 @pytest.mark.parametrize(

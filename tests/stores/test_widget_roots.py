@@ -113,7 +113,7 @@ async def _check_store_keeps_every_root_class(store: Any) -> None:
     for item_id, item in items.items():
         loaded = await store.load_item("thr", item_id, ALICE)
         assert loaded == item
-        assert type(loaded.widget) is type(item.widget)  # type: ignore[union-attr]
+        assert type(loaded.widget) is type(item.widget)
     page = await store.load_thread_items("thr", None, 20, "asc", ALICE)
     assert page.data == list(items.values())
 

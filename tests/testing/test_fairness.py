@@ -6,6 +6,7 @@ The strict tier is what tells those choices apart from chatkit-kit's own policie
 from __future__ import annotations
 
 import pytest
+from chatkit.types import Attachment
 
 from chatkit_kit.testing import RULES, run_conformance
 
@@ -50,10 +51,10 @@ def test_declared_without_attachments_runs_no_attachment_call() -> None:
     """Declared unsupported: no rule touches attachments (they would raise AssertionError)."""
 
     class Refuses(SimpleStore):
-        async def save_attachment(self, attachment: object, context: object) -> None:
+        async def save_attachment(self, attachment: Attachment, context: object) -> None:
             raise AssertionError("save_attachment called")
 
-        async def load_attachment(self, attachment_id: str, context: object) -> object:
+        async def load_attachment(self, attachment_id: str, context: object) -> Attachment:
             raise AssertionError("load_attachment called")
 
         async def delete_attachment(self, attachment_id: str, context: object) -> None:

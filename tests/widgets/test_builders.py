@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ from chatkit_kit.widgets import (
     parse_action,
     simple_form,
 )
+from tests.fixtures.context import Ctx
 
 
 class OrderRef(BaseModel):
@@ -97,15 +97,18 @@ def test_builders_reject_untyped_actions() -> None:
 def test_key_value_list() -> None:
     pairs = {"Order": "#42", "Total": 10.5}
     widget = key_value_list(pairs, title="Summary")
-    row = lambda k, v: {  # noqa: E731
-        "type": "Row",
-        "gap": 2,
-        "children": [
-            {"type": "Text", "value": k, "color": "secondary", "size": "sm"},
-            {"type": "Spacer"},
-            {"type": "Text", "value": v, "size": "sm", "textAlign": "end"},
-        ],
-    }
+
+    def row(k: str, v: str) -> dict[str, Any]:
+        return {
+            "type": "Row",
+            "gap": 2,
+            "children": [
+                {"type": "Text", "value": k, "color": "secondary", "size": "sm"},
+                {"type": "Spacer"},
+                {"type": "Text", "value": v, "size": "sm", "textAlign": "end"},
+            ],
+        }
+
     assert widget.model_dump(exclude_none=True) == {
         "type": "Card",
         "children": [
@@ -135,11 +138,14 @@ def test_simple_form() -> None:
         submit=SubmitRefund.create(Refund(order_id="42", reason="", amount=0)),
         cancel=RejectOrder.create(OrderRef(order_id="42")),
     )
-    labelled = lambda name, label, control: {  # noqa: E731
-        "type": "Col",
-        "gap": 1,
-        "children": [{"type": "Label", "value": label, "fieldName": name}, control],
-    }
+
+    def labelled(name: str, label: str, control: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "Col",
+            "gap": 1,
+            "children": [{"type": "Label", "value": label, "fieldName": name}, control],
+        }
+
     assert widget.model_dump(exclude_none=True) == {
         "type": "Card",
         "asForm": True,
@@ -226,11 +232,6 @@ def test_parse_action_is_typed_and_validates_untrusted_payloads() -> None:
     assert action_type(ApproveOrder) == "order.approve"
     with pytest.raises(TypeError, match="single string Literal"):
         action_type(Action[str, Any])
-
-
-@dataclass
-class Ctx:
-    user_id: str
 
 
 async def test_built_widgets_round_trip_through_the_store() -> None:

@@ -201,6 +201,7 @@ def test_warn_loads_a_stale_preview_and_builds_real_data() -> None:
     path = EXPORTS / "station_select.widget"
     with pytest.warns(WidgetPreviewWarning, match=r"stations\[0\] has no 'name'.*item\.name"):
         definition = load_widget_file(path, preview="warn")
+    assert definition.preview_problem is not None
     assert "item.name" in definition.preview_problem
     data = APP_DATA["station_select"][0]
     assert definition.build(data) == upstream("station_select").build(data)

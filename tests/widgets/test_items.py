@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -31,16 +30,11 @@ from chatkit_kit.widgets import (
     new_widget_item,
     parse_action,
     replace_widget,
+    replace_widget_for_sync_action,
     stream_widget_item,
-    sync_replace_widget,
     widget_done_event,
 )
-
-
-@dataclass
-class Ctx:
-    user_id: str
-
+from tests.fixtures.context import Ctx
 
 CTX = Ctx("alice")
 THREAD = ThreadMetadata(id="thr_1", created_at=datetime(2026, 1, 1))
@@ -103,12 +97,13 @@ async def test_replace_widget_saves_and_keeps_identity() -> None:
     original = new_widget_item(store, THREAD, card("old"), CTX, copy_text="old")
     await store.add_thread_item(THREAD.id, original, CTX)
     event = await replace_widget(store, THREAD, original, card("new"), CTX)
+    assert isinstance(event.item, WidgetItem)
     assert event.item.id == original.id
     assert event.item.created_at == original.created_at
     assert event.item.copy_text == "old"
     assert await store.load_item(THREAD.id, original.id, CTX) == event.item
 
-    response = await sync_replace_widget(
+    response = await replace_widget_for_sync_action(
         store, THREAD, original, card("newer"), CTX, copy_text=None
     )
     assert isinstance(response, SyncCustomActionResponse)
@@ -168,7 +163,7 @@ class PollServer(ChatKitServer[Ctx]):
     ) -> SyncCustomActionResponse:
         vote = parse_action(action, VoteAction)
         assert vote is not None and sender is not None
-        return await sync_replace_widget(
+        return await replace_widget_for_sync_action(
             self.store, thread, sender, card(f"Synced {vote.payload.option}"), context
         )
 
@@ -233,3 +228,18 @@ async def test_updates_from_action_and_sync_action_survive_a_reload() -> None:
     assert stored.widget == card("Synced yes")
     page = await store.load_thread_items(thread_id, None, 10, "asc", CTX)
     assert [item.id for item in page.data] == [page.data[0].id, widget_id]
+
+
+async def test_sync_replace_widget_is_a_deprecated_alias() -> None:
+    from chatkit_kit.widgets import sync_replace_widget
+
+    store = NumberedStore()
+    await store.save_thread(THREAD, CTX)
+    original = new_widget_item(store, THREAD, card("old"), CTX)
+    await store.add_thread_item(THREAD.id, original, CTX)
+    with pytest.warns(DeprecationWarning, match="use replace_widget_for_sync_action") as caught:
+        response = await sync_replace_widget(store, THREAD, original, card("new"), CTX)
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert response.updated_item == await store.load_item(THREAD.id, original.id, CTX)
+    assert isinstance(response.updated_item, WidgetItem)
+    assert response.updated_item.widget == card("new")

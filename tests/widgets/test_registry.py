@@ -167,7 +167,7 @@ def test_directory_rules(tmp_path: Path) -> None:
         ({"version": "1.0", "name": "X"}, "is missing required key(s): template"),
         (exported(version="2.0"), "has unsupported version '2.0'; expected \"1.0\""),
         (exported(name=""), "'name' must be a non-empty string, got ''"),
-        (exported(template=3), "'template' must be a string"),
+        (exported(template=3), "'template' must be a string"),  # type: ignore[arg-type]
         (exported(jsonSchema=[1]), "'jsonSchema' must be a JSON object"),
         (exported(template='{"type": {{ x }'), "template does not compile"),
         (

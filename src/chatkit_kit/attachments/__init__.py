@@ -1,5 +1,8 @@
 """Attachment backends for ChatKit: two-phase uploads to S3 and direct uploads to our routes.
 
+A backend keeps attachment metadata in your `Store`; `StoreWithAttachments(store, backend)` is
+the store to give ChatKit (presented attachments, the opt-in thread-delete cascade).
+
 `S3AttachmentStore` and `S3BlobStorage` need the `s3` extra (boto3);
 `DirectUploadAttachmentStore` needs the `server` extra (starlette, python-multipart). They are
 imported lazily; importing one whose extra is missing raises an ImportError naming the extra.
@@ -12,6 +15,7 @@ from typing import TYPE_CHECKING
 from .._optional import lazy_exports
 from ._backend import METADATA_KEY, AttachmentContentSource, BlobAttachmentStore
 from ._blobs import BlobInfo, BlobNotFoundError, BlobStorage, LocalBlobStorage
+from ._compose import AttachmentPresenter, StoreWithAttachments, ThreadDeleteListener
 from ._errors import (
     AttachmentError,
     AttachmentPolicyError,
@@ -34,6 +38,7 @@ __all__ = [
     "AttachmentContentSource",
     "AttachmentError",
     "AttachmentPolicyError",
+    "AttachmentPresenter",
     "AttachmentTooLargeError",
     "AttachmentTypeNotAllowedError",
     "AttachmentVerificationError",
@@ -46,6 +51,8 @@ __all__ = [
     "LocalBlobStorage",
     "S3AttachmentStore",
     "S3BlobStorage",
+    "StoreWithAttachments",
+    "ThreadDeleteListener",
     "UploadPolicy",
 ]
 

@@ -5,26 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, Protocol, runtime_checkable
 
 from chatkit.store import AttachmentStore, NotFoundError, Store, TContext
 from chatkit.types import Attachment
 
-from ..stores._base import OwnerScopedStore
-from ..stores._index import AttachmentIndex
-from ..stores._rules import OwnerResolver, default_owner, resolve_owner
+from ..stores import AttachmentIndex, OwnerResolver, OwnerScopedStore, check_owner, default_owner
 from ._blobs import BlobInfo, BlobStorage, check_key
+from ._compose import StoreWithAttachments
 from ._errors import AttachmentPolicyError, AttachmentVerificationError
 from ._policy import UploadPolicy
 
 METADATA_KEY = "chatkit_kit"
 """Key of the backend's record inside `Attachment.metadata` (never sent to clients)."""
-
-_RAW: ContextVar[bool] = ContextVar("chatkit_kit_attachments_raw", default=False)
 
 
 @runtime_checkable
@@ -55,9 +50,14 @@ class AttachmentContentSource(Protocol):
 class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
     """Base of the chatkit-kit attachment backends (an upstream `AttachmentStore`).
 
-    Attachment metadata lives in the app's `Store`; this class keeps the object key and the
+    Attachment metadata lives in the app's `store`; this class keeps the object key and the
     declared size in `attachment.metadata["chatkit_kit"]`, and every operation first loads the
-    attachment through `store.load_attachment(id, context)`, so only its owner reaches the bytes.
+    attachment with `store.load_attachment(id, context)`, so only its owner reaches the bytes.
+    The backend only reads and writes `store`; give ChatKit `StoreWithAttachments(store,
+    backend)` so attachments are presented on the way out and thread deletes can cascade.
+
+    Two kinds of key: the *owner key* is the string that scopes a user's rows (the same one
+    `OwnerScopedStore.owner_key` returns); an *object key* names the bytes in `blobs`.
     """
 
     backend_name = "blob"
@@ -72,6 +72,11 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         delete_with_thread: bool = False,
     ) -> None:
+        if isinstance(store, StoreWithAttachments):
+            raise TypeError(
+                "pass the store itself, not a StoreWithAttachments: the backend reads the store "
+                "directly, and StoreWithAttachments(store, backend) composes them afterwards"
+            )
         if key_prefix:
             if not key_prefix.endswith("/"):
                 raise ValueError(f"key_prefix {key_prefix!r} must be empty or end with '/'")
@@ -90,30 +95,31 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
         return f"atc_{uuid.uuid4().hex}"
 
     def owner_key(self, context: Any) -> str:
-        """The owner key of `context`: the store's own resolver when it has one."""
+        """The owner key of `context`: the store's own when it is an `OwnerScopedStore` and the
+        backend has no `owner=` resolver of its own."""
         if self._owner is None and isinstance(self.store, OwnerScopedStore):
             return self.store.owner_key(context)
-        return resolve_owner(self._owner or default_owner, context)
+        return check_owner((self._owner or default_owner)(context))
 
-    def owner_prefix(self, owner: str) -> str:
-        """The key prefix of every object of `owner`; owner keys never appear in keys verbatim."""
+    def _object_prefix(self, owner: str) -> str:
+        """The prefix of every object key of `owner`; owner keys never appear in it verbatim."""
         return f"{self.key_prefix}{hashlib.sha256(owner.encode()).hexdigest()}/"
 
-    def new_key(self, owner: str) -> str:
+    def _new_object_key(self, owner: str) -> str:
         """A fresh object key for `owner`; nothing in it comes from user input."""
-        return f"{self.owner_prefix(owner)}{uuid.uuid4().hex}"
+        return f"{self._object_prefix(owner)}{uuid.uuid4().hex}"
 
-    def make_metadata(self, key: str, size: int) -> dict[str, Any]:
-        """The integration metadata of a new attachment."""
+    def _new_metadata(self, object_key: str, size: int) -> dict[str, Any]:
+        """The `Attachment.metadata` of a new attachment: this backend's record."""
         record = {
             "backend": self.backend_name,
-            "key": key,
+            "key": object_key,
             "size": size,
             "created_at": datetime.now(timezone.utc).isoformat(),
         }
         return {METADATA_KEY: record}
 
-    def record_of(self, attachment: Attachment) -> dict[str, Any] | None:
+    def _record(self, attachment: Attachment) -> dict[str, Any] | None:
         """This backend's record in `attachment.metadata`, or None for a foreign attachment."""
         record = (attachment.metadata or {}).get(METADATA_KEY)
         if not isinstance(record, dict) or record.get("backend") != self.backend_name:
@@ -122,49 +128,37 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
             return None
         return record
 
-    def key_for_owner(self, attachment: Attachment, owner: str) -> str | None:
+    def _object_key(self, attachment: Attachment, owner: str) -> str | None:
         """The object key of `attachment` if it lies under `owner`'s prefix, else None."""
-        record = self.record_of(attachment)
+        record = self._record(attachment)
         if record is None:
             return None
         key: str = record["key"]
-        if not key.startswith(self.owner_prefix(owner)):
+        if not key.startswith(self._object_prefix(owner)):
             return None
         return key
 
-    # Loading through the store
+    # Loading from the store
 
-    @asynccontextmanager
-    async def raw(self) -> AsyncIterator[None]:
-        """Within this block, stores skip this backend's presenter (no URL refresh, no HEAD)."""
-        token = _RAW.set(True)
-        try:
-            yield
-        finally:
-            _RAW.reset(token)
+    async def _load(self, attachment_id: str, context: Any) -> Attachment:
+        """The context owner's attachment as stored; NotFoundError otherwise."""
+        return await self.store.load_attachment(attachment_id, context)
 
-    @staticmethod
-    def presenting_disabled() -> bool:
-        return _RAW.get()
-
-    async def load_owned(self, attachment_id: str, context: Any) -> Attachment:
-        """Load the context owner's attachment from the store; NotFoundError otherwise."""
-        async with self.raw():
-            return await self.store.load_attachment(attachment_id, context)
-
-    async def owned_key(self, attachment_id: str, context: Any) -> tuple[Attachment, str]:
-        """Load the owner's attachment and its object key; NotFoundError if it has none."""
-        stored = await self.load_owned(attachment_id, context)
-        key = self.key_for_owner(stored, self.owner_key(context))
+    async def _load_with_object_key(
+        self, attachment_id: str, context: Any
+    ) -> tuple[Attachment, str]:
+        """The owner's attachment as stored and its object key; NotFoundError if it has none."""
+        stored = await self._load(attachment_id, context)
+        key = self._object_key(stored, self.owner_key(context))
         if key is None:
             raise NotFoundError(f"Attachment {attachment_id} has no bytes in this backend")
         return stored, key
 
     # Verification
 
-    def check_blob(self, attachment: Attachment, info: BlobInfo) -> None:
+    def _check_object(self, attachment: Attachment, info: BlobInfo) -> None:
         """Raise AttachmentVerificationError unless `info` matches the declared size and type."""
-        record = self.record_of(attachment)
+        record = self._record(attachment)
         declared = None if record is None else record["size"]
         if declared is not None and info.size != declared:
             raise AttachmentVerificationError(
@@ -185,21 +179,21 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
                 )
 
     async def verify_attachment(self, attachment: Attachment, context: Any) -> Attachment:
-        stored, key = await self.owned_key(attachment.id, context)
+        stored, key = await self._load_with_object_key(attachment.id, context)
         info = await self.blobs.stat(key)
         if info is None:
             raise NotFoundError(f"Attachment {attachment.id} has not been uploaded")
-        self.check_blob(stored, info)
+        self._check_object(stored, info)
         return attachment.model_copy(update={"upload_descriptor": None})
 
     async def read_attachment_bytes(self, attachment: Attachment, context: Any) -> bytes:
-        stored, key = await self.owned_key(attachment.id, context)
+        stored, key = await self._load_with_object_key(attachment.id, context)
         info = await self.blobs.stat(key)
         if info is None:
             raise NotFoundError(f"Attachment {attachment.id} has not been uploaded")
-        self.check_blob(stored, info)
+        self._check_object(stored, info)
         data = await self.blobs.get(key)
-        self.check_blob(stored, BlobInfo(len(data), None, info.modified))
+        self._check_object(stored, BlobInfo(len(data), None, info.modified))
         try:
             self.policy.check_signature(stored.mime_type, data[:16])
         except AttachmentPolicyError as exc:
@@ -214,12 +208,12 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
         ChatKit then calls `Store.delete_attachment` (docs/contract.md#attachment-delete).
         """
         try:
-            _, key = await self.owned_key(attachment_id, context)
+            _, key = await self._load_with_object_key(attachment_id, context)
         except NotFoundError:
             return
         await self.blobs.delete(key)
 
-    def index(self) -> AttachmentIndex:
+    def _index(self) -> AttachmentIndex:
         if not isinstance(self.store, AttachmentIndex):
             raise TypeError(
                 f"{type(self.store).__name__} does not implement "
@@ -235,16 +229,29 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
         Returns how many attachments were deleted.
         """
         owner = self.owner_key(context)
-        attachments = await self.index().list_thread_attachments(thread_id, context)
+        attachments = await self._index().list_thread_attachments(thread_id, context)
         for attachment in attachments:
-            key = self.key_for_owner(attachment, owner)
+            key = self._object_key(attachment, owner)
             if key is not None:
                 await self.blobs.delete(key)
             await self.store.delete_attachment(attachment.id, context)
         return len(attachments)
 
+    async def erase_attachment_bytes(self, owner: str, attachments: Sequence[Attachment]) -> None:
+        """`AttachmentBytesEraser`: delete the bytes of `owner`'s attachments.
+
+        Pass the backend as `attachments=` to a store's `erase_owner` or `prune`; they call this
+        before deleting the attachment rows. Attachments of another backend, or whose object key
+        is not under `owner`'s prefix, are left alone.
+        """
+        for attachment in attachments:
+            key = self._object_key(attachment, owner)
+            if key is not None:
+                await self.blobs.delete(key)
+
     async def before_thread_delete(self, thread_id: str, context: Any) -> None:
-        """Store hook: with `delete_with_thread=True`, delete the thread's attachments first."""
+        """`ThreadDeleteListener`: with `delete_with_thread=True`, delete the thread's
+        attachments before `StoreWithAttachments.delete_thread` deletes the thread."""
         if self.delete_with_thread:
             await self.delete_thread_attachments(thread_id, context)
 
@@ -258,7 +265,7 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
         """
         if older_than < timedelta(0):
             raise ValueError(f"older_than must not be negative, got {older_than}")
-        index = self.index()
+        index = self._index()
         cutoff = datetime.now(timezone.utc) - older_than
         deleted = 0
         while deleted < limit:
@@ -266,10 +273,10 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
             if not rows:
                 break
             for row in rows:
-                if self.record_of(row.attachment) is None:
+                if self._record(row.attachment) is None:
                     continue
                 if await index.delete_orphan_attachment(row.owner, row.attachment.id):
-                    key = self.key_for_owner(row.attachment, row.owner)
+                    key = self._object_key(row.attachment, row.owner)
                     if key is not None:
                         await self.blobs.delete(key)
                     deleted += 1

@@ -19,7 +19,7 @@ from pydantic import AnyUrl
 from .._http import ContextFactory
 from .._http_errors import ErrorReply, client_error, log_failure, reply_for
 from .._optional import require
-from ..stores._rules import OwnerResolver, check_id
+from ..stores import OwnerResolver, check_id
 from ._backend import BlobAttachmentStore
 from ._blobs import BlobStorage
 from ._errors import AttachmentPolicyError, AttachmentTooLargeError, InvalidUploadError
@@ -72,7 +72,7 @@ def _failed(exc: Exception, what: str) -> Response:
     return reply.response()
 
 
-def content_disposition(disposition: str, name: str) -> str:
+def _content_disposition(disposition: str, name: str) -> str:
     """A Content-Disposition value that no file name can break out of (RFC 6266)."""
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\%;' else "_" for c in name)
     encoded = quote(name, safe="")
@@ -137,7 +137,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         """The URL of the download route for `attachment_id`."""
         return f"{self.base_url}/attachments/{quote(attachment_id, safe='')}"
 
-    def preview_url(self, attachment: Attachment, key: str) -> str:
+    def _preview_url(self, attachment: Attachment, key: str) -> str:
         """The image preview URL: the download route, signed when a signing key is set.
 
         A signed URL works without the owner's credentials until it expires (browsers load
@@ -194,7 +194,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         attachment_id = check_id(
             self.generate_attachment_id(checked_type, context), "attachment id"
         )
-        key = self.new_key(owner)
+        key = self._new_object_key(owner)
         info = await self.blobs.put(
             key,
             self._checked(data, checked_type),
@@ -206,12 +206,12 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
                 "id": attachment_id,
                 "name": name,
                 "mime_type": checked_type,
-                "metadata": self.make_metadata(key, info.size),
+                "metadata": self._new_metadata(key, info.size),
             }
             attachment: Attachment
             if self.policy.is_image(checked_type):
                 preview = FileAttachment(**fields)
-                url = AnyUrl(self.preview_url(preview, key))
+                url = AnyUrl(self._preview_url(preview, key))
                 attachment = ImageAttachment(preview_url=url, **fields)
             else:
                 attachment = FileAttachment(**fields)
@@ -241,15 +241,15 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
             self.policy.check_signature(mime_type, head)
 
     async def present_attachment(self, attachment: Attachment, context: Any) -> Attachment:
-        """Presenter hook: point image previews at the download route under `base_url`."""
-        if self.presenting_disabled() or self.record_of(attachment) is None:
+        """`AttachmentPresenter`: point image previews at the download route under `base_url`."""
+        if self._record(attachment) is None:
             return attachment
         update: dict[str, Any] = {}
         if attachment.upload_descriptor is not None:
             update["upload_descriptor"] = None
-        key = self.key_for_owner(attachment, self.owner_key(context))
+        key = self._object_key(attachment, self.owner_key(context))
         if isinstance(attachment, ImageAttachment) and key is not None:
-            url = self.preview_url(attachment, key)
+            url = self._preview_url(attachment, key)
             if str(attachment.preview_url) != url:
                 update["preview_url"] = AnyUrl(url)
         return attachment.model_copy(update=update) if update else attachment
@@ -258,7 +258,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         self, attachment: Attachment, context: Any, *, expires_in: int = 300
     ) -> str | None:
         """None: the download route needs the owner's credentials, which a model does not have."""
-        await self.load_owned(attachment.id, context)
+        await self._load(attachment.id, context)
         return None
 
     # HTTP
@@ -361,7 +361,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         else:
             context = await context_factory(request)
             try:
-                attachment, key = await self.owned_key(attachment_id, context)
+                attachment, key = await self._load_with_object_key(attachment_id, context)
             except NotFoundError:
                 return client_error(404, f"Attachment {attachment_id} not found").response()
             mime_type, name = attachment.mime_type, attachment.name
@@ -373,7 +373,7 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
         disposition = "inline" if self.policy.is_image(mime_type) else "attachment"
         headers = {
             "Content-Length": str(info.size),
-            "Content-Disposition": content_disposition(disposition, name),
+            "Content-Disposition": _content_disposition(disposition, name),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",
             "Cache-Control": "private, max-age=300",

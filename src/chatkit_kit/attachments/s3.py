@@ -15,7 +15,7 @@ from chatkit.types import (
 )
 from pydantic import AnyUrl
 
-from ..stores._rules import OwnerResolver, check_id
+from ..stores import OwnerResolver, check_id
 from ._backend import METADATA_KEY, BlobAttachmentStore
 from ._policy import UploadPolicy
 from ._s3_blobs import S3BlobStorage
@@ -37,9 +37,8 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
 
     `create_attachment` checks the declared name, size and type against `policy` and returns an
     attachment whose `upload_descriptor` is a presigned PUT with `Content-Type` and
-    `Content-Length` signed. Wire it into the store as the attachment presenter
-    (`MemoryStore(attachment_presenter=backend)` or `store.attachment_presenter = backend`) so
-    image `preview_url`s are re-signed whenever attachments leave the store, and the upload
+    `Content-Length` signed. Give ChatKit `StoreWithAttachments(store, backend)` so image
+    `preview_url`s are re-signed whenever attachments leave the store, and the upload
     descriptor is dropped once the object is in S3. See docs/attachments.md.
     """
 
@@ -58,10 +57,10 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         delete_with_thread: bool = False,
     ) -> None:
-        self.s3 = S3BlobStorage(client, bucket)
+        self._s3 = S3BlobStorage(client, bucket)
         super().__init__(
             store,
-            self.s3,
+            self._s3,
             policy=policy,
             key_prefix=key_prefix,
             owner=owner,
@@ -81,8 +80,8 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
         owner = self.owner_key(context)
         mime_type = self.policy.check(input.name, input.size, input.mime_type)
         attachment_id = check_id(self.generate_attachment_id(mime_type, context), "attachment id")
-        key = self.new_key(owner)
-        url, headers = await self.s3.presign_put(
+        key = self._new_object_key(owner)
+        url, headers = await self._s3.presign_put(
             key,
             content_type=mime_type,
             content_length=input.size,
@@ -95,42 +94,42 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
             "upload_descriptor": AttachmentUploadDescriptor(
                 url=AnyUrl(url), method="PUT", headers=headers
             ),
-            "metadata": self.make_metadata(key, input.size),
+            "metadata": self._new_metadata(key, input.size),
         }
         expires_at = datetime.now(timezone.utc) + timedelta(seconds=self.upload_expires_in)
         fields["metadata"][METADATA_KEY]["upload_expires_at"] = expires_at.isoformat()
         if self.policy.is_image(mime_type):
-            preview = await self.s3.presign_get(key, expires_in=self.preview_expires_in)
+            preview = await self._s3.presign_get(key, expires_in=self.preview_expires_in)
             return ImageAttachment(preview_url=AnyUrl(preview), **fields)
         return FileAttachment(**fields)
 
     async def present_attachment(self, attachment: Attachment, context: Any) -> Attachment:
-        """Presenter hook: drop a completed upload's descriptor and re-sign the preview URL.
+        """`AttachmentPresenter`: drop a completed upload's descriptor and re-sign the preview URL.
 
         While an upload descriptor is set, one HEAD request checks whether the object arrived;
         if it did with another size or type, AttachmentVerificationError is raised. A descriptor
         whose URL has expired is dropped too (the upload can no longer happen).
         """
-        if self.presenting_disabled() or self.record_of(attachment) is None:
+        if self._record(attachment) is None:
             return attachment
-        key = self.key_for_owner(attachment, self.owner_key(context))
+        key = self._object_key(attachment, self.owner_key(context))
         if key is None:
             return attachment
         update: dict[str, Any] = {}
         if attachment.upload_descriptor is not None:
-            info = await self.s3.stat(key)
+            info = await self._s3.stat(key)
             if info is not None:
-                self.check_blob(attachment, info)
+                self._check_object(attachment, info)
                 update["upload_descriptor"] = None
             elif self._upload_expired(attachment):
                 update["upload_descriptor"] = None
         if isinstance(attachment, ImageAttachment):
-            url = await self.s3.presign_get(key, expires_in=self.preview_expires_in)
+            url = await self._s3.presign_get(key, expires_in=self.preview_expires_in)
             update["preview_url"] = AnyUrl(url)
         return attachment.model_copy(update=update) if update else attachment
 
     def _upload_expired(self, attachment: Attachment) -> bool:
-        record = self.record_of(attachment) or {}
+        record = self._record(attachment) or {}
         try:
             expires_at = datetime.fromisoformat(str(record.get("upload_expires_at")))
         except ValueError:
@@ -145,5 +144,5 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
         """A presigned GET URL for the verified object, valid for `expires_in` seconds."""
         _check_expiry(expires_in, "expires_in")
         await self.verify_attachment(attachment, context)
-        _, key = await self.owned_key(attachment.id, context)
-        return await self.s3.presign_get(key, expires_in=expires_in)
+        _, key = await self._load_with_object_key(attachment.id, context)
+        return await self._s3.presign_get(key, expires_in=expires_in)

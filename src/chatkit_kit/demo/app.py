@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from chatkit.server import ChatKitServer
-from chatkit.store import AttachmentStore
+from chatkit.store import AttachmentStore, Store
 from chatkit.types import ThreadMetadata, ThreadStreamEvent, UserMessageItem
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from ..asgi import chatkit_routes
-from ..attachments import AttachmentContentSource, LocalBlobStorage
+from ..attachments import AttachmentContentSource, LocalBlobStorage, StoreWithAttachments
 from ..attachments.direct import DirectUploadAttachmentStore
 from ..stores import SQLAlchemyStore
 from ._startup import local_url, make_s3_client, mask_url
@@ -83,12 +83,12 @@ class DemoServer(ChatKitServer[DemoContext]):
 
     def __init__(
         self,
-        store: SQLAlchemyStore[DemoContext],
+        store: Store[DemoContext],
         attachment_store: AttachmentStore[DemoContext],
         responder: Responder,
     ) -> None:
         super().__init__(store, attachment_store)
-        self.store: SQLAlchemyStore[DemoContext] = store
+        self.store: Store[DemoContext] = store
         self.attachment_source: AttachmentContentSource | None = (
             attachment_store if isinstance(attachment_store, AttachmentContentSource) else None
         )
@@ -163,8 +163,8 @@ def build_app(config: DemoConfig) -> Starlette:
             delete_with_thread=True,
         )
         attachments = uploads
-    store.attachment_presenter = attachments
-    server = DemoServer(store, attachments, config.responder or offline_responder)
+    chat_store = StoreWithAttachments(store, attachments)
+    server = DemoServer(chat_store, attachments, config.responder or offline_responder)
 
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(_page(config, request_base_url(request)))

@@ -17,14 +17,17 @@ from ..errors import (
     DatabaseUnavailableError,
     SchemaVersionError,
 )
-from ._base import AttachmentPresenter, OwnerScopedStore
-from ._index import AttachmentIndex, StoredAttachment, ThreadDeleteListener
+from ._base import OwnerScopedStore
+from ._index import AttachmentIndex, StoredAttachment
+from ._retention import AttachmentBytesEraser, RetentionStore
 from ._rules import (
     MAX_ID_BYTES,
     MAX_ID_LENGTH,
     MAX_OWNER_BYTES,
     MAX_PAGE_LIMIT,
     OwnerResolver,
+    check_id,
+    check_owner,
     default_owner,
 )
 from ._schema import LATEST_VERSION as SCHEMA_VERSION
@@ -38,8 +41,8 @@ __all__ = [
     "MAX_PAGE_LIMIT",
     "SCHEMA_VERSION",
     "AsyncpgStore",
+    "AttachmentBytesEraser",
     "AttachmentIndex",
-    "AttachmentPresenter",
     "DatabaseConfigurationError",
     "DatabaseError",
     "DatabaseTimeoutError",
@@ -47,10 +50,12 @@ __all__ = [
     "MemoryStore",
     "OwnerResolver",
     "OwnerScopedStore",
+    "RetentionStore",
     "SQLAlchemyStore",
     "SchemaVersionError",
     "StoredAttachment",
-    "ThreadDeleteListener",
+    "check_id",
+    "check_owner",
     "default_owner",
     "redact_database_url",
     "resolve_database_url",

@@ -24,8 +24,8 @@ class AttachmentIndex(Protocol):
     """Queries over attachment rows that the ChatKit `Store` ABC lacks.
 
     Implemented by `MemoryStore` (and meant for every chatkit-kit store). Attachment backends need
-    it for `delete_with_thread=True` and `sweep_orphans`. Returned attachments are raw stored
-    rows (with `metadata`), not run through the attachment presenter.
+    it for `delete_with_thread=True` and `sweep_orphans`. Returned attachments are the stored
+    rows as saved (with `metadata`).
     """
 
     async def list_thread_attachments(self, thread_id: str, context: Any) -> list[Attachment]:
@@ -41,13 +41,4 @@ class AttachmentIndex(Protocol):
 
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
         """Delete the row only if it still has no `thread_id`; return whether it was deleted."""
-        ...
-
-
-@runtime_checkable
-class ThreadDeleteListener(Protocol):
-    """An attachment presenter that wants to act before a store deletes a thread."""
-
-    async def before_thread_delete(self, thread_id: str, context: Any) -> None:
-        """Called by `Store.delete_thread` before any row is deleted."""
         ...

@@ -40,8 +40,9 @@ _THREADS_CURSOR = (
 )
 
 # Both in one transaction, the thread row first. On PostgreSQL deleting the row waits for every
-# item write holding it (FOR KEY SHARE, see UPSERT_ITEM_POSTGRESQL); the items statement then
-# runs with a snapshot taken after those writes committed, so none of their items survives.
+# item write holding it (FOR KEY SHARE, see UPSERT_ITEM_IN_THREAD_POSTGRESQL); the items
+# statement then runs with a snapshot taken after those writes committed, so none of their
+# items survives.
 DELETE_THREAD_ITEMS = "DELETE FROM {items} WHERE owner = :owner AND thread_id = :thread_id"
 DELETE_THREAD_ROW = "DELETE FROM {threads} WHERE owner = :owner AND id = :thread_id"
 

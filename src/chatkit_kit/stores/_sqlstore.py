@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol
@@ -21,9 +21,8 @@ from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from typing_extensions import Self
 
 from ..errors import ChatKitKitError, DatabaseError
-from . import _codec, _schema
+from . import _codec, _retention, _schema
 from ._base import (
-    AttachmentPresenter,
     OwnerScopedStore,
     attachment_not_found,
     cursor_not_found,
@@ -94,9 +93,8 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         names: _schema.Names,
         *,
         owner: OwnerResolver | None,
-        attachment_presenter: AttachmentPresenter | None,
     ) -> None:
-        super().__init__(owner=owner, attachment_presenter=attachment_presenter)
+        super().__init__(owner=owner)
         self._names = names
         self._sql = Statements(names)
         self._threads_pages = {
@@ -262,7 +260,6 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         owner = self.owner_key(context)
         if not is_storable_id(thread_id):
             return
-        await self.before_thread_delete(thread_id, context)
         await self._execute(self._sql.delete_thread, {"owner": owner, "thread_id": thread_id})
 
     # Items
@@ -294,10 +291,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
             if found is None:
                 raise cursor_not_found(after, where)
-        page = build_page(rows, limit, _row_id, _decode_items)
-        if self.attachment_presenter is not None:
-            page.data = [await self.present_item(item, context) for item in page.data]
-        return page
+        return build_page(rows, limit, _row_id, _decode_items)
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
         await self._upsert_item(thread_id, item, context)
@@ -344,7 +338,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
         if payload is None:
             raise item_not_found(thread_id, item_id)
-        return await self.present_item(_codec.decode_item(payload), context)
+        return _codec.decode_item(payload)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -376,7 +370,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
         if payload is None:
             raise attachment_not_found(attachment_id)
-        return await self.present_attachment(_codec.decode_attachment(payload), context)
+        return _codec.decode_attachment(payload)
 
     async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -420,6 +414,53 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             self._sql.delete_orphan_attachment, {"owner": owner, "id": attachment_id}
         )
         return deleted is not None
+
+    # Retention and erasure (chatkit_kit.stores.RetentionStore)
+
+    async def erase_owner(
+        self,
+        owner: str,
+        *,
+        batch_size: int = _retention.DEFAULT_BATCH_SIZE,
+        progress: _retention.Progress | None = None,
+        attachments: _retention.AttachmentBytesEraser | None = None,
+    ) -> int:
+        """Delete every thread, item and attachment of the owner key `owner`.
+
+        Attachment bytes go first, through the attachment backend passed as `attachments`
+        (`AttachmentBytesEraser`). Works in batches of `batch_size` rows;
+        idempotent and resumable. Returns the number of threads deleted. Rows the owner writes
+        while this runs may survive it: run it once the owner's sessions are closed.
+        """
+        _retention.check_owner(owner)
+        batch_size = _retention.check_batch_size(batch_size)
+        return await _retention.sql_erase_owner(self, owner, batch_size, progress, attachments)
+
+    async def prune(
+        self,
+        older_than: timedelta,
+        owner: str | None = None,
+        *,
+        batch_size: int = _retention.DEFAULT_BATCH_SIZE,
+        dry_run: bool = False,
+        progress: _retention.Progress | None = None,
+        attachments: _retention.AttachmentBytesEraser | None = None,
+    ) -> int:
+        """Delete threads (with their items and attachments) whose latest activity is older than
+        `older_than`; return how many (with `dry_run=True`: how many would be deleted).
+
+        Latest activity is the newest `created_at` of the thread and its items. `owner` limits
+        the prune to one owner key. Works in batches of `batch_size` threads, each thread's
+        items `batch_size` rows at a time; idempotent and resumable. A thread that receives a
+        new item while it is being pruned keeps that item and is not deleted.
+        """
+        cutoff = _retention.cutoff_key(older_than)
+        if owner is not None:
+            _retention.check_owner(owner)
+        batch_size = _retention.check_batch_size(batch_size)
+        return await _retention.sql_prune(
+            self, cutoff, owner, batch_size, dry_run, progress, attachments
+        )
 
 
 def _utc(value: datetime | str) -> datetime:

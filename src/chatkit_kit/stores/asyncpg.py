@@ -11,15 +11,23 @@ from chatkit.store import TContext
 from typing_extensions import Self
 
 from .._optional import require
-from ..errors import DatabaseConfigurationError, DatabaseError, DatabaseUnavailableError
+from ..errors import (
+    DatabaseConfigurationError,
+    DatabaseError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+)
 from . import _schema
-from ._base import AttachmentPresenter
 from ._dberrors import database_error, kind_of_sqlstate
 from ._rules import OwnerResolver
 from ._sql import numbered
 from ._sqlstore import Params, Row, SQLStoreBase
 
 asyncpg = require("asyncpg", "asyncpg", "AsyncpgStore")
+
+
+DEFAULT_POOL_TIMEOUT_SECONDS = 30.0
+"""How long a call waits for a free pooled connection (SQLAlchemy's `pool_timeout` default)."""
 
 
 class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
@@ -37,10 +45,16 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         schema: str | None = None,
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
-        attachment_presenter: AttachmentPresenter | None = None,
+        pool_timeout: float | None = DEFAULT_POOL_TIMEOUT_SECONDS,
     ) -> None:
         names = _schema.Names.create("postgresql", schema, table_prefix)
-        super().__init__(names, owner=owner, attachment_presenter=attachment_presenter)
+        super().__init__(names, owner=owner)
+        if pool_timeout is not None and not pool_timeout > 0:
+            raise ValueError(
+                f"pool_timeout must be a positive number of seconds or None, got {pool_timeout!r}"
+            )
+        self.pool_timeout = pool_timeout
+        """Seconds a call waits for a free pooled connection before DatabaseTimeoutError."""
         self._pool = pool
         self._owns_pool = False
         self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -53,15 +67,23 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         schema: str | None = None,
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
-        attachment_presenter: AttachmentPresenter | None = None,
+        pool_timeout: float | None = DEFAULT_POOL_TIMEOUT_SECONDS,
+        pgbouncer: bool = False,
         **pool_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new pool for `dsn`; `close()` closes it.
 
-        `pool_kwargs` go to `asyncpg.create_pool` (e.g. `min_size`, `max_size`, and
-        `statement_cache_size=0` behind PgBouncer in transaction mode before 1.21).
+        `pool_kwargs` go to `asyncpg.create_pool` (e.g. `min_size`, `max_size`). The pool
+        skips asyncpg's per-release session reset query (the store sets no session state; an
+        open transaction is still rolled back): one round trip per call instead of two. Pass
+        `reset=` to run your own. `pgbouncer=True` is for PgBouncer in transaction pooling
+        mode: it sets `statement_cache_size=0`, so no named prepared statement outlives its
+        call (a pool you create yourself for PgBouncer needs the same setting).
         """
         _schema.Names.create("postgresql", schema, table_prefix)  # fail before connecting
+        if pgbouncer:
+            pool_kwargs.setdefault("statement_cache_size", 0)
+        pool_kwargs.setdefault("reset", _keep_session)
         try:
             pool = await asyncpg.create_pool(dsn, **pool_kwargs)
         except Exception as error:
@@ -74,7 +96,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
             schema=schema,
             table_prefix=table_prefix,
             owner=owner,
-            attachment_presenter=attachment_presenter,
+            pool_timeout=pool_timeout,
         )
         store._owns_pool = True
         return store
@@ -98,9 +120,20 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         query, names = converted
         return query, [params[name] for name in names]
 
+    async def _acquire(self) -> Any:
+        try:
+            return await self._pool.acquire(timeout=self.pool_timeout)
+        except asyncio.TimeoutError as error:
+            waited = TimeoutError(
+                f"no pooled connection became free within {self.pool_timeout} s "
+                f"(pool max_size {self._pool.get_max_size()})"
+            )
+            raise database_error(DatabaseTimeoutError, waited) from error
+
     @asynccontextmanager
     async def _connect(self, *, transaction: bool) -> AsyncIterator[_Connection]:
-        async with self._pool.acquire() as conn:
+        conn = await self._acquire()
+        try:
             try:
                 if transaction:
                     async with conn.transaction():
@@ -118,6 +151,8 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
                 # state is unknown, so close it instead of handing it back to the pool.
                 conn.terminate()
                 raise
+        finally:
+            await self._pool.release(conn)
 
     def _translate(self, error: Exception) -> DatabaseError | None:
         return _translate(error)
@@ -152,6 +187,10 @@ class _Connection:
             return
         query, args = self._store._args(sql, params)
         await self._conn.execute(query, *args)
+
+
+async def _keep_session(connection: Any) -> None:
+    """Pool `reset` hook: nothing to undo (asyncpg itself still rolls back an open transaction)."""
 
 
 def _translate(error: Exception) -> DatabaseError | None:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import itertools
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Generic
 
 from chatkit.store import TContext
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 
-from . import _codec
+from . import _codec, _retention
 from ._base import (
-    AttachmentPresenter,
     OwnerScopedStore,
     attachment_not_found,
     cursor_not_found,
@@ -75,13 +74,8 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
     what was saved or loaded cannot change stored state. Data is lost when the process exits.
     """
 
-    def __init__(
-        self,
-        *,
-        owner: OwnerResolver | None = None,
-        attachment_presenter: AttachmentPresenter | None = None,
-    ) -> None:
-        super().__init__(owner=owner, attachment_presenter=attachment_presenter)
+    def __init__(self, *, owner: OwnerResolver | None = None) -> None:
+        super().__init__(owner=owner)
         self._seq = itertools.count(1)
         self._threads: dict[str, _Collection] = {}
         self._items: dict[tuple[str, str], _Collection] = {}
@@ -120,7 +114,6 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
-        await self.before_thread_delete(thread_id, context)
         threads = self._threads.get(owner)
         if threads is not None:
             threads.remove(thread_id)
@@ -143,11 +136,9 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
             ids = list(items.page_ids(after, limit, checked_order))
         except KeyError:
             raise cursor_not_found(str(after), f"thread {thread_id}") from None
-        page = build_page(
+        return build_page(
             ids, limit, str, lambda kept: _codec.decode_items([items.payloads[i] for i in kept])
         )
-        page.data = [await self.present_item(item, context) for item in page.data]
-        return page
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
         self._upsert_item(thread_id, item, context)
@@ -171,7 +162,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         payload = None if items is None else items.payloads.get(item_id)
         if payload is None:
             raise item_not_found(thread_id, item_id)
-        return await self.present_item(_codec.decode_item(payload), context)
+        return _codec.decode_item(payload)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: TContext) -> None:
         items = self._items.get((self.owner_key(context), thread_id))
@@ -191,7 +182,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         payload = self._attachments.get((self.owner_key(context), attachment_id))
         if payload is None:
             raise attachment_not_found(attachment_id)
-        return await self.present_attachment(_codec.decode_attachment(payload), context)
+        return _codec.decode_attachment(payload)
 
     async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
         key = (self.owner_key(context), attachment_id)
@@ -237,3 +228,91 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         del self._attachments[key]
         self._attachment_saved_at.pop(key, None)
         return True
+
+    # Retention and erasure (chatkit_kit.stores.RetentionStore)
+
+    async def erase_owner(
+        self,
+        owner: str,
+        *,
+        batch_size: int = _retention.DEFAULT_BATCH_SIZE,
+        progress: _retention.Progress | None = None,
+        attachments: _retention.AttachmentBytesEraser | None = None,
+    ) -> int:
+        """Delete every thread, item and attachment of the owner key `owner`; return the
+        number of threads deleted. Attachment bytes go first, through the attachment backend
+        passed as `attachments` (`AttachmentBytesEraser`)."""
+        eraser = attachments
+        _retention.check_owner(owner)
+        batch_size = _retention.check_batch_size(batch_size)
+        keys = [key for key in self._attachments if key[0] == owner]
+        for start in range(0, len(keys), batch_size):
+            batch = keys[start : start + batch_size]
+            found = [
+                _codec.decode_attachment(self._attachments[k])
+                for k in batch
+                if k in self._attachments
+            ]
+            await _retention.erase_bytes(eraser, owner, found)
+            for key in batch:
+                self._attachments.pop(key, None)
+                self._attachment_saved_at.pop(key, None)
+        for key in [key for key in self._items if key[0] == owner]:
+            del self._items[key]
+        threads = self._threads.pop(owner, None)
+        erased = 0 if threads is None else len(threads.payloads)
+        if progress is not None and erased:
+            progress(erased)
+        return erased
+
+    async def prune(
+        self,
+        older_than: timedelta,
+        owner: str | None = None,
+        *,
+        batch_size: int = _retention.DEFAULT_BATCH_SIZE,
+        dry_run: bool = False,
+        progress: _retention.Progress | None = None,
+        attachments: _retention.AttachmentBytesEraser | None = None,
+    ) -> int:
+        """Delete threads (with their items and attachments) whose latest activity, the newest
+        `created_at` of the thread and its items, is older than `older_than`; return how many
+        (with `dry_run=True`: how many would be deleted)."""
+        eraser = attachments
+        cutoff = _retention.cutoff_key(older_than)
+        if owner is not None:
+            _retention.check_owner(owner)
+        _retention.check_batch_size(batch_size)
+        stale: list[tuple[str, str]] = []
+        owners = [owner] if owner is not None else list(self._threads)
+        for row_owner in owners:
+            threads = self._threads.get(row_owner)
+            if threads is None:
+                continue
+            for thread_id, (thread_key, _, _) in threads.positions.items():
+                items = self._items.get((row_owner, thread_id))
+                newest = max([thread_key] + ([items.keys[-1][0]] if items and items.keys else []))
+                if newest < cutoff:
+                    stale.append((row_owner, thread_id))
+        if dry_run:
+            return len(stale)
+        pruned = 0
+        for row_owner, thread_id in stale:
+            found = [
+                _codec.decode_attachment(payload)
+                for (key_owner, _), payload in self._attachments.items()
+                if key_owner == row_owner
+            ]
+            found = [a for a in found if a.thread_id == thread_id]
+            await _retention.erase_bytes(eraser, row_owner, found)
+            for attachment in found:
+                self._attachments.pop((row_owner, attachment.id), None)
+                self._attachment_saved_at.pop((row_owner, attachment.id), None)
+            self._items.pop((row_owner, thread_id), None)
+            self._threads[row_owner].remove(thread_id)
+            pruned += 1
+            if progress is not None and pruned % batch_size == 0:
+                progress(pruned)
+        if progress is not None and pruned % batch_size:
+            progress(pruned)
+        return pruned

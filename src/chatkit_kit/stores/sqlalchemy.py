@@ -6,6 +6,8 @@ is particular to MySQL lives in `_mysql`.
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
@@ -21,7 +23,6 @@ from ..errors import (
     DatabaseUnavailableError,
 )
 from . import _mysql, _schema
-from ._base import AttachmentPresenter
 from ._dberrors import database_error, kind_of_message, kind_of_sqlstate
 from ._rules import OwnerResolver, is_storable_id
 from ._sqlstore import Params, Row, SQLStoreBase, _raw_runners
@@ -32,6 +33,7 @@ require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 from sqlalchemy import TextClause, event, exc, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine  # noqa: E402
+from sqlalchemy.util.concurrency import await_  # noqa: E402
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 """How long a SQLite connection made by `from_url` waits for another writer's lock."""
@@ -66,6 +68,36 @@ def _enable_sqlite_wal(engine: AsyncEngine) -> None:
             cursor.close()
 
 
+def _rollback_open_transactions(engine: AsyncEngine) -> None:
+    """Roll back a SQLite connection checked in with a transaction still open.
+
+    Engines made by `from_url` skip the pool's blanket ROLLBACK on every check-in (one more
+    hop to the driver's thread per call); this keeps the guarantee that no pooled connection
+    holds a transaction.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        driver = None if dbapi_connection is None else dbapi_connection.driver_connection
+        if driver is not None and driver.in_transaction:
+            await_(driver.rollback())
+
+
+def _pgbouncer_connect_args(driver: str, connect_args: dict[str, Any]) -> dict[str, Any]:
+    """`connect_args` that keep `driver` from reusing server-side prepared statements."""
+    if driver == "psycopg":
+        connect_args.setdefault("prepare_threshold", None)
+    elif driver == "asyncpg":
+        connect_args.setdefault("statement_cache_size", 0)
+        connect_args.setdefault("prepared_statement_cache_size", 0)
+        connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
+    return connect_args
+
+
+def _unique_statement_name() -> str:
+    return f"__chatkit_kit_{uuid.uuid4().hex}__"
+
+
 class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     """A ChatKit `Store` on SQLAlchemy: SQLite (aiosqlite), PostgreSQL (asyncpg or psycopg) or
     MySQL/MariaDB (asyncmy or aiomysql).
@@ -82,11 +114,16 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         schema: str | None = None,
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
-        attachment_presenter: AttachmentPresenter | None = None,
+        pgbouncer: bool = False,
     ) -> None:
         names = _schema.Names.create(_dialect_of(engine), schema, table_prefix)
-        super().__init__(names, owner=owner, attachment_presenter=attachment_presenter)
+        super().__init__(names, owner=owner)
         self._engine = engine
+        self._sqlite = names.dialect == "sqlite"
+        # Behind PgBouncer in transaction mode the asyncpg driver prepares a statement and
+        # executes it in two exchanges, which stay on one server connection only inside a
+        # transaction: there every call runs in one.
+        self._always_transaction = pgbouncer and engine.dialect.driver == "asyncpg"
         # Every statement but SQLite's two-statement delete_thread is atomic on its own, so
         # running without BEGIN/COMMIT saves two round trips per call.
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -102,7 +139,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         schema: str | None = None,
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
-        attachment_presenter: AttachmentPresenter | None = None,
+        pgbouncer: bool = False,
         **engine_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
@@ -120,7 +157,14 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         errors such as a wrong password surface on the first call (`AsyncpgStore.connect` is
         async because asyncpg opens its pool eagerly). `engine_kwargs` go to
         `create_async_engine`. SQLite files are switched to WAL mode and wait up to
-        SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with `connect_args={"timeout": seconds}`).
+        SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with `connect_args={"timeout": seconds}`);
+        their connections are in autocommit mode from the start, so a call switches no
+        isolation level.
+
+        `pgbouncer=True` is for PostgreSQL behind PgBouncer in transaction pooling mode (any
+        version): no server-side prepared statement is reused across transactions (psycopg:
+        `prepare_threshold=None`; asyncpg: no statement caches, uniquely named statements,
+        every call in its own transaction).
         """
         resolved = resolve_database_url(url)
         try:
@@ -138,24 +182,35 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
             engine_kwargs["connect_args"] = connect_args
+            engine_kwargs.setdefault("isolation_level", "AUTOCOMMIT")
+            if engine_kwargs["isolation_level"] == "AUTOCOMMIT":
+                engine_kwargs.setdefault("pool_reset_on_return", None)
+        elif pgbouncer:
+            engine_kwargs["connect_args"] = _pgbouncer_connect_args(
+                parsed.get_driver_name(), dict(engine_kwargs.pop("connect_args", {}))
+            )
         try:
             engine = create_async_engine(parsed, **engine_kwargs)
         except exc.ArgumentError as error:
             raise ValueError(f"cannot create an engine for {parsed!r}: {error}") from error
         if engine.dialect.name == "sqlite":
             _enable_sqlite_wal(engine)
+            if engine_kwargs.get("pool_reset_on_return", "rollback") is None:
+                _rollback_open_transactions(engine)
         try:
             store = cls(
                 engine,
                 schema=schema,
                 table_prefix=table_prefix,
                 owner=owner,
-                attachment_presenter=attachment_presenter,
+                pgbouncer=pgbouncer,
             )
         except BaseException:
             engine.sync_engine.dispose()
             raise
         store._owns_engine = True
+        if engine_kwargs.get("isolation_level") == "AUTOCOMMIT":
+            store._autocommit = engine  # already autocommit: no per-call execution option
         return store
 
     @property
@@ -177,24 +232,33 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         return clause
 
     @asynccontextmanager
-    async def _connect(self, *, transaction: bool) -> AsyncIterator[_Connection]:
-        sqlite = self._names.dialect == "sqlite"
+    async def _connect(
+        self, *, transaction: bool
+    ) -> AsyncIterator[_Connection | _SQLiteConnection]:
+        sqlite = self._sqlite
+        transaction = transaction or self._always_transaction
         # Single statements are atomic on their own: AUTOCOMMIT saves BEGIN/COMMIT round trips.
         # SQLite transactions are BEGIN IMMEDIATE (taken by hand, since the driver would begin
         # lazily), so a writer never fails to upgrade a read lock and migrations serialize.
         autocommit = sqlite or not transaction
         conn = await (self._autocommit if autocommit else self._engine).connect()
         try:
-            if not transaction:
+            if sqlite:
+                # Straight to aiosqlite: one hop to its thread per statement, not one each
+                # for cursor, execute, fetch and close.
+                driver = _SQLiteConnection((await conn.get_raw_connection()).driver_connection)
+                if not transaction:
+                    yield driver
+                else:
+                    await driver.execute("BEGIN IMMEDIATE", None)
+                    try:
+                        yield driver
+                    except BaseException:
+                        await driver.execute("ROLLBACK", None)
+                        raise
+                    await driver.execute("COMMIT", None)
+            elif not transaction:
                 yield _Connection(self, conn)
-            elif sqlite:
-                await conn.exec_driver_sql("BEGIN IMMEDIATE")
-                try:
-                    yield _Connection(self, conn)
-                except BaseException:
-                    await conn.exec_driver_sql("ROLLBACK")
-                    raise
-                await conn.exec_driver_sql("COMMIT")
             else:
                 async with conn.begin():
                     yield _Connection(self, conn)
@@ -209,6 +273,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             await conn.close()
 
     def _translate(self, error: Exception) -> DatabaseError | None:
+        if isinstance(error, sqlite3.Error):  # the SQLite path runs on the driver directly
+            return database_error(_kind_without_sqlstate("sqlite", error), error)
         if isinstance(error, exc.TimeoutError):  # no pooled connection became free
             return database_error(DatabaseTimeoutError, error)
         if isinstance(error, exc.DBAPIError):
@@ -321,6 +387,27 @@ class _Connection:
             await self._conn.exec_driver_sql(sql)
         else:
             await self._conn.execute(self._store._text(sql), params)
+
+
+class _SQLiteConnection:
+    """The pooled aiosqlite connection running the store's `:name` statements (sqlite3 takes
+    `:name` parameters as they are)."""
+
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver: Any) -> None:
+        self._driver = driver
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        rows: Sequence[Row] = await self._driver.execute_fetchall(sql, params or ())
+        return rows
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        rows = await self.fetch(sql, params)
+        return rows[0][0] if rows else None
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        await self._driver.execute_fetchall(sql, params or ())
 
 
 def _kind_without_sqlstate(dialect: str, original: BaseException) -> type[DatabaseError]:

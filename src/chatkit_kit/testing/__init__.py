@@ -23,6 +23,7 @@ __all__ = [
     "ConformanceFailure",
     "ConformanceReport",
     "NotSupported",
+    "RetentionConformance",
     "Rule",
     "RuleResult",
     "StoreConformance",
@@ -31,7 +32,7 @@ __all__ = [
     "strategies",
 ]
 
-_HOMES = {name: ".conformance" for name in __all__}
+_HOMES = {name: ".conformance" for name in __all__} | {"RetentionConformance": ".retention"}
 
 if TYPE_CHECKING:
     from . import strategies
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
         StrictStoreConformance,
         run_conformance,
     )
+    from .retention import RetentionConformance
 
 
 def __getattr__(name: str) -> Any:

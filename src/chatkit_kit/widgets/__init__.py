@@ -20,10 +20,11 @@ from .builders import (
 from .items import (
     new_widget_item,
     replace_widget,
+    replace_widget_for_sync_action,
     stream_widget_item,
-    sync_replace_widget,
     widget_done_event,
 )
+from .items import sync_replace_widget as sync_replace_widget  # deprecated; not in __all__
 from .registry import (
     PreviewMode,
     RegistryKeys,
@@ -57,8 +58,8 @@ __all__ = [
     "new_widget_item",
     "parse_action",
     "replace_widget",
+    "replace_widget_for_sync_action",
     "simple_form",
     "stream_widget_item",
-    "sync_replace_widget",
     "widget_done_event",
 ]

@@ -8,6 +8,7 @@ sees the old widget. These helpers save the new state and return what the server
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -102,7 +103,7 @@ async def replace_widget(
     return ThreadItemReplacedEvent(item=updated)
 
 
-async def sync_replace_widget(
+async def replace_widget_for_sync_action(
     store: Store[Any],
     thread: ThreadMetadata,
     sender: WidgetItem,
@@ -118,6 +119,27 @@ async def sync_replace_widget(
     updated = _updated(thread, sender, widget, copy_text)
     await store.save_item(thread.id, updated, context)
     return SyncCustomActionResponse(updated_item=updated)
+
+
+async def sync_replace_widget(
+    store: Store[Any],
+    thread: ThreadMetadata,
+    sender: WidgetItem,
+    widget: WidgetRoot,
+    context: Any,
+    *,
+    copy_text: str | None = _KEEP,
+) -> SyncCustomActionResponse:
+    """Deprecated alias of `replace_widget_for_sync_action` (its 0.1 name; it is async)."""
+    warnings.warn(
+        "sync_replace_widget is deprecated and will be removed; use "
+        "replace_widget_for_sync_action (same arguments)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return await replace_widget_for_sync_action(
+        store, thread, sender, widget, context, copy_text=copy_text
+    )
 
 
 def _updated(

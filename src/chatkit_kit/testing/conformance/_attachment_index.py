@@ -7,8 +7,8 @@ orphan sweeps. Subclass it like `StoreConformance`::
         async def make_store(self):
             return MyStore(...)
 
-The store must implement `chatkit_kit.stores.AttachmentIndex` and accept an
-`attachment_presenter` attribute (as every `OwnerScopedStore` does) for the thread-delete hook.
+The store must implement `chatkit_kit.stores.AttachmentIndex`. The thread-delete hook rule
+composes it with an attachment backend (`StoreWithAttachments`), as apps do.
 Other stores' and other tests' rows may share the database: the suite only looks at its own.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 from chatkit.store import NotFoundError
 from chatkit.types import Attachment, FileAttachment, ThreadMetadata
 
+from ...attachments import StoreWithAttachments
 from ...stores._index import AttachmentIndex
 from ._capabilities import ATTACHMENTS
 from ._harness import Harness, SuiteBase, rule
@@ -48,7 +49,7 @@ def _index(h: Harness) -> Any:
 
 @dataclass
 class _Listener:
-    """An attachment presenter that listens for thread deletes."""
+    """An attachment backend that listens for thread deletes."""
 
     h: Harness
     fail: bool = False
@@ -181,8 +182,9 @@ class AttachmentIndexConformance(SuiteBase):
 
     @rule(
         "index-delete-thread-hook",
-        "delete_thread calls the presenter's before_thread_delete first (the thread still "
-        "loads); when it raises, the thread is kept",
+        "composed with an attachment backend (StoreWithAttachments), delete_thread calls the "
+        "backend's before_thread_delete first (the thread still loads); when it raises, the "
+        "thread is kept",
         protects="delete_with_thread=True deletes files before their thread, and never loses "
         "track of them",
         tier="attachment-index",
@@ -192,19 +194,19 @@ class AttachmentIndexConformance(SuiteBase):
         store = h.recorder.wrapped
         ctx = h.context()
         listener = _Listener(h)
-        store.attachment_presenter = listener
+        composed = StoreWithAttachments(store, listener)
         await h.store.save_thread(ThreadMetadata(id="thr_1", created_at=datetime.now()), ctx)
-        await h.store.delete_thread("thr_1", ctx)
+        await composed.delete_thread("thr_1", ctx)
         h.check(listener.calls == [("thr_1", ctx)], f"hook calls: {listener.calls}")
         h.check(listener.thread_loaded == [True], "the hook ran after the thread was deleted")
         h.check(
             await raises_not_found(h.store.load_thread("thr_1", ctx)) is not None,
             "the thread survived delete_thread",
         )
-        store.attachment_presenter = _Listener(h, fail=True)
+        failing = StoreWithAttachments(store, _Listener(h, fail=True))
         await h.store.save_thread(ThreadMetadata(id="thr_2", created_at=datetime.now()), ctx)
         try:
-            await h.store.delete_thread("thr_2", ctx)
+            await failing.delete_thread("thr_2", ctx)
         except RuntimeError:
             pass
         else:

@@ -139,7 +139,7 @@ class StoreMachine(RuleBasedStateMachine):
         writes=_WRITES,
         replace=st.booleans(),
         stamp=_STAMPS,
-        save_first=st.sampled_from([True, True, True, False]),
+        save_first=st.sampled_from([True, True, True, True, False]),
     )
     def write_items(
         self,

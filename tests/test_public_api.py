@@ -1,0 +1,242 @@
+"""Every public `__all__` is pinned: a name added, removed or renamed fails here first.
+
+Changing the public API is fine, on purpose: update the list below, and CHANGELOG.md (a removed
+or renamed name is a breaking change; keep a deprecated alias where users may depend on it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import chatkit_kit
+
+PUBLIC_API: dict[str, list[str]] = {
+    "chatkit_kit": [
+        "__version__",
+    ],
+    "chatkit_kit.asgi": [
+        "DEFAULT_KEEPALIVE",
+        "DEFAULT_MAX_BODY_SIZE",
+        "CORSConfig",
+        "ChatKitEndpoint",
+        "ClientRequestError",
+        "UploadRoutesProvider",
+        "chatkit_app",
+        "chatkit_routes",
+    ],
+    "chatkit_kit.attachments": [
+        "DEFAULT_ALLOWED_MIME_TYPES",
+        "DEFAULT_IMAGE_MIME_TYPES",
+        "METADATA_KEY",
+        "AttachmentContentSource",
+        "AttachmentError",
+        "AttachmentPolicyError",
+        "AttachmentPresenter",
+        "AttachmentTooLargeError",
+        "AttachmentTypeNotAllowedError",
+        "AttachmentVerificationError",
+        "BlobAttachmentStore",
+        "BlobInfo",
+        "BlobNotFoundError",
+        "BlobStorage",
+        "DirectUploadAttachmentStore",
+        "InvalidUploadError",
+        "LocalBlobStorage",
+        "S3AttachmentStore",
+        "S3BlobStorage",
+        "StoreWithAttachments",
+        "ThreadDeleteListener",
+        "UploadPolicy",
+    ],
+    "chatkit_kit.converters": [
+        "ATTACHMENT_TOKEN_ESTIMATE",
+        "MENTIONS_HEADER",
+        "MODEL_IMAGE_TYPES",
+        "TEXT_EXTENSIONS",
+        "TEXT_MIME_TYPES",
+        "AttachmentAwareConverter",
+        "AttachmentContentSource",
+        "AttachmentKind",
+        "ModelApi",
+        "TagRendering",
+        "TagResolver",
+        "TagResolverRegistry",
+        "default_tag_key",
+        "default_tag_text",
+        "estimate_item_tokens",
+        "load_history",
+        "model_api_of",
+    ],
+    "chatkit_kit.demo.app": [
+        "DEMO_USER",
+        "DemoConfig",
+        "DemoContext",
+        "DemoServer",
+        "build_app",
+        "demo_context",
+    ],
+    "chatkit_kit.errors": [
+        "ChatKitKitError",
+        "DatabaseConfigurationError",
+        "DatabaseError",
+        "DatabaseTimeoutError",
+        "DatabaseUnavailableError",
+        "MissingDependencyError",
+        "SchemaVersionError",
+    ],
+    "chatkit_kit.stores": [
+        "MAX_ID_BYTES",
+        "MAX_ID_LENGTH",
+        "MAX_OWNER_BYTES",
+        "MAX_PAGE_LIMIT",
+        "SCHEMA_VERSION",
+        "AsyncpgStore",
+        "AttachmentBytesEraser",
+        "AttachmentIndex",
+        "DatabaseConfigurationError",
+        "DatabaseError",
+        "DatabaseTimeoutError",
+        "DatabaseUnavailableError",
+        "MemoryStore",
+        "OwnerResolver",
+        "OwnerScopedStore",
+        "RetentionStore",
+        "SQLAlchemyStore",
+        "SchemaVersionError",
+        "StoredAttachment",
+        "check_id",
+        "check_owner",
+        "default_owner",
+        "redact_database_url",
+        "resolve_database_url",
+    ],
+    "chatkit_kit.testing": [
+        "RULES",
+        "AttachmentIndexConformance",
+        "Capabilities",
+        "ConformanceContext",
+        "ConformanceFailure",
+        "ConformanceReport",
+        "NotSupported",
+        "RetentionConformance",
+        "Rule",
+        "RuleResult",
+        "StoreConformance",
+        "StrictStoreConformance",
+        "run_conformance",
+        "strategies",
+    ],
+    "chatkit_kit.testing.conformance": [
+        "PROFILES",
+        "PROFILE_ENV",
+        "RULES",
+        "AttachmentIndexConformance",
+        "Capabilities",
+        "ConformanceContext",
+        "ConformanceFailure",
+        "ConformanceReport",
+        "NotSupported",
+        "Rule",
+        "RuleResult",
+        "StoreConformance",
+        "StrictStoreConformance",
+        "run_conformance",
+    ],
+    "chatkit_kit.testing.retention": [
+        "RetentionConformance",
+    ],
+    "chatkit_kit.testing.strategies": [
+        "HOSTILE_IDS",
+        "WIDGET_ROOT_KINDS",
+        "assistant_message_items",
+        "attachments",
+        "client_tool_call_items",
+        "created_at",
+        "end_of_turn_items",
+        "file_attachments",
+        "generated_image_items",
+        "hidden_context_items",
+        "image_attachments",
+        "item_kinds",
+        "json_values",
+        "sdk_hidden_context_items",
+        "storable_ids",
+        "structured_input_items",
+        "task_items",
+        "tasks",
+        "texts",
+        "thread_items",
+        "thread_items_sharing_timestamps",
+        "thread_metadata",
+        "thread_statuses",
+        "user_message_items",
+        "widget_items",
+        "workflow_items",
+    ],
+    "chatkit_kit.widgets": [
+        "CheckboxField",
+        "FormField",
+        "PreviewMode",
+        "RegistryKeys",
+        "SelectField",
+        "TextField",
+        "WidgetBuildError",
+        "WidgetDefinition",
+        "WidgetError",
+        "WidgetFileError",
+        "WidgetPreviewWarning",
+        "WidgetRegistry",
+        "action_type",
+        "confirmation_card",
+        "key_value_copy_text",
+        "key_value_list",
+        "load_widget_file",
+        "new_widget_item",
+        "parse_action",
+        "replace_widget",
+        "replace_widget_for_sync_action",
+        "simple_form",
+        "stream_widget_item",
+        "widget_done_event",
+    ],
+}
+
+
+def public_modules_with_all() -> list[str]:
+    """Every importable module without a `_`-prefixed path part that defines `__all__`."""
+    found = ["chatkit_kit"]
+    for info in pkgutil.walk_packages(chatkit_kit.__path__, "chatkit_kit."):
+        if any(part.startswith("_") for part in info.name.split(".")[1:]):
+            continue
+        if "__all__" in vars(importlib.import_module(info.name)):
+            found.append(info.name)
+    return sorted(found)
+
+
+def test_every_public_all_is_pinned() -> None:
+    assert public_modules_with_all() == sorted(PUBLIC_API)
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_API))
+def test_all_is_exactly_the_pinned_names(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert list(module.__all__) == PUBLIC_API[module_name]
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC_API))
+def test_every_exported_name_resolves(module_name: str) -> None:
+    """Lazy exports included (the test environment has every extra installed)."""
+    module = importlib.import_module(module_name)
+    assert len(set(module.__all__)) == len(module.__all__)
+    missing = [name for name in module.__all__ if getattr(module, name, None) is None]
+    assert missing == []
+
+
+def test_deprecated_aliases_stay_importable_outside_all() -> None:
+    from chatkit_kit import widgets
+
+    assert "sync_replace_widget" not in widgets.__all__
+    assert callable(widgets.sync_replace_widget)
