@@ -35,7 +35,7 @@ from examples.asyncpg_direct.app import Ctx, Server, context_factory  # noqa: E4
 from starlette.applications import Starlette  # noqa: E402
 
 from chatkit_kit.asgi import chatkit_routes  # noqa: E402
-from chatkit_kit.attachments import LocalBlobStorage  # noqa: E402
+from chatkit_kit.attachments import LocalBlobStorage, StoreWithAttachments  # noqa: E402
 from chatkit_kit.attachments.direct import DirectUploadAttachmentStore  # noqa: E402
 from chatkit_kit.stores import AsyncpgStore  # noqa: E402
 
@@ -82,10 +82,8 @@ def create() -> Starlette:
         uploads = DirectUploadAttachmentStore(
             store, LocalBlobStorage(os.environ["UPLOAD_DIR"]), base_url=f"{public_url}/chatkit"
         )
-        store.attachment_presenter = uploads
-        app.router.routes.extend(
-            chatkit_routes(StreamingServer(store, uploads), context_factory, uploads=uploads)
-        )
+        server = StreamingServer(StoreWithAttachments(store, uploads), uploads)
+        app.router.routes.extend(chatkit_routes(server, context_factory, uploads=uploads))
         yield
         await store.close()
 

@@ -48,8 +48,13 @@ from chatkit.types import (
     UserMessageItem,
 )
 from sqlalchemy import event
-from sqlalchemy.util.concurrency import await_
 
+try:  # SQLAlchemy 2.1; 2.0 (Python 3.10) calls it await_only
+    from sqlalchemy.util.concurrency import await_
+except ImportError:
+    from sqlalchemy.util import await_only as await_  # type: ignore[no-redef,attr-defined,unused-ignore]
+
+from chatkit_kit.attachments import StoreWithAttachments
 from chatkit_kit.attachments.s3 import S3AttachmentStore
 from chatkit_kit.stores.asyncpg import AsyncpgStore
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
@@ -330,9 +335,8 @@ async def measure_flavour(
     try:
         await store.migrate()
         uploads = S3AttachmentStore(store, client=s3[0], bucket=s3[1], delete_with_thread=True)
-        store.attachment_presenter = uploads  # as in examples/fastapi_postgres_s3
-        count_store_calls(store, calls)
-        server = EchoServer(store, uploads)
+        count_store_calls(store, calls)  # the calls reaching the store, under the composition
+        server = EchoServer(StoreWithAttachments(store, uploads), uploads)
         ctx = Ctx(f"user-{uuid.uuid4().hex[:6]}")
 
         def measure() -> tuple[int, int]:

@@ -33,7 +33,11 @@ require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 from sqlalchemy import TextClause, event, exc, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine  # noqa: E402
-from sqlalchemy.util.concurrency import await_  # noqa: E402
+
+try:  # SQLAlchemy 2.1 names it await_; 2.0 (what Python 3.10 installs today) await_only.
+    from sqlalchemy.util.concurrency import await_
+except ImportError:  # pragma: no cover - depends on the installed SQLAlchemy
+    from sqlalchemy.util import await_only as await_  # type: ignore[no-redef,attr-defined,unused-ignore]
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 """How long a SQLite connection made by `from_url` waits for another writer's lock."""
