@@ -246,19 +246,18 @@ def _drop(dsn: str, schema: str) -> None:
 
 
 async def test_delete_thread_racing_item_writes_leaves_no_item(pg_flavour: Flavour) -> None:
-    """Item writes running when delete_thread runs are deleted with the thread, or refused.
+    """After delete_thread returns, no item of the thread exists and every write is refused.
 
     Every write holds the thread row while it runs, so delete_thread waits for it and then
-    deletes its item; a write that reaches the thread after the delete committed finds it
-    gone and raises NotFoundError. Only a write issued after delete_thread was called may leave
-    an item, stored like an item of any thread that has no row. Writers never queue for a
-    connection here (the pool is larger than the writers), so "issued" is when the call began.
+    deletes its item; a write that reaches the thread after the delete committed, or starts
+    after it, finds no row and raises NotFoundError. Writers keep writing before, during and
+    after the delete; the item rows are then counted in the table itself. Writers never queue
+    for a connection here (the pool is larger than the writers).
     """
     writers = 6
     store = await pg_flavour.make(pool_size=writers + 2, settings=None)
     ctx = Ctx(f"race-{uuid.uuid4().hex}")
     await asyncio.gather(*(store.load_thread_items("warm", None, 1, "asc", ctx) for _ in range(8)))
-    refused = 0
     try:
         for round_ in range(8):
             thread_id = f"t{round_}"
@@ -291,23 +290,38 @@ async def test_delete_thread_racing_item_writes_leaves_no_item(pg_flavour: Flavo
             await asyncio.sleep(0.05 + 0.01 * round_)
             delete_called = time.monotonic()
             await store.delete_thread(thread_id, ctx)
-            await asyncio.sleep(0.02)
+            delete_returned = time.monotonic()
+            await asyncio.sleep(0.05)  # writers keep writing after the delete returned
             stop.set()
             await asyncio.gather(*tasks)
 
-            page = await store.load_thread_items(thread_id, None, 1000, "asc", ctx)
-            left = {i.id for i in page.data}
             before = {i for i, at in started.items() if at < delete_called}
+            after = {i for i, at in started.items() if at > delete_returned}
             assert before and any(outcome[i] == "stored" for i in before)
-            assert not (left & before), sorted(left & before)[:5]
-            assert all(outcome[i] == "stored" for i in left)
-            refused += sum(1 for o in outcome.values() if o == "refused")
+            assert after and all(outcome[i] == "refused" for i in after), sorted(
+                i for i in after if outcome[i] != "refused"
+            )[:5]
+            page = await store.load_thread_items(thread_id, None, 1000, "asc", ctx)
+            assert page.data == []
+            rows = await asyncio.to_thread(
+                _count_items, pg_flavour.admin, store._names.items, ctx.user_id, thread_id
+            )
+            assert rows == 0
             with pytest.raises(NotFoundError):
                 await store.load_thread(thread_id, ctx)
-            assert pg_flavour.dsn is not None
             await asyncio.to_thread(assert_no_locks, pg_flavour.admin, tables_of(store))
     finally:
         await store.close()
+
+
+def _count_items(dsn: str, items_table: str, owner: str, thread_id: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            f"SELECT count(*) FROM {items_table} WHERE owner = %s AND thread_id = %s",
+            (owner, thread_id),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 async def test_migrate_errors_are_typed(direct_pg_flavour: Flavour) -> None:

@@ -78,6 +78,7 @@ async def test_round_trip_keeps_nul_and_naive_or_aware_created_at(sql_store: Any
 async def test_pages_break_created_at_ties_by_insertion_order(sql_store: Any) -> None:
     # msg_9 is inserted first; lexical id order differs from insertion order on purpose.
     ids = [f"msg_{9 - n}" for n in range(7)]
+    await sql_store.save_thread(thread("thr"), ALICE)
     for item_id in ids:
         await sql_store.add_thread_item("thr", user_message(item_id, T0), ALICE)
     assert await page_ids(sql_store, "thr", None, 3, "asc") == (ids[:3], True, ids[2])
@@ -90,6 +91,8 @@ async def test_pages_break_created_at_ties_by_insertion_order(sql_store: Any) ->
 
 
 async def test_pages_follow_created_at_not_insertion(sql_store: Any) -> None:
+    await sql_store.save_thread(thread("thr"), ALICE)
+    await sql_store.save_thread(thread("aware"), ALICE)
     await sql_store.add_thread_item("thr", user_message("late", T0 + timedelta(seconds=2)), ALICE)
     await sql_store.add_thread_item("thr", user_message("early", T0), ALICE)
     await sql_store.add_thread_item("thr", user_message("mid", T0 + timedelta(seconds=1)), ALICE)
@@ -105,6 +108,7 @@ async def test_pages_follow_created_at_not_insertion(sql_store: Any) -> None:
 
 
 async def test_upserts_keep_the_original_position(sql_store: Any) -> None:
+    await sql_store.save_thread(thread("thr"), ALICE)
     for n in range(3):
         await sql_store.add_thread_item("thr", user_message(f"m{n}", T0 + timedelta(n)), ALICE)
     replacement = assistant_message("m0", T0 + timedelta(days=10), text="replaced")
@@ -116,8 +120,8 @@ async def test_upserts_keep_the_original_position(sql_store: Any) -> None:
     await sql_store.save_thread(thread("t2", T0 + timedelta(1)), ALICE)
     await sql_store.save_thread(thread("t1", T0 + timedelta(5), title="new"), ALICE)
     page = await sql_store.load_threads(10, None, "asc", ALICE)
-    assert [t.id for t in page.data] == ["t1", "t2"]
-    assert page.data[0].title == "new"
+    assert [t.id for t in page.data] == ["thr", "t1", "t2"]
+    assert page.data[1].title == "new"
 
 
 async def test_save_thread_stores_metadata_of_a_thread_with_items(sql_store: Any) -> None:
@@ -164,6 +168,7 @@ async def test_huge_limits_are_capped(sql_store: Any) -> None:
         (ALICE.user_id, f"m{n:05d}", n) for n in range(MAX_PAGE_LIMIT + 5)
     ]  # bulk insert through the store would be slow; concurrency keeps it short
     sem = asyncio.Semaphore(4)
+    await sql_store.save_thread(thread("big"), ALICE)
 
     async def add(item_id: str, n: int) -> None:
         async with sem:
@@ -261,6 +266,7 @@ async def test_owners_are_isolated(sql_store: Any) -> None:
 
 async def test_deletes(sql_store: Any) -> None:
     await sql_store.save_thread(thread("t"), ALICE)
+    await sql_store.save_thread(thread("other"), ALICE)
     for n in range(3):
         await sql_store.add_thread_item("t", user_message(f"m{n}", T0 + timedelta(n)), ALICE)
     await sql_store.add_thread_item("other", user_message("keep"), ALICE)
@@ -281,6 +287,7 @@ async def test_attachments_upsert_and_hidden_items_are_cursors(sql_store: Any) -
     moved = attachment.model_copy(update={"thread_id": "thr"})
     await sql_store.save_attachment(moved, ALICE)
     assert await sql_store.load_attachment("atc", ALICE) == moved
+    await sql_store.save_thread(thread("thr"), ALICE)
     hidden = HiddenContextItem(id="h", thread_id="thr", created_at=T0, content={"x": [1, None]})
     await sql_store.add_thread_item("thr", hidden, ALICE)
     await sql_store.add_thread_item("thr", user_message("u", T0 + timedelta(1)), ALICE)
@@ -336,3 +343,33 @@ async def test_owner_resolver_errors_before_any_query(sql_store: Any) -> None:
     with pytest.raises(TypeError, match="owner"):
         await sql_store.load_thread("t", object())
     assert default_owner(ALICE) == "alice"
+
+
+async def _count_items(store: Any, owner: str, thread_id: str) -> int:
+    """Item rows of (owner, thread) in the table itself, not through the store's reads."""
+    sql = store._names.format(
+        "SELECT COUNT(*) FROM {items} WHERE owner = :owner AND thread_id = :thread_id"
+    )
+    return int(await store._fetch_value(sql, {"owner": owner, "thread_id": thread_id}))
+
+
+async def test_item_writes_need_a_saved_thread_of_that_owner(sql_store: Any) -> None:
+    """Writes into a thread never saved, saved only by another owner, or deleted raise
+    NotFoundError and leave no row; the thread id saved again comes back empty."""
+    alice, bob = sql_store.owner_key(ALICE), sql_store.owner_key(BOB)
+    await sql_store.save_thread(thread("bobs"), BOB)
+    await sql_store.save_thread(thread("gone"), ALICE)
+    await sql_store.add_thread_item("gone", user_message("m0"), ALICE)
+    assert await _count_items(sql_store, alice, "gone") == 1
+    await sql_store.delete_thread("gone", ALICE)
+    assert await _count_items(sql_store, alice, "gone") == 0
+    for thread_id in ("never", "bobs", "gone"):
+        for write in (sql_store.add_thread_item, sql_store.save_item):
+            with pytest.raises(NotFoundError, match=f"Thread {thread_id} not found"):
+                await write(thread_id, user_message("m1"), ALICE)
+        assert await _count_items(sql_store, alice, thread_id) == 0
+        await sql_store.save_thread(thread(thread_id), ALICE)
+        assert (await sql_store.load_thread_items(thread_id, None, 10, "asc", ALICE)).data == []
+        await sql_store.add_thread_item(thread_id, user_message("m2"), ALICE)
+        assert await _count_items(sql_store, alice, thread_id) == 1
+    assert await _count_items(sql_store, bob, "bobs") == 0

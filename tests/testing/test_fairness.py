@@ -18,6 +18,7 @@ from .variant_stores import (
     NoAttachmentsStore,
     ResortOnUpsertStore,
     SimpleStore,
+    ThreadRequiredStore,
 )
 
 CONTRACT = [name for name, rule in RULES.items() if rule.tier == "contract"]
@@ -69,7 +70,8 @@ def test_declared_without_attachments_runs_no_attachment_call() -> None:
     ("store_class", "policy"),
     [
         (SimpleStore, "unstorable-ids"),
-        (ForeignKeyStore, "items-of-unsaved-thread"),
+        (SimpleStore, "item-write-needs-thread"),
+        (ForeignKeyStore, "item-write-needs-thread"),
         (ResortOnUpsertStore, "upsert-keeps-position"),
         (LenientOrderStore, "bad-order-and-limit"),
         (EmptyPageForUnknownCursorStore, "unknown-cursor-raises"),
@@ -82,3 +84,21 @@ def test_strict_tier_names_the_policy_a_variant_does_not_follow(
     assert RULES[policy].tier == "strict"
     report = run_conformance(store_class, strict=True, rules={policy})
     assert report.failed_rules == {policy}, str(report)
+
+
+def test_a_store_refusing_items_of_threads_without_a_row_follows_the_strict_policy() -> None:
+    """The variant refusing with NotFoundError passes the strict rule and the strict stateful
+    model's writes into never-saved and deleted threads (the rest of the tier is other policies)."""
+    rules = {"item-write-needs-thread", "stateful-exact-model"}
+    report = run_conformance(ThreadRequiredStore, strict=True, rules=rules)
+    assert report.failed_rules == set(), str(report)
+    assert set(report.passed) == rules
+
+
+def test_strict_stateful_model_expects_refused_writes_into_threads_without_a_row() -> None:
+    """Keeping items of a never-saved or deleted thread fails the strict stateful test, which
+    names the refused write; the contract tier's stateful test accepts it."""
+    report = run_conformance(SimpleStore, strict=True, rules={"stateful-exact-model"})
+    assert report.failed_rules == {"stateful-exact-model"}, str(report)
+    assert "into a thread that has no row" in report.failed["stateful-exact-model"]
+    assert run_conformance(SimpleStore, rules={"stateful-model"}).ok

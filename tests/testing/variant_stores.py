@@ -23,7 +23,8 @@ _Rows = dict[str, tuple[tuple[int, int], str]]
 
 class SimpleStore(Store[Any]):
     """Owner-scoped dicts, keyset order on (created_at, insertion), NotFoundError for unknown
-    cursors, ValueError for bad order/limit, no limit on ids (no id policy)."""
+    cursors, ValueError for bad order/limit, no limit on ids (no id policy); items written into
+    a thread that has no row are kept (and show again if that thread id is saved later)."""
 
     resort_on_upsert = False
     unknown_cursor_gives_empty_page = False
@@ -136,6 +137,15 @@ class ForeignKeyStore(SimpleStore):
         await super().add_thread_item(thread_id, item, context)
 
 
+class ThreadRequiredStore(SimpleStore):
+    """chatkit-kit's own choice: an item write into a thread with no row raises NotFoundError."""
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        if thread_id not in self.threads.get(self.owner(context), {}):
+            raise NotFoundError(f"Thread {thread_id} not found")
+        await super().add_thread_item(thread_id, item, context)
+
+
 class ThreadIdCheckStore(SimpleStore):
     """Refuses an item whose thread_id is not the thread it is written to."""
 
@@ -179,6 +189,7 @@ class EmptyPageForUnknownCursorStore(SimpleStore):
 VARIANT_STORES: dict[type[SimpleStore], str] = {
     SimpleStore: "no id policy (NUL and very long ids stored)",
     ForeignKeyStore: "items need a saved thread (foreign key)",
+    ThreadRequiredStore: "items need a saved thread (NotFoundError)",
     ThreadIdCheckStore: "item.thread_id must equal the thread written to",
     NoAttachmentsStore: "no attachment support (NotImplementedError)",
     ResortOnUpsertStore: "an upsert re-sorts by the new created_at",

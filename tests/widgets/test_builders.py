@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import pytest
 from chatkit.actions import Action, ActionConfig
-from chatkit.types import WidgetItem
+from chatkit.types import ThreadMetadata, WidgetItem
 from pydantic import BaseModel, ValidationError
 
 from chatkit_kit.stores import MemoryStore
@@ -237,6 +237,7 @@ def test_parse_action_is_typed_and_validates_untrusted_payloads() -> None:
 async def test_built_widgets_round_trip_through_the_store() -> None:
     store: MemoryStore[Ctx] = MemoryStore()
     ctx = Ctx("alice")
+    await store.save_thread(ThreadMetadata(id="t", created_at=datetime(2026, 1, 1)), ctx)
     widgets = [
         confirmation_card(title="x", confirm=ApproveOrder.create(OrderRef(order_id="1"))),
         key_value_list({"a": "b"}),

@@ -150,6 +150,10 @@ _UPSERT_ITEM = (
     "VALUES (:owner, :thread_id, :id, :sort_key, :payload) "
     "ON DUPLICATE KEY UPDATE payload = :payload"
 )
+# An item write runs this first, in the write's transaction: the shared lock makes a concurrent
+# delete_thread wait until the item is committed (its item delete then sees it), and a write
+# that waited for a delete reads the latest row version: none, so it writes nothing.
+LOCK_THREAD = "SELECT 1 FROM {threads} WHERE owner = :owner AND id = :thread_id LOCK IN SHARE MODE"
 _UPSERT_ATTACHMENT = (
     "INSERT INTO {attachments} (owner, id, thread_id, payload, created_at, updated_at) "
     "VALUES (:owner, :id, :thread_id, :payload, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) "

@@ -40,8 +40,9 @@ _THREADS_CURSOR = (
 )
 
 # Both in one transaction, the thread row first. On PostgreSQL deleting the row waits for every
-# item write holding it (FOR KEY SHARE, see UPSERT_ITEM_POSTGRESQL); the items statement then
-# runs with a snapshot taken after those writes committed, so none of their items survives.
+# item write holding it (FOR KEY SHARE, see UPSERT_ITEM_IN_THREAD_POSTGRESQL); the items
+# statement then runs with a snapshot taken after those writes committed, so none of their
+# items survives.
 DELETE_THREAD_ITEMS = "DELETE FROM {items} WHERE owner = :owner AND thread_id = :thread_id"
 DELETE_THREAD_ROW = "DELETE FROM {threads} WHERE owner = :owner AND id = :thread_id"
 
@@ -57,16 +58,24 @@ UPSERT_ITEM = (
     "ON CONFLICT (owner, thread_id, id) DO UPDATE SET payload = excluded.payload"
 )
 
-# PostgreSQL item writes hold the thread row (FOR KEY SHARE) until they commit, so a concurrent
-# delete_thread waits for them and then deletes their items. A write whose snapshot saw the
-# thread but finds it deleted once it gets the lock writes nothing (no row returned: the store
-# raises NotFoundError). Writes into a thread that has no row are stored as before.
-UPSERT_ITEM_POSTGRESQL = (
-    "WITH seen AS (SELECT 1 FROM {threads} WHERE owner = :owner AND id = :thread_id), "
-    "live AS (SELECT 1 FROM {threads} WHERE owner = :owner AND id = :thread_id FOR KEY SHARE) "
+# An item is written only into a thread that has a row (else no row is returned and the store
+# raises NotFoundError), checked by the writing statement itself. PostgreSQL item writes also
+# hold the thread row (FOR KEY SHARE) until they commit, so a concurrent delete_thread waits for
+# them and then deletes their items, and a write that waited for a delete finds no row and
+# writes nothing. SQLite runs one writer at a time, so the check and the write cannot be split
+# by a delete. (MySQL: `_mysql.LOCK_THREAD`, then UPSERT_ITEM, in one transaction.)
+UPSERT_ITEM_IN_THREAD = (
+    "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
+    "SELECT :owner, :thread_id, :id, :sort_key, :payload "
+    "WHERE EXISTS (SELECT 1 FROM {threads} WHERE owner = :owner AND id = :thread_id) "
+    "ON CONFLICT (owner, thread_id, id) DO UPDATE SET payload = excluded.payload "
+    "RETURNING 1"
+)
+UPSERT_ITEM_IN_THREAD_POSTGRESQL = (
+    "WITH live AS (SELECT 1 FROM {threads} WHERE owner = :owner AND id = :thread_id FOR KEY SHARE) "
     "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
     "SELECT :owner, :thread_id, :id, CAST(:sort_key AS bigint), :payload "
-    "WHERE NOT EXISTS (SELECT 1 FROM seen) OR EXISTS (SELECT 1 FROM live) "
+    "WHERE EXISTS (SELECT 1 FROM live) "
     "ON CONFLICT (owner, thread_id, id) DO UPDATE SET payload = excluded.payload "
     "RETURNING 1"
 )
@@ -182,10 +191,17 @@ class Statements:
 
     @cached_property
     def upsert_item(self) -> str:
-        """PostgreSQL: returns a row when written, none when the thread was deleted meanwhile."""
+        """Returns a row when written, none when the thread has no row (not on MySQL)."""
         if self.names.dialect == "postgresql":
-            return self.sql(UPSERT_ITEM_POSTGRESQL)
-        return self.sql(UPSERT_ITEM)
+            return self.sql(UPSERT_ITEM_IN_THREAD_POSTGRESQL)
+        if self.names.dialect == "mysql":
+            return self.sql(UPSERT_ITEM)
+        return self.sql(UPSERT_ITEM_IN_THREAD)
+
+    @cached_property
+    def lock_thread(self) -> str:
+        """MySQL: read the thread row with a shared lock, held until the item write commits."""
+        return self.names.format(_mysql.LOCK_THREAD)
 
     @cached_property
     def delete_item(self) -> str:

@@ -311,10 +311,23 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "sort_key": sort_key(item.created_at),
             "payload": _codec.encode_item(item),
         }
-        if self._names.dialect != "postgresql":
-            await self._execute((self._sql.upsert_item,), params)
-        elif await self._fetch_value(self._sql.upsert_item, params) is None:
-            raise thread_not_found(thread_id)  # deleted while this write waited for it
+        if not await self._write_item(params):
+            raise thread_not_found(thread_id)  # never saved, or deleted (maybe meanwhile)
+
+    async def _write_item(self, params: Params) -> bool:
+        """Write the item if its thread has a row, checked atomically with the write.
+
+        Returns whether it was written. On MySQL the thread row is read with a shared lock in
+        the write's transaction; elsewhere one statement checks and writes (`_sql`).
+        """
+        if self._names.dialect != "mysql":
+            return await self._fetch_value(self._sql.upsert_item, params) is not None
+        thread = {"owner": params["owner"], "thread_id": params["thread_id"]}
+        async with self._connection(transaction=True) as conn:
+            if await conn.fetch_value(self._sql.lock_thread, thread) is None:
+                return False
+            await conn.execute(self._sql.upsert_item, params)
+        return True
 
     async def load_item(self, thread_id: str, item_id: str, context: TContext) -> ThreadItem:
         owner = self.owner_key(context)

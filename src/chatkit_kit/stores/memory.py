@@ -151,6 +151,9 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         check_id(thread_id, "thread id")
         check_id(item.id, "item id")
         payload = _codec.encode_item(item)
+        threads = self._threads.get(owner)
+        if threads is None or thread_id not in threads.payloads:
+            raise thread_not_found(thread_id)  # never saved, or deleted
         items = self._items.setdefault((owner, thread_id), _Collection())
         items.upsert(item.id, item.created_at, payload, next(self._seq))
 

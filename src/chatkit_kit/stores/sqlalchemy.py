@@ -323,6 +323,9 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     async def _execute(self, statements: Sequence[str], params: Params) -> None:
         await self._retry(lambda: SQLStoreBase._execute(self, statements, params))
 
+    async def _write_item(self, params: Params) -> bool:
+        return await self._retry(lambda: SQLStoreBase._write_item(self, params))
+
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
         if not self._mysql:
             return await super().delete_orphan_attachment(owner, attachment_id)

@@ -53,6 +53,14 @@ class ReferenceModel:
         row = self.threads.get((owner, thread_id))
         return None if row is None else row.value
 
+    def has_thread(self, owner: str, thread_id: str) -> bool:
+        """Whether the owner has a row of this thread (saved, not deleted since).
+
+        Under the strict tier an item write into a thread without a row raises NotFoundError
+        and changes nothing; the contract tier also accepts the item being stored.
+        """
+        return (owner, thread_id) in self.threads
+
     def delete_thread(self, owner: str, thread_id: str) -> None:
         self.threads.pop((owner, thread_id), None)
         self.items.pop((owner, thread_id), None)

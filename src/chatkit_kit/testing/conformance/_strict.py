@@ -214,16 +214,41 @@ class StrictRules(SuiteBase):
         h.check(not bad, f"generated unstorable ids {bad[:3]!r}")
 
     @rule(
-        "items-of-unsaved-thread",
-        "items written into a thread that was never saved are stored anyway",
-        protects="policy: apps adding items outside a request need not save the thread first",
+        "item-write-needs-thread",
+        "an item write into a thread that was never saved, or was deleted, raises NotFoundError "
+        "and stores nothing",
+        protects="policy: no orphan items; a write racing delete_thread cannot outlive it",
         tier="strict",
     )
-    async def test_items_of_unsaved_thread(self, h: Harness) -> None:
-        ctx = h.context()
-        item = assistant("m0", "thr_unsaved", T0)
-        await h.store.add_thread_item("thr_unsaved", item, ctx)
-        h.check(await h.store.load_item("thr_unsaved", "m0", ctx) == item, "the item was lost")
+    async def test_item_write_needs_thread(self, h: Harness) -> None:
+        alice, bob = h.context(), h.context()
+        await h.store.save_thread(thread("thr_bob"), bob)
+        await h.store.save_thread(thread("thr_gone"), alice)
+        await h.store.add_thread_item("thr_gone", assistant("m0", "thr_gone", T0), alice)
+        await h.store.delete_thread("thr_gone", alice)
+        cases = (
+            ("thr_never", "never saved"),
+            ("thr_bob", "saved by another owner only"),
+            ("thr_gone", "deleted"),
+        )
+        for thread_id, why in cases:
+            for write in (h.store.add_thread_item, h.store.save_item):
+                item = assistant("m1", thread_id, T0)
+                exc = await raises_not_found(write(thread_id, item, alice))
+                h.check(
+                    exc is not None,
+                    f"{write.__name__} into a thread {why} ({thread_id!r}) did not raise "
+                    "NotFoundError",
+                )
+            await h.store.save_thread(thread(thread_id), alice)  # the id comes back, empty
+            items = await h.store.load_thread_items(thread_id, None, 10, "asc", alice)
+            h.check(
+                items.data == [],
+                f"after refused writes into a thread {why}, saving {thread_id!r} again shows "
+                f"items {ids(items.data)}",
+            )
+        bob_items = await h.store.load_thread_items("thr_bob", None, 10, "asc", bob)
+        h.check(bob_items.data == [], f"another owner's writes landed in bob's thread: {bob_items}")
 
     @rule(
         "stateful-exact-model",
