@@ -31,10 +31,12 @@ nox.options.error_on_missing_interpreters = True
 def tests(session: nox.Session) -> None:
     """Install the package with every extra and run the whole test suite with coverage.
 
-    Fails when coverage (lines and branches) drops below `fail_under` in pyproject.toml.
+    Fails when coverage (lines and branches) drops below `fail_under` in pyproject.toml. The
+    tests run in two pytest-xdist workers (most of their time is spent waiting on databases and
+    servers); pass `-- -n 0` to run them in one process.
     """
     session.install(".[dev]")
-    session.run("pytest", "--cov", "--cov-report=term", *session.posargs)
+    session.run("pytest", "-n", "2", "--cov", "--cov-report=term", *session.posargs)
 
 
 MINIMAL_CHECK = """
