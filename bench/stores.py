@@ -430,6 +430,8 @@ async def bench_store(
     threads_sql = "SELECT payload FROM {threads} WHERE owner = $1 AND id = $2"
     # Fixtures for single-row operations.
     await store.save_thread(ThreadMetadata(id="thr_ops", created_at=T0, title=TEXT), ctx)
+    # Item writes need a saved thread (the stores refuse writes into a thread without a row).
+    await store.save_thread(ThreadMetadata(id="thr_add", created_at=T0), ctx)
     await store.add_thread_item("thr_ops", user_item("msg_ops", "thr_ops", 0), ctx)
     attachment = FileAttachment(id="atc_ops", name="report.pdf", mime_type="application/pdf")
     await store.save_attachment(attachment, ctx)
