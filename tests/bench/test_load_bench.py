@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from . import run_bench
 
 
 def test_load_benchmark_runs_and_its_data_check_passes(postgres_dsn: str) -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "load.py"), "--smoke", "--dsn", postgres_dsn],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_bench("load.py", "--smoke", "--dsn", postgres_dsn)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "concurrency  requests" in out

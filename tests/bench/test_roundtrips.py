@@ -9,12 +9,8 @@ transaction of two statements (four round trips).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from . import run_bench
 
 STORE_CALLS = {
     "threads.create": 3,  # save_thread, add_thread_item (user), add_thread_item (assistant)
@@ -29,14 +25,7 @@ STORE_CALLS = {
 
 
 def test_round_trips_per_request_are_one_per_store_call(postgres_dsn: str) -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "roundtrips.py"), "--json", "--dsn", postgres_dsn],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_bench("roundtrips.py", "--json", "--dsn", postgres_dsn)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(counts) == {"sqlite", "sqlalchemy+asyncpg", "sqlalchemy+psycopg", "asyncpg"}

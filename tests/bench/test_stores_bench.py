@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from . import run_bench
 
 
 def test_store_benchmark_runs_and_prints_every_table(postgres_dsn: str, mariadb_url: str) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "stores.py"),
-            "--small",
-            "--dsn",
-            postgres_dsn,
-            "--mysql-url",
-            mariadb_url,
-        ],
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_bench("stores.py", "--small", "--dsn", postgres_dsn, "--mysql-url", mariadb_url)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for title in (
