@@ -293,7 +293,12 @@ class Floor:
             self.close = lambda: raw_conn[0].close() if raw_conn else asyncio.sleep(0)
 
         else:
-            engine = store.engine.execution_options(isolation_level="AUTOCOMMIT")
+            # Autocommit like the store: MySQL engines from `from_url` are autocommit already.
+            engine = (
+                store.engine
+                if names.dialect == "mysql"
+                else store.engine.execution_options(isolation_level="AUTOCOMMIT")
+            )
             driver = store.engine.dialect.driver
 
             async def fetch(sql: str, *args: Any) -> Any:
@@ -403,10 +408,21 @@ async def bench_store(
     store: Any, names: _schema.Names, data: Dataset, sizes: Sizes, with_floor: bool
 ) -> dict[str, tuple[Result, Result | None]]:
     """Every operation of `store`; returns name -> (store result, floor result or None)."""
+    floor = Floor(store, names) if with_floor else None
+    try:
+        return await _bench_operations(store, data, sizes, floor)
+    finally:
+        # Also after a failure: the SQLite floor's aiosqlite thread would keep the process alive.
+        if floor is not None and hasattr(floor, "close"):
+            await floor.close()
+
+
+async def _bench_operations(
+    store: Any, data: Dataset, sizes: Sizes, floor: Floor | None
+) -> dict[str, tuple[Result, Result | None]]:
     run = uuid.uuid4().hex[:6]
     ctx = Ctx(f"ops-{run}")
     owner = ctx.user_id
-    floor = Floor(store, names) if with_floor else None
     results: dict[str, tuple[Result, Result | None]] = {}
 
     async def both(name: str, op: Timed, floor_op: Timed | None) -> None:
@@ -610,8 +626,6 @@ async def bench_store(
             f
             and (lambda i, o=threads_owner, a=cursor: f.fetch(f.sql(threads_after_sql), o, a, 21)),
         )
-    if floor is not None and hasattr(floor, "close"):
-        await floor.close()
     return results
 
 

@@ -23,6 +23,7 @@ import pymysql
 import pytest
 from chatkit.store import NotFoundError
 from chatkit.types import FileAttachment, ThreadMetadata
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatkit_kit.cli import main
 from chatkit_kit.errors import (
@@ -39,6 +40,7 @@ from tests.fixtures.context import Ctx
 from .sql_support import (
     MYSQL_FLAVOURS,
     Flavour,
+    assert_no_locks,
     database_of,
     fresh_database,
     mysql_execute,
@@ -46,6 +48,10 @@ from .sql_support import (
     with_database,
 )
 from .test_sql_connection import TcpProxy, _via
+from .test_sql_faults import (
+    check_delete_thread_racing_item_writes,
+    check_killed_connections_during_concurrent_writes,
+)
 from .test_sql_stores import T0, user_message
 
 pytestmark = pytest.mark.mysql
@@ -425,6 +431,99 @@ async def test_lost_connection_raises_then_the_store_recovers(mysql_flavour: Fla
         await store.close()
         if proxy._server is not None:
             await proxy.stop()
+
+
+def _kill_connections(url: str) -> int:
+    """KILL every server connection using the URL's database (but the killer's own)."""
+    conn = pymysql.connect(
+        host=urlsplit(url).hostname, port=urlsplit(url).port or 3306, user="root", autocommit=True
+    )
+    killed = 0
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST "
+                "WHERE DB = %s AND ID <> CONNECTION_ID()",
+                (database_of(url),),
+            )
+            for (connection_id,) in cur.fetchall():
+                try:
+                    cur.execute(f"KILL CONNECTION {int(connection_id)}")
+                except pymysql.err.OperationalError as error:
+                    if error.args[0] != 1094:  # unknown thread id: it ended meanwhile
+                        raise
+                else:
+                    killed += 1
+    finally:
+        conn.close()
+    return killed
+
+
+@pytest.mark.parametrize("engine", ["from_url", "passed_in"])
+async def test_killed_connections_during_concurrent_writes(
+    mysql_flavour: Flavour, engine: str
+) -> None:
+    """The PostgreSQL kill test on MariaDB: KILL CONNECTION mid-write, 200 writers a round.
+
+    Also checks that no killed connection keeps its pool slot: calls that queued for a
+    connection would otherwise time out (DatabaseTimeoutError) once the pool ran dry. On an
+    engine built by `from_url` (autocommit) and on one passed in (each call a transaction).
+    """
+    with fresh_database(str(mysql_flavour.dsn)) as url:
+        flavour = Flavour(mysql_flavour.name, url)
+        if engine == "from_url":
+            store: Any = await flavour.make(pool_timeout=10)
+        else:
+            store = SQLAlchemyStore(
+                create_async_engine(
+                    f"{flavour.url}?charset=utf8mb4",
+                    pool_size=4,
+                    pool_timeout=10,
+                    pool_pre_ping=True,
+                )
+            )
+        try:
+            await store.migrate()
+            await check_killed_connections_during_concurrent_writes(
+                store,
+                kill=lambda: asyncio.to_thread(_kill_connections, url),
+                assert_unlocked=lambda: asyncio.to_thread(
+                    assert_no_locks, url, f"{NAMES.threads}, {NAMES.items}, {NAMES.attachments}"
+                ),
+            )
+            assert store.engine.pool.checkedout() == 0
+        finally:
+            await store.close()
+            await store.engine.dispose()
+
+
+async def test_delete_thread_racing_item_writes_leaves_no_item(mysql_flavour: Flavour) -> None:
+    """The PostgreSQL race test on MariaDB: the locking read in each item write makes
+    delete_thread wait for writes in flight, and writes after it find no thread."""
+    url = str(mysql_flavour.dsn)
+    writers = 6
+    store: Any = await mysql_flavour.make(pool_size=writers + 2)
+
+    async def count_items(owner: str, thread_id: str) -> int:
+        ((count,),) = await asyncio.to_thread(
+            mysql_execute,
+            url,
+            f"SELECT COUNT(*) FROM {NAMES.items} WHERE owner = %s AND thread_id = %s",
+            (owner, thread_id),
+        )
+        return int(count)
+
+    try:
+        await check_delete_thread_racing_item_writes(
+            store,
+            writers=writers,
+            count_items=count_items,
+            assert_unlocked=lambda: asyncio.to_thread(
+                assert_no_locks, url, f"{NAMES.threads}, {NAMES.items}, {NAMES.attachments}"
+            ),
+        )
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("driver", MYSQL_FLAVOURS)

@@ -5,13 +5,15 @@ role that does not exist, an unreachable server, and delete_thread racing item w
 tests run through PgBouncer (transaction mode) too, except those that need per-connection
 startup settings or unknown roles, which PgBouncer answers itself. After
 each failure the store's tables must take an ACCESS EXCLUSIVE lock with NOWAIT (no pooled
-connection keeps a transaction or a lock), and the store must keep working.
+connection keeps a transaction or a lock), and the store must keep working. The kill and
+delete-race checks are functions that `test_mysql.py` runs on MariaDB too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 import time
 import uuid
@@ -74,33 +76,81 @@ def with_database(dsn: str, *, user: str | None = None, database: str | None = N
     return urlunsplit(parts._replace(netloc=netloc, path=path))
 
 
+@dataclasses.dataclass
+class Killable:
+    store: Any
+    application_name: str
+    admin: str  # the store's database, directly (not through PgBouncer)
+
+
 @pytest.fixture
-async def killable(pg_flavour: Flavour) -> AsyncIterator[tuple[Any, str]]:
-    """A store whose connections carry an application_name of their own."""
+async def killable(pg_flavour: Flavour) -> AsyncIterator[Killable]:
+    """A store in a database of its own, whose connections carry an application_name of their
+    own. Its own database: through PgBouncer, a server connection serves every client of one
+    database, so killing by application_name in the shared test database could end another
+    test's call (another xdist worker's) that PgBouncer had just given that connection."""
     name = f"ckfault_{uuid.uuid4().hex[:10]}"
-    store = await pg_flavour.make(settings={"application_name": name})
+    await asyncio.to_thread(_admin, pg_flavour.admin, f'CREATE DATABASE "{name}"')
+    admin = with_database(pg_flavour.admin, database=name)
     try:
-        yield store, name
+        setup = SQLAlchemyStore.from_url(admin.replace("postgresql://", "postgresql+psycopg://"))
+        async with setup:
+            await setup.migrate()
+        flavour = dataclasses.replace(
+            pg_flavour,
+            dsn=with_database(str(pg_flavour.dsn), database=name),
+            admin_dsn=admin,
+            schema=None,
+        )
+        store = await flavour.make(settings={"application_name": name})
+        try:
+            yield Killable(store, name, admin)
+        finally:
+            await store.close()
     finally:
-        await store.close()
+        await asyncio.to_thread(
+            _admin, pg_flavour.admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        )
+
+
+def _admin(dsn: str, sql: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql)
 
 
 async def _kill(dsn: str, application_name: str) -> int:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         cur = await conn.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = %s",
+            "WHERE application_name = %s AND datname = current_database()",
             (application_name,),
         )
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 
 
-async def test_killed_backends_during_concurrent_writes(
-    pg_flavour: Flavour, killable: tuple[Any, str]
+async def test_killed_backends_during_concurrent_writes(killable: Killable) -> None:
+    store = killable.store
+    await check_killed_connections_during_concurrent_writes(
+        store,
+        kill=lambda: _kill(killable.admin, killable.application_name),
+        assert_unlocked=lambda: asyncio.to_thread(
+            assert_no_locks, killable.admin, tables_of(store)
+        ),
+    )
+
+
+async def check_killed_connections_during_concurrent_writes(
+    store: Any,
+    *,
+    kill: Callable[[], Awaitable[int]],
+    assert_unlocked: Callable[[], Awaitable[None]],
 ) -> None:
-    store, name = killable
-    assert pg_flavour.dsn is not None
+    """Rounds of 200 concurrent writes while `kill` ends the store's server connections.
+
+    Every failure is a DatabaseUnavailableError caused by the driver's error, no acknowledged
+    write is lost, and afterwards no connection holds a lock (`assert_unlocked`).
+    """
     ctx = Ctx(f"kill-{uuid.uuid4().hex}")
     await store.save_thread(thread("t"), ctx)
     acknowledged: list[str] = []
@@ -124,7 +174,7 @@ async def test_killed_backends_during_concurrent_writes(
         writers = [asyncio.ensure_future(write(round_ * 1000 + n)) for n in range(200)]
         for _ in range(4):
             await asyncio.sleep(0.005)
-            killed += await _kill(pg_flavour.admin, name)
+            killed += await kill()
         await asyncio.gather(*writers)
         round_ += 1
     assert killed >= 3 and failures, (killed, len(failures))
@@ -138,7 +188,7 @@ async def test_killed_backends_during_concurrent_writes(
             assert (await store.load_item("t", written, ctx)).id == written
         else:
             assert (await store.load_thread(written, ctx)).id == written
-    await asyncio.to_thread(assert_no_locks, pg_flavour.admin, tables_of(store))
+    await assert_unlocked()
 
 
 @contextlib.asynccontextmanager
@@ -246,72 +296,89 @@ def _drop(dsn: str, schema: str) -> None:
 
 
 async def test_delete_thread_racing_item_writes_leaves_no_item(pg_flavour: Flavour) -> None:
+    writers = 6
+    store = await pg_flavour.make(pool_size=writers + 2, settings=None)
+    try:
+        await check_delete_thread_racing_item_writes(
+            store,
+            writers=writers,
+            count_items=lambda owner, thread_id: asyncio.to_thread(
+                _count_items, pg_flavour.admin, store._names.items, owner, thread_id
+            ),
+            assert_unlocked=lambda: asyncio.to_thread(
+                assert_no_locks, pg_flavour.admin, tables_of(store)
+            ),
+        )
+    finally:
+        await store.close()
+
+
+async def check_delete_thread_racing_item_writes(
+    store: Any,
+    *,
+    writers: int,
+    count_items: Callable[[str, str], Awaitable[int]],
+    assert_unlocked: Callable[[], Awaitable[None]],
+) -> None:
     """After delete_thread returns, no item of the thread exists and every write is refused.
 
     Every write holds the thread row while it runs, so delete_thread waits for it and then
     deletes its item; a write that reaches the thread after the delete committed, or starts
-    after it, finds no row and raises NotFoundError. Writers keep writing before, during and
-    after the delete; the item rows are then counted in the table itself. Writers never queue
-    for a connection here (the pool is larger than the writers).
+    after it, finds no row and raises NotFoundError. `writers` tasks keep writing before,
+    during and after the delete; the item rows are then counted in the table itself
+    (`count_items(owner, thread_id)`). Writers never queue for a connection (the store's pool
+    must be larger than `writers`).
     """
-    writers = 6
-    store = await pg_flavour.make(pool_size=writers + 2, settings=None)
     ctx = Ctx(f"race-{uuid.uuid4().hex}")
     await asyncio.gather(*(store.load_thread_items("warm", None, 1, "asc", ctx) for _ in range(8)))
-    try:
-        for round_ in range(8):
-            thread_id = f"t{round_}"
-            await store.save_thread(thread(thread_id), ctx)
-            started: dict[str, float] = {}
-            outcome: dict[str, str] = {}
-            stop = asyncio.Event()
+    for round_ in range(8):
+        thread_id = f"t{round_}"
+        await store.save_thread(thread(thread_id), ctx)
+        started: dict[str, float] = {}
+        outcome: dict[str, str] = {}
+        stop = asyncio.Event()
 
-            async def writer(
-                w: int,
-                thread_id: str = thread_id,
-                stop: asyncio.Event = stop,
-                started: dict[str, float] = started,
-                outcome: dict[str, str] = outcome,
-            ) -> None:
-                n = 0
-                while not stop.is_set():
-                    item_id = f"w{w}m{n}"
-                    started[item_id] = time.monotonic()
-                    try:
-                        write = store.save_item if n % 3 == 0 else store.add_thread_item
-                        await write(thread_id, item(item_id, thread_id, n), ctx)
-                    except NotFoundError:
-                        outcome[item_id] = "refused"
-                    else:
-                        outcome[item_id] = "stored"
-                    n += 1
+        async def writer(
+            w: int,
+            thread_id: str = thread_id,
+            stop: asyncio.Event = stop,
+            started: dict[str, float] = started,
+            outcome: dict[str, str] = outcome,
+        ) -> None:
+            n = 0
+            while not stop.is_set():
+                item_id = f"w{w}m{n}"
+                started[item_id] = time.monotonic()
+                try:
+                    write = store.save_item if n % 3 == 0 else store.add_thread_item
+                    await write(thread_id, item(item_id, thread_id, n), ctx)
+                except NotFoundError:
+                    outcome[item_id] = "refused"
+                else:
+                    outcome[item_id] = "stored"
+                n += 1
 
-            tasks = [asyncio.ensure_future(writer(w)) for w in range(writers)]
-            await asyncio.sleep(0.05 + 0.01 * round_)
-            delete_called = time.monotonic()
-            await store.delete_thread(thread_id, ctx)
-            delete_returned = time.monotonic()
-            await asyncio.sleep(0.05)  # writers keep writing after the delete returned
-            stop.set()
-            await asyncio.gather(*tasks)
+        tasks = [asyncio.ensure_future(writer(w)) for w in range(writers)]
+        await asyncio.sleep(0.05 + 0.01 * round_)
+        delete_called = time.monotonic()
+        await store.delete_thread(thread_id, ctx)
+        delete_returned = time.monotonic()
+        await asyncio.sleep(0.05)  # writers keep writing after the delete returned
+        stop.set()
+        await asyncio.gather(*tasks)
 
-            before = {i for i, at in started.items() if at < delete_called}
-            after = {i for i, at in started.items() if at > delete_returned}
-            assert before and any(outcome[i] == "stored" for i in before)
-            assert after and all(outcome[i] == "refused" for i in after), sorted(
-                i for i in after if outcome[i] != "refused"
-            )[:5]
-            page = await store.load_thread_items(thread_id, None, 1000, "asc", ctx)
-            assert page.data == []
-            rows = await asyncio.to_thread(
-                _count_items, pg_flavour.admin, store._names.items, ctx.user_id, thread_id
-            )
-            assert rows == 0
-            with pytest.raises(NotFoundError):
-                await store.load_thread(thread_id, ctx)
-            await asyncio.to_thread(assert_no_locks, pg_flavour.admin, tables_of(store))
-    finally:
-        await store.close()
+        before = {i for i, at in started.items() if at < delete_called}
+        after = {i for i, at in started.items() if at > delete_returned}
+        assert before and any(outcome[i] == "stored" for i in before)
+        assert after and all(outcome[i] == "refused" for i in after), sorted(
+            i for i in after if outcome[i] != "refused"
+        )[:5]
+        page = await store.load_thread_items(thread_id, None, 1000, "asc", ctx)
+        assert page.data == []
+        assert await count_items(ctx.user_id, thread_id) == 0
+        with pytest.raises(NotFoundError):
+            await store.load_thread(thread_id, ctx)
+        await assert_unlocked()
 
 
 def _count_items(dsn: str, items_table: str, owner: str, thread_id: str) -> int:

@@ -150,10 +150,28 @@ _UPSERT_ITEM = (
     "VALUES (:owner, :thread_id, :id, :sort_key, :payload) "
     "ON DUPLICATE KEY UPDATE payload = :payload"
 )
-# An item write runs this first, in the write's transaction: the shared lock makes a concurrent
-# delete_thread wait until the item is committed (its item delete then sees it), and a write
-# that waited for a delete reads the latest row version: none, so it writes nothing.
-LOCK_THREAD = "SELECT 1 FROM {threads} WHERE owner = :owner AND id = :thread_id LOCK IN SHARE MODE"
+# An item write: one statement that inserts only if the thread has a row. The thread row is
+# read with a shared lock (a locking read sees the latest committed version, in any isolation
+# level) held until the statement commits: a concurrent delete_thread waits for the item to be
+# committed (its item delete then sees it), and a write that waited for a delete finds no row
+# and writes nothing. The affected-row count says which happened (SQLAlchemy's MySQL dialects
+# set CLIENT_FOUND_ROWS, so rewriting an unchanged payload counts too).
+UPSERT_ITEM_IN_THREAD = (
+    "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
+    "SELECT :owner, :thread_id, :id, :sort_key, :payload FROM {threads} "
+    "WHERE owner = :owner AND id = :thread_id LOCK IN SHARE MODE "
+    "ON DUPLICATE KEY UPDATE payload = :payload"
+)
+# delete_thread as one statement (one round trip, atomic alone): the thread row, locked first,
+# then its items. Joining from the thread row finds every item: on MySQL no item row exists
+# without its thread row (item writes check it atomically, and MySQL support began with that
+# rule). Waiting for the thread row's lock lets item writes in flight commit first; the items
+# are then read as locking reads (latest committed versions), so none of theirs survives.
+DELETE_THREAD = (
+    "DELETE t, i FROM {threads} t LEFT JOIN {items} i "
+    "ON i.owner = t.owner AND i.thread_id = t.id "
+    "WHERE t.owner = :owner AND t.id = :thread_id"
+)
 _UPSERT_ATTACHMENT = (
     "INSERT INTO {attachments} (owner, id, thread_id, payload, created_at, updated_at) "
     "VALUES (:owner, :id, :thread_id, :payload, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)) "

@@ -63,7 +63,7 @@ UPSERT_ITEM = (
 # hold the thread row (FOR KEY SHARE) until they commit, so a concurrent delete_thread waits for
 # them and then deletes their items, and a write that waited for a delete finds no row and
 # writes nothing. SQLite runs one writer at a time, so the check and the write cannot be split
-# by a delete. (MySQL: `_mysql.LOCK_THREAD`, then UPSERT_ITEM, in one transaction.)
+# by a delete. (MySQL has no RETURNING: `_mysql.UPSERT_ITEM_IN_THREAD` and its row count.)
 UPSERT_ITEM_IN_THREAD = (
     "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
     "SELECT :owner, :thread_id, :id, :sort_key, :payload "
@@ -179,6 +179,8 @@ class Statements:
     @cached_property
     def delete_thread(self) -> tuple[str, ...]:
         """The statements that delete a thread and its items, to run in one transaction."""
+        if self.names.dialect == "mysql":
+            return (self.names.format(_mysql.DELETE_THREAD),)
         return (self.sql(DELETE_THREAD_ROW), self.sql(DELETE_THREAD_ITEMS))
 
     @cached_property
@@ -191,17 +193,12 @@ class Statements:
 
     @cached_property
     def upsert_item(self) -> str:
-        """Returns a row when written, none when the thread has no row (not on MySQL)."""
+        """Returns a row when written, none when the thread has no row (MySQL: the row count)."""
         if self.names.dialect == "postgresql":
             return self.sql(UPSERT_ITEM_IN_THREAD_POSTGRESQL)
         if self.names.dialect == "mysql":
-            return self.sql(UPSERT_ITEM)
+            return self.names.format(_mysql.UPSERT_ITEM_IN_THREAD)
         return self.sql(UPSERT_ITEM_IN_THREAD)
-
-    @cached_property
-    def lock_thread(self) -> str:
-        """MySQL: read the thread row with a shared lock, held until the item write commits."""
-        return self.names.format(_mysql.LOCK_THREAD)
 
     @cached_property
     def delete_item(self) -> str:

@@ -315,19 +315,11 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             raise thread_not_found(thread_id)  # never saved, or deleted (maybe meanwhile)
 
     async def _write_item(self, params: Params) -> bool:
-        """Write the item if its thread has a row, checked atomically with the write.
+        """Write the item if its thread has a row, checked atomically with the write (`_sql`).
 
-        Returns whether it was written. On MySQL the thread row is read with a shared lock in
-        the write's transaction; elsewhere one statement checks and writes (`_sql`).
+        Returns whether it was written.
         """
-        if self._names.dialect != "mysql":
-            return await self._fetch_value(self._sql.upsert_item, params) is not None
-        thread = {"owner": params["owner"], "thread_id": params["thread_id"]}
-        async with self._connection(transaction=True) as conn:
-            if await conn.fetch_value(self._sql.lock_thread, thread) is None:
-                return False
-            await conn.execute(self._sql.upsert_item, params)
-        return True
+        return await self._fetch_value(self._sql.upsert_item, params) is not None
 
     async def load_item(self, thread_id: str, item_id: str, context: TContext) -> ThreadItem:
         owner = self.owner_key(context)

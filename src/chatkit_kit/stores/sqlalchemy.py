@@ -129,8 +129,9 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         # transaction: there every call runs in one.
         self._always_transaction = pgbouncer and engine.dialect.driver == "asyncpg"
         # Every statement but SQLite's two-statement delete_thread is atomic on its own, so
-        # running without BEGIN/COMMIT saves two round trips per call.
-        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # running without BEGIN/COMMIT saves two round trips per call. False when the engine's
+        # connections are in autocommit mode already (`from_url` on SQLite).
+        self._switch_to_autocommit = True
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
         self._mysql = self._names.dialect == "mysql"
@@ -154,11 +155,13 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         driver, `postgresql+asyncpg://...`, `postgresql+psycopg://...`,
         `sqlite+aiosqlite:///chat.db`. `mysql://user:password@host/db` (or `mariadb://`) picks
         asyncmy, else aiomysql (or name one: `mysql+asyncmy://`, `mysql+aiomysql://`); MySQL
-        connections use utf8mb4 unless the URL sets `charset`, and the pool pings a connection
+        connections use utf8mb4 unless the URL sets `charset`, the pool pings a connection
         before handing it out (`pool_pre_ping=True`: MySQL drops idle connections after
-        `wait_timeout`). The tables live in the URL's database. A missing driver raises
-        MissingDependencyError naming the extra. Synchronous because it does not connect:
-        errors such as a wrong password surface on the first call (`AsyncpgStore.connect` is
+        `wait_timeout`), and connections are in autocommit mode (`isolation_level=
+        "AUTOCOMMIT"`, `skip_autocommit_rollback=True`): each call is its statement alone. The
+        tables live in the URL's database. A missing driver raises MissingDependencyError
+        naming the extra. Synchronous because it does not connect: errors such as a wrong
+        password surface on the first call (`AsyncpgStore.connect` is
         async because asyncpg opens its pool eagerly). `engine_kwargs` go to
         `create_async_engine`. SQLite files are switched to WAL mode and wait up to
         SQLITE_BUSY_TIMEOUT_SECONDS for locks (override with `connect_args={"timeout": seconds}`);
@@ -182,6 +185,11 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             # MySQL closes idle connections (wait_timeout) and failovers drop them: check each
             # pooled connection on checkout, so a dead one is replaced instead of failing a call.
             engine_kwargs.setdefault("pool_pre_ping", True)
+            # Autocommit connections (see `_connect`), and no ROLLBACK round trip when a call
+            # ends: a statement in autocommit mode has nothing to roll back.
+            engine_kwargs.setdefault("isolation_level", "AUTOCOMMIT")
+            if engine_kwargs["isolation_level"] == "AUTOCOMMIT":
+                engine_kwargs.setdefault("skip_autocommit_rollback", True)
         if parsed.get_backend_name() == "sqlite":
             connect_args = dict(engine_kwargs.pop("connect_args", {}))
             connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
@@ -214,7 +222,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             raise
         store._owns_engine = True
         if engine_kwargs.get("isolation_level") == "AUTOCOMMIT":
-            store._autocommit = engine  # already autocommit: no per-call execution option
+            store._switch_to_autocommit = False  # already autocommit: no per-call switch
         return store
 
     @property
@@ -244,9 +252,17 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         # Single statements are atomic on their own: AUTOCOMMIT saves BEGIN/COMMIT round trips.
         # SQLite transactions are BEGIN IMMEDIATE (taken by hand, since the driver would begin
         # lazily), so a writer never fails to upgrade a read lock and migrations serialize.
+        # MySQL never switches a connection's isolation level per call: the switch is a round
+        # trip each way, and when the server has killed the connection, switching it back on
+        # check-in fails inside SQLAlchemy's pool, which then loses the connection's slot
+        # (the pool runs dry). `from_url` makes MySQL engines autocommit instead; on an engine
+        # passed in, every MySQL call runs in a transaction.
         autocommit = sqlite or not transaction
-        conn = await (self._autocommit if autocommit else self._engine).connect()
+        switch = autocommit and self._switch_to_autocommit and not self._mysql
+        conn = await self._engine.connect()
         try:
+            if switch:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
             if sqlite:
                 # Straight to aiosqlite: one hop to its thread per statement, not one each
                 # for cursor, execute, fetch and close.
@@ -261,20 +277,32 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                         await driver.execute("ROLLBACK", None)
                         raise
                     await driver.execute("COMMIT", None)
-            elif not transaction:
+            elif self._mysql and not self._switch_to_autocommit:  # an autocommit engine
+                if transaction:
+                    await conn.exec_driver_sql("START TRANSACTION")
+                yield _Connection(self, conn)
+                if transaction:
+                    await conn.exec_driver_sql("COMMIT")
+            elif not transaction and not self._mysql:
                 yield _Connection(self, conn)
             else:
                 async with conn.begin():
                     yield _Connection(self, conn)
         except ChatKitKitError:
+            await conn.close()
             raise
         except BaseException:
             # The connection's state is unknown (an error mid-protocol, a cancelled call):
             # never hand it back to the pool, where it could hold a transaction or a lock.
-            await conn.invalidate()
+            await _discard(conn)
             raise
-        finally:
+        try:
             await conn.close()
+        except Exception:
+            # The call's work is done (its statement autocommitted, or its transaction
+            # committed); only the reset on the way back to the pool failed, because the
+            # connection was lost meanwhile. The call succeeded; the connection is dropped.
+            await _discard(conn)
 
     def _translate(self, error: Exception) -> DatabaseError | None:
         if isinstance(error, sqlite3.Error):  # the SQLite path runs on the driver directly
@@ -324,7 +352,16 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         await self._retry(lambda: SQLStoreBase._execute(self, statements, params))
 
     async def _write_item(self, params: Params) -> bool:
-        return await self._retry(lambda: SQLStoreBase._write_item(self, params))
+        if not self._mysql:
+            return await SQLStoreBase._write_item(self, params)
+
+        async def write() -> bool:
+            # No RETURNING on MySQL: the statement's affected-row count (0: no thread row).
+            async with self._connection() as conn:
+                assert isinstance(conn, _Connection)
+                return await conn.execute_count(self._sql.upsert_item, params) > 0
+
+        return await self._retry(write)
 
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
         if not self._mysql:
@@ -333,12 +370,11 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             return False
 
         async def delete() -> bool:
-            # No DELETE ... RETURNING on MySQL: the session's affected-row count instead.
+            # No DELETE ... RETURNING on MySQL: the statement's affected-row count instead.
             async with self._connection() as conn:
-                await conn.execute(
-                    self._sql.delete_orphan_attachment, {"owner": owner, "id": attachment_id}
-                )
-                return bool(await conn.fetch_value("SELECT ROW_COUNT()", None))
+                assert isinstance(conn, _Connection)
+                params = {"owner": owner, "id": attachment_id}
+                return await conn.execute_count(self._sql.delete_orphan_attachment, params) > 0
 
         return await self._retry(delete)
 
@@ -374,6 +410,16 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     migrate.__doc__ = SQLStoreBase.migrate.__doc__
 
 
+async def _discard(conn: AsyncConnection) -> None:
+    """Invalidate and release `conn` (its pool slot too), even if it is already broken."""
+    try:
+        await conn.invalidate()
+    except Exception:  # a dead connection may fail to close: it is gone either way
+        pass
+    finally:
+        await conn.close()
+
+
 class _Connection:
     """A SQLAlchemy connection running the store's `:name` statements."""
 
@@ -398,6 +444,10 @@ class _Connection:
             await self._conn.exec_driver_sql(sql)
         else:
             await self._conn.execute(self._store._text(sql), params)
+
+    async def execute_count(self, sql: str, params: Params) -> int:
+        """Run one statement; return its affected-row count (MySQL: rows matched)."""
+        return (await self._conn.execute(self._store._text(sql), params)).rowcount
 
 
 class _SQLiteConnection:
