@@ -318,10 +318,15 @@ async def _raw_connection(url: str) -> Any:
     )
 
 
-async def _wait_for_lock_wait(url: str) -> None:
-    """Poll (off the event loop, which runs the store) until a transaction waits for a lock."""
+async def _wait_for_lock_wait(url: str, call: asyncio.Future[Any]) -> None:
+    """Poll (off the event loop, which runs the store) until a transaction waits for a lock.
+
+    Fails at once, with its outcome, if the store's `call` ended instead of waiting.
+    """
     deadline = asyncio.get_running_loop().time() + 30
     while asyncio.get_running_loop().time() < deadline:
+        if call.done():
+            raise AssertionError(f"the store's call ended without waiting: {call.exception()!r}")
         waiting = await asyncio.to_thread(
             mysql_execute,
             url,
@@ -358,7 +363,7 @@ async def test_a_real_deadlock_is_retried_inside_the_store(mysql_flavour: Flavou
             )
             # The store deletes the thread's items in key order: m0..m3, then waits for m4.
             deleting = asyncio.ensure_future(store.delete_thread("victim", ALICE))
-            await _wait_for_lock_wait(url)
+            await _wait_for_lock_wait(url, deleting)
             # Now wait for m0, which the store holds: a deadlock; the store's side is rolled back.
             await cur.execute(
                 f"SELECT id FROM {NAMES.items} WHERE owner = %s AND thread_id = 'victim' "
