@@ -178,11 +178,14 @@ def _describe_validation_error(exc: ValidationError) -> ErrorReply:
 
 def _check_request(server: ChatKitServer[Any], request: ChatKitReq) -> ErrorReply | None:
     """A 400 for a request upstream would only fail on deep inside (as a 500), else None."""
+    # Upstream reads a limit of 0 (or none) as its default page size; a negative one would
+    # reach the store and fail there.
     limit = getattr(request.params, "limit", None)
-    if isinstance(limit, int) and limit < 1:
+    if isinstance(limit, int) and limit < 0:
         return client_error(
             400,
-            f"params.limit must be at least 1, got {limit}; leave it out for the default page size",
+            f"params.limit must not be negative, got {limit}; "
+            "leave it out (or send 0) for the default page size",
             "invalid_request",
         )
     if request.type in _ATTACHMENT_OPS and server.attachment_store is None:
