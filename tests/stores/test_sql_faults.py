@@ -149,7 +149,8 @@ async def check_killed_connections_during_concurrent_writes(
     """Rounds of 200 concurrent writes while `kill` ends the store's server connections.
 
     Every failure is a DatabaseUnavailableError caused by the driver's error, no acknowledged
-    write is lost, and afterwards no connection holds a lock (`assert_unlocked`).
+    write is lost, afterwards no connection holds a lock (`assert_unlocked`), and a
+    SQLAlchemyStore's pool has every connection back (none lost with a killed one).
     """
     ctx = Ctx(f"kill-{uuid.uuid4().hex}")
     await store.save_thread(thread("t"), ctx)
@@ -189,6 +190,8 @@ async def check_killed_connections_during_concurrent_writes(
         else:
             assert (await store.load_thread(written, ctx)).id == written
     await assert_unlocked()
+    if isinstance(store, SQLAlchemyStore):
+        assert store.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 @contextlib.asynccontextmanager
