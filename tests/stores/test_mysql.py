@@ -10,6 +10,7 @@ and the conformance suite.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -268,6 +269,39 @@ def test_page_and_attachment_queries_use_their_indexes(mariadb_url: str) -> None
 def _script_statements(script: str) -> list[str]:
     body = "\n".join(line for line in script.splitlines() if not line.startswith("--"))
     return [s.strip() for s in body.split(";\n") if s.strip() and s.strip() != ";"]
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_a_transaction_on_the_autocommit_engine_is_all_or_nothing(
+    store: Any, fail: bool
+) -> None:
+    """`from_url` engines are autocommit; `_connection(transaction=True)` opens a real one.
+
+    No store call needs two statements on MySQL today; this keeps that path honest for when
+    one does: two writes commit together, or a failure between them leaves neither.
+    """
+
+    def params(thread_id: str) -> dict[str, Any]:
+        thread = ThreadMetadata(id=thread_id, created_at=T0)
+        return {
+            "owner": store.owner_key(ALICE),
+            "id": thread_id,
+            "sort_key": 0,
+            "payload": _codec.encode_thread(thread),
+        }
+
+    class Interrupted(Exception):
+        pass
+
+    with contextlib.suppress(Interrupted):
+        async with store._connection(transaction=True) as conn:
+            await conn.execute(store._sql.upsert_thread, params("first"))
+            if fail:
+                raise Interrupted
+            await conn.execute(store._sql.upsert_thread, params("second"))
+    page = await store.load_threads(10, None, "asc", ALICE)
+    assert sorted(t.id for t in page.data) == ([] if fail else ["first", "second"])
+    assert store.engine.pool.checkedout() == 0
 
 
 async def test_concurrent_adds_to_one_thread_all_land_in_order(mysql_flavour: Flavour) -> None:
