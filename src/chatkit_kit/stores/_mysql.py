@@ -145,11 +145,6 @@ _UPSERT_THREAD = (
     "VALUES (:owner, :id, :sort_key, :payload) "
     "ON DUPLICATE KEY UPDATE payload = :payload"
 )
-_UPSERT_ITEM = (
-    "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
-    "VALUES (:owner, :thread_id, :id, :sort_key, :payload) "
-    "ON DUPLICATE KEY UPDATE payload = :payload"
-)
 # An item write: one statement that inserts only if the thread has a row. The thread row is
 # read with a shared lock (a locking read sees the latest committed version, in any isolation
 # level) held until the statement commits: a concurrent delete_thread waits for the item to be
@@ -233,7 +228,6 @@ def statement_overrides() -> dict[str, str]:
 
     return {
         _sql.UPSERT_THREAD: _UPSERT_THREAD,
-        _sql.UPSERT_ITEM: _UPSERT_ITEM,
         _sql.UPSERT_ATTACHMENT: _UPSERT_ATTACHMENT,
         _sql.UNATTACHED_ATTACHMENTS: _UNATTACHED_ATTACHMENTS,
         _sql.DELETE_ORPHAN_ATTACHMENT: _DELETE_ORPHAN_ATTACHMENT,

@@ -52,12 +52,6 @@ LOAD_ITEM = (
 
 ITEM_EXISTS = "SELECT 1 FROM {items} WHERE owner = :owner AND thread_id = :thread_id AND id = :id"
 
-UPSERT_ITEM = (
-    "INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
-    "VALUES (:owner, :thread_id, :id, :sort_key, :payload) "
-    "ON CONFLICT (owner, thread_id, id) DO UPDATE SET payload = excluded.payload"
-)
-
 # An item is written only into a thread that has a row (else no row is returned and the store
 # raises NotFoundError), checked by the writing statement itself. PostgreSQL item writes also
 # hold the thread row (FOR KEY SHARE) until they commit, so a concurrent delete_thread waits for

@@ -130,7 +130,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._always_transaction = pgbouncer and engine.dialect.driver == "asyncpg"
         # Every statement but SQLite's two-statement delete_thread is atomic on its own, so
         # running without BEGIN/COMMIT saves two round trips per call. False when the engine's
-        # connections are in autocommit mode already (`from_url` on SQLite).
+        # connections are in autocommit mode already (`from_url` on SQLite and MySQL).
         self._switch_to_autocommit = True
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
@@ -289,20 +289,14 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 async with conn.begin():
                     yield _Connection(self, conn)
         except ChatKitKitError:
-            await conn.close()
+            await _release(conn)
             raise
         except BaseException:
             # The connection's state is unknown (an error mid-protocol, a cancelled call):
             # never hand it back to the pool, where it could hold a transaction or a lock.
             await _discard(conn)
             raise
-        try:
-            await conn.close()
-        except Exception:
-            # The call's work is done (its statement autocommitted, or its transaction
-            # committed); only the reset on the way back to the pool failed, because the
-            # connection was lost meanwhile. The call succeeded; the connection is dropped.
-            await _discard(conn)
+        await _release(conn)
 
     def _translate(self, error: Exception) -> DatabaseError | None:
         if isinstance(error, sqlite3.Error):  # the SQLite path runs on the driver directly
@@ -408,6 +402,18 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         return await super().migrate(target=target)
 
     migrate.__doc__ = SQLStoreBase.migrate.__doc__
+
+
+async def _release(conn: AsyncConnection) -> None:
+    """Return `conn` to the pool after a call; drop it if resetting it fails.
+
+    The reset fails when the connection was lost after the call's work was done (its statement
+    autocommitted, or its transaction committed): the call still succeeded.
+    """
+    try:
+        await conn.close()
+    except Exception:
+        await _discard(conn)
 
 
 async def _discard(conn: AsyncConnection) -> None:
