@@ -158,7 +158,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         connections use utf8mb4 unless the URL sets `charset`, the pool pings a connection
         before handing it out (`pool_pre_ping=True`: MySQL drops idle connections after
         `wait_timeout`), and connections are in autocommit mode (`isolation_level=
-        "AUTOCOMMIT"`, `skip_autocommit_rollback=True`): each call is its statement alone. The
+        "AUTOCOMMIT"`, `skip_autocommit_rollback=True`): a call is the ping and its statement. The
         tables live in the URL's database. A missing driver raises MissingDependencyError
         naming the extra. Synchronous because it does not connect: errors such as a wrong
         password surface on the first call (`AsyncpgStore.connect` is
