@@ -13,20 +13,14 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
+from _streaming import streamed_message  # noqa: E402
 from chatkit.types import (  # noqa: E402
-    AssistantMessageContent,
-    AssistantMessageContentPartTextDelta,
-    AssistantMessageItem,
-    ThreadItemAddedEvent,
-    ThreadItemDoneEvent,
-    ThreadItemUpdatedEvent,
     ThreadMetadata,
     ThreadStreamEvent,
     UserMessageItem,
@@ -48,22 +42,10 @@ class StreamingServer(Server):
     async def respond(
         self, thread: ThreadMetadata, item: UserMessageItem | None, context: Any
     ) -> AsyncIterator[ThreadStreamEvent]:
-        reply = AssistantMessageItem(
-            id=self.store.generate_item_id("message", thread, context),
-            thread_id=thread.id,
-            created_at=datetime.now(),
-            content=[],
-        )
-        yield ThreadItemAddedEvent(item=reply)
-        words = []
-        for n in range(self.deltas):
-            words.append(f"w{n}")
-            yield ThreadItemUpdatedEvent(
-                item_id=reply.id,
-                update=AssistantMessageContentPartTextDelta(content_index=0, delta=f"w{n} "),
-            )
-        reply.content = [AssistantMessageContent(text=" ".join(words))]
-        yield ThreadItemDoneEvent(item=reply)
+        words = [f"w{n}" for n in range(self.deltas)]
+        deltas = [f"{word} " for word in words]
+        async for event in streamed_message(self.store, thread, context, deltas, " ".join(words)):
+            yield event
 
 
 def create() -> Starlette:

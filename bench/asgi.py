@@ -24,18 +24,12 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import httpx
+from _streaming import streamed_message  # bench/ is on sys.path: this script's directory
 from chatkit.server import ChatKitServer, StreamingResult
 from chatkit.types import (
-    AssistantMessageContent,
-    AssistantMessageContentPartTextDelta,
-    AssistantMessageItem,
-    ThreadItemAddedEvent,
-    ThreadItemDoneEvent,
-    ThreadItemUpdatedEvent,
     ThreadMetadata,
     ThreadStreamEvent,
     UserMessageItem,
@@ -67,20 +61,9 @@ class BenchServer(ChatKitServer[Ctx]):
     async def respond(
         self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: Ctx
     ) -> AsyncIterator[ThreadStreamEvent]:
-        item = AssistantMessageItem(
-            id=self.store.generate_item_id("message", thread, context),
-            thread_id=thread.id,
-            created_at=datetime.now(),
-            content=[],
-        )
-        yield ThreadItemAddedEvent(item=item)
-        for _ in range(self.deltas):
-            yield ThreadItemUpdatedEvent(
-                item_id=item.id,
-                update=AssistantMessageContentPartTextDelta(content_index=0, delta="token "),
-            )
-        item.content = [AssistantMessageContent(text="token " * self.deltas)]
-        yield ThreadItemDoneEvent(item=item)
+        deltas = ["token "] * self.deltas
+        async for event in streamed_message(self.store, thread, context, deltas, "".join(deltas)):
+            yield event
 
 
 REQUEST = (
