@@ -67,7 +67,8 @@ def drop_schema(dsn: str, schema: str) -> None:
     admin_execute(dsn, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def _mysql_connect(url: str, database: str | None) -> Any:
+def mysql_connect(url: str, database: str | None) -> Any:
+    """A PyMySQL connection (autocommit, utf8mb4) as the URL's user, to `database` if given."""
     parts = urlsplit(url)
     return pymysql.connect(
         host=parts.hostname or "127.0.0.1",
@@ -99,7 +100,7 @@ def mysql_script(
     url: str, statements: list[str], params: tuple[Any, ...] = ()
 ) -> list[tuple[Any, ...]]:
     """Run statements on one connection (as a DBA's client would); return the last one's rows."""
-    conn = _mysql_connect(url, database_of(url) or None)
+    conn = mysql_connect(url, database_of(url) or None)
     rows: list[tuple[Any, ...]] = []
     try:
         with conn.cursor() as cur:

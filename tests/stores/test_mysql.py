@@ -44,6 +44,7 @@ from .sql_support import (
     assert_no_locks,
     database_of,
     fresh_database,
+    mysql_connect,
     mysql_execute,
     mysql_script,
     with_database,
@@ -474,9 +475,7 @@ async def test_lost_connection_raises_then_the_store_recovers(mysql_flavour: Fla
 
 def _kill_connections(url: str) -> int:
     """KILL every server connection using the URL's database (but the killer's own)."""
-    conn = pymysql.connect(
-        host=urlsplit(url).hostname, port=urlsplit(url).port or 3306, user="root", autocommit=True
-    )
+    conn = mysql_connect(url, None)
     killed = 0
     try:
         with conn.cursor() as cur:

@@ -345,32 +345,28 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     async def _execute(self, statements: Sequence[str], params: Params) -> None:
         await self._retry(lambda: SQLStoreBase._execute(self, statements, params))
 
+    async def _affected_rows(self, sql: str, params: Params) -> int:
+        """MySQL, which has no RETURNING: run one statement, return its affected-row count."""
+
+        async def run() -> int:
+            async with self._connection() as conn:
+                assert isinstance(conn, _Connection)
+                return await conn.execute_count(sql, params)
+
+        return await self._retry(run)
+
     async def _write_item(self, params: Params) -> bool:
         if not self._mysql:
             return await SQLStoreBase._write_item(self, params)
-
-        async def write() -> bool:
-            # No RETURNING on MySQL: the statement's affected-row count (0: no thread row).
-            async with self._connection() as conn:
-                assert isinstance(conn, _Connection)
-                return await conn.execute_count(self._sql.upsert_item, params) > 0
-
-        return await self._retry(write)
+        return await self._affected_rows(self._sql.upsert_item, params) > 0  # 0: no thread row
 
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
         if not self._mysql:
             return await super().delete_orphan_attachment(owner, attachment_id)
         if not is_storable_id(attachment_id):
             return False
-
-        async def delete() -> bool:
-            # No DELETE ... RETURNING on MySQL: the statement's affected-row count instead.
-            async with self._connection() as conn:
-                assert isinstance(conn, _Connection)
-                params = {"owner": owner, "id": attachment_id}
-                return await conn.execute_count(self._sql.delete_orphan_attachment, params) > 0
-
-        return await self._retry(delete)
+        params = {"owner": owner, "id": attachment_id}
+        return await self._affected_rows(self._sql.delete_orphan_attachment, params) > 0
 
     async def _migrate_mysql(self, target: int | None) -> int:
         # DDL commits implicitly on MySQL: no transaction, but a named lock held by this
