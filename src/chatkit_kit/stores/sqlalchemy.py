@@ -132,6 +132,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         # running without BEGIN/COMMIT saves two round trips per call. False when the engine's
         # connections are in autocommit mode already (`from_url` on SQLite and MySQL).
         self._switch_to_autocommit = True
+        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
         self._mysql = self._names.dialect == "mysql"
@@ -259,10 +260,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         # passed in, every MySQL call runs in a transaction.
         autocommit = sqlite or not transaction
         switch = autocommit and self._switch_to_autocommit and not self._mysql
-        conn = await self._engine.connect()
+        conn = await (self._autocommit_engine if switch else self._engine).connect()
         try:
-            if switch:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
             if sqlite:
                 # Straight to aiosqlite: one hop to its thread per statement, not one each
                 # for cursor, execute, fetch and close.
