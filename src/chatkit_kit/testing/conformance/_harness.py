@@ -381,8 +381,11 @@ class SuiteBase:
     items_written_elsewhere: bool = False
     """True for a projection store: items come from another component, and add_thread_item /
     save_item store nothing. Rules that write items are then reported not supported."""
+    loop_cpu_threshold_ms: float = 10.0
+    """`does-not-block-loop`: a call that runs this much CPU without yielding is CPU-bound."""
     loop_block_threshold_ms: float = 1.0
-    """`does-not-block-loop`: a call that runs this long without yielding blocks the loop."""
+    """`does-not-block-loop`, only where the platform has no scheduler statistics (not Linux):
+    a call off the CPU this long without yielding blocked on I/O."""
 
     def make_store(self) -> Store[Any] | Awaitable[Store[Any]]:
         raise NotImplementedError(f"{type(self).__name__} must define make_store()")

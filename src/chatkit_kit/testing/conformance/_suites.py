@@ -28,7 +28,8 @@ class StoreConformance(ContractRules, ReopenRules):
     - `items_written_elsewhere` (default False): True for a projection store whose items
       another component writes (add_thread_item/save_item store nothing); the rules that
       write items are then reported not supported.
-    - `loop_block_threshold_ms` (default 1): see the `does-not-block-loop` rule.
+    - `loop_cpu_threshold_ms` (default 10) and `loop_block_threshold_ms` (default 1, used only
+      where the platform has no scheduler statistics): see the `does-not-block-loop` rule.
     - `conformance_profile` is "ci" (default) or "deep"; the environment variable
       CHATKIT_KIT_CONFORMANCE_PROFILE overrides it.
     """
