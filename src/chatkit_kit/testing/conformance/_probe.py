@@ -85,8 +85,16 @@ async def _items_scoped_by_thread_and_owner(h: Harness) -> None:
     rows = [(alice, first, "one"), (alice, second, "two"), (bob, third, "bob's")]
     for ctx, tid, _ in rows:
         await h.store.save_thread(thread(tid), ctx)
-    for ctx, tid, text in rows:
+    for n, (ctx, tid, text) in enumerate(rows):
         await h.store.add_thread_item(tid, assistant(item_id, tid, T0, text), ctx)
+        if n == 0:
+            stored = await raises_not_found(h.store.load_item(tid, item_id, ctx))
+            h.check(
+                stored is None,
+                f"load_item({tid!r}, {item_id!r}) right after add_thread_item raised "
+                "NotFoundError: the item was not stored (a projection store whose items are "
+                "written elsewhere declares items_written_elsewhere)",
+            )
     for n, (ctx, tid, text) in enumerate(rows):
         who = "the second owner's" if n == 2 else "the first owner's"
         try:
