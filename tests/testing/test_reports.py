@@ -348,3 +348,11 @@ def test_cli_writes_nothing_to_the_current_directory(
     argv = ["conformance", "chatkit_kit.stores:MemoryStore", "--rule", "thread-round-trip"]
     assert main([*argv, "--profile", "deep"]) == 0  # the deep profile keeps a database
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_declares_a_projection_store(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["conformance", "tests.testing.variant_stores:ProjectionStore", "--rule"]
+    assert main([*argv, "item-round-trip", "--items-written-elsewhere"]) == 0
+    assert "not supported declared: items_written_elsewhere" in capsys.readouterr().out
+    assert main([*argv, "item-round-trip"]) == 1  # undeclared: its lost writes fail the run
+    assert "not checked: blocked by same-id-two-rows" in capsys.readouterr().out
