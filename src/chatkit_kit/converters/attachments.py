@@ -27,6 +27,7 @@ from agents import (
 from chatkit.agents import ThreadItemConverter
 from chatkit.store import NotFoundError
 from chatkit.types import (
+    AssistantMessageItem,
     Attachment,
     HiddenContextItem,
     ImageAttachment,
@@ -35,6 +36,7 @@ from chatkit.types import (
     UserMessageTextContent,
 )
 from openai.types.responses import (
+    EasyInputMessageParam,
     ResponseInputContentParam,
     ResponseInputFileParam,
     ResponseInputImageParam,
@@ -143,7 +145,8 @@ class AttachmentAwareConverter(ThreadItemConverter):
     rejects.
 
     Tags are rendered through `tags` (a `TagResolverRegistry`); without one every tag gets the
-    default rendering. Non-string `HiddenContextItem` content is sent as JSON.
+    default rendering. Non-string `HiddenContextItem` content is sent as JSON. Earlier assistant
+    messages are sent as plain text, which both model APIs accept.
     """
 
     def __init__(
@@ -262,6 +265,21 @@ class AttachmentAwareConverter(ThreadItemConverter):
             return await super().hidden_context_to_input(item)
         content = json.dumps(item.content, ensure_ascii=False, default=str)
         return await super().hidden_context_to_input(item.model_copy(update={"content": content}))
+
+    async def assistant_message_to_input(
+        self, item: AssistantMessageItem
+    ) -> TResponseInputItem | list[TResponseInputItem] | None:
+        """An earlier answer as `{"role": "assistant", "content": "<text>"}`, or None if empty.
+
+        Upstream sends `output_text` parts dumped with `logprobs: None`, which openai-agents'
+        Chat Completions converter rejects (`UserError: Unknown content`), failing every second
+        turn on a Chat Completions model. Plain text content is accepted by both model APIs.
+        Several content parts are joined with a blank line.
+        """
+        text = "\n\n".join(part.text for part in item.content if part.text)
+        if not text:
+            return None
+        return EasyInputMessageParam(type="message", role="assistant", content=text)
 
     async def user_message_to_input(
         self, item: UserMessageItem, is_last_message: bool = True
