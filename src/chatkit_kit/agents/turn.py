@@ -15,6 +15,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import openai
+from agents import (
+    Agent,
+    InputGuardrailTripwireTriggered,
+    MaxTurnsExceeded,
+    OutputGuardrailTripwireTriggered,
+    RunConfig,
+    RunHooks,
+    Runner,
+    UserError,
+)
 from agents.run import DEFAULT_MAX_TURNS
 from chatkit.agents import (
     AgentContext,
@@ -30,17 +40,6 @@ from chatkit.types import (
     ThreadMetadata,
     ThreadStreamEvent,
     UserMessageItem,
-)
-
-from agents import (
-    Agent,
-    InputGuardrailTripwireTriggered,
-    MaxTurnsExceeded,
-    OutputGuardrailTripwireTriggered,
-    RunConfig,
-    RunHooks,
-    Runner,
-    UserError,
 )
 
 from ..attachments._backend import AttachmentContentSource

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from agents import Agent, Runner, UserError, set_tracing_disabled
 from agents.models.chatcmpl_converter import Converter
 from chatkit.agents import ThreadItemConverter
 from chatkit.types import (
@@ -30,7 +31,6 @@ from openai.types.chat import ChatCompletionMessageParam
 from openai.types.responses import ResponseInputItemParam
 from pydantic import TypeAdapter
 
-from agents import Agent, Runner, UserError, set_tracing_disabled
 from chatkit_kit.converters import AttachmentAwareConverter
 from chatkit_kit.testing import ScriptedOpenAI
 from chatkit_kit.testing import strategies as kit

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from agents import Agent, Runner, set_tracing_disabled
 from chatkit.agents import AgentContext, simple_to_agent_input, stream_agent_response
 from chatkit.types import (
     AssistantMessageContent,
@@ -22,7 +23,6 @@ from chatkit.types import (
     UserMessageItem,
 )
 
-from agents import Agent, Runner, set_tracing_disabled
 from chatkit_kit.agents import FAKE_RESPONSES_ID, unique_item_ids
 from chatkit_kit.converters import AttachmentAwareConverter, load_history
 from chatkit_kit.stores import MemoryStore
