@@ -15,9 +15,10 @@ agent = Agent(name="Weather", tools=[get_weather], model=llm.model)
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal, TypeAlias
@@ -54,10 +55,15 @@ _http: Any = _openai_http_module()
 
 @dataclass(frozen=True)
 class Text:
-    """An assistant message with `text`, streamed in `chunks` deltas (split on words)."""
+    """An assistant message with `text`, streamed in `chunks` deltas (split on words).
+
+    With `hold`, a streamed reply stops after its first delta until the event is set: the
+    model is "still typing", for tests of cancellation and concurrency.
+    """
 
     text: str
     chunks: int = 3
+    hold: asyncio.Event | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -208,15 +214,34 @@ def _error(status: int, message: str, code: str | None = None) -> Any:
     )
 
 
+@dataclass(frozen=True)
+class _Hold:
+    """In an event list: wait for `event` before sending the rest."""
+
+    event: asyncio.Event
+
+
+def _frame(name: str | None, data: Any) -> bytes:
+    head = f"event: {name}\n" if name is not None else ""
+    return (
+        head + "data: " + (data if isinstance(data, str) else json.dumps(data)) + "\n\n"
+    ).encode()
+
+
 def _sse(events: list[tuple[str | None, Any]]) -> Any:
-    lines: list[str] = []
-    for name, data in events:
-        if name is not None:
-            lines.append(f"event: {name}")
-        lines.append("data: " + (data if isinstance(data, str) else json.dumps(data)))
-        lines.append("")
-    body = ("\n".join(lines) + "\n").encode()
-    return _http.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    headers = {"content-type": "text/event-stream"}
+    if not any(isinstance(data, _Hold) for _, data in events):
+        body = b"".join(_frame(name, data) for name, data in events)
+        return _http.Response(200, content=body, headers=headers)
+
+    async def stream() -> AsyncIterator[bytes]:
+        for name, data in events:
+            if isinstance(data, _Hold):
+                await data.event.wait()
+            else:
+                yield _frame(name, data)
+
+    return _http.Response(200, content=stream(), headers=headers)
 
 
 # --- Responses API -------------------------------------------------------------------------
@@ -274,7 +299,7 @@ def _responses_reply(call: int, outputs: list[Output], model: str, stream: bool)
     items = _responses_items(call, outputs)
     if not stream:
         return _http.Response(200, json=_response(call, items, model, "completed"))
-    events: list[dict[str, Any]] = [
+    events: list[Any] = [
         {"type": "response.created", "response": _response(call, [], model, "in_progress")}
     ]
     for index, (output, item) in enumerate(zip(outputs, items, strict=True)):
@@ -290,7 +315,9 @@ def _responses_reply(call: int, outputs: list[Output], model: str, stream: bool)
             empty = {"type": "output_text", "text": "", "annotations": []}
             where = {"item_id": item_id, "output_index": index, "content_index": 0}
             events.append({"type": "response.content_part.added", **where, "part": empty})
-            for piece in _chunks(output.text, output.chunks):
+            for number, piece in enumerate(_chunks(output.text, output.chunks)):
+                if number == 1 and output.hold is not None:
+                    events.append(_Hold(output.hold))
                 events.append(
                     {"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
                 )
@@ -329,9 +356,14 @@ def _responses_reply(call: int, outputs: list[Output], model: str, stream: bool)
     events.append(
         {"type": "response.completed", "response": _response(call, items, model, "completed")}
     )
+    frames: list[tuple[str | None, Any]] = []
     for number, event in enumerate(events):
+        if isinstance(event, _Hold):
+            frames.append((None, event))
+            continue
         event["sequence_number"] = number
-    return _sse([(event["type"], event) for event in events])
+        frames.append((event["type"], event))
+    return _sse(frames)
 
 
 # --- Chat Completions ----------------------------------------------------------------------
@@ -379,7 +411,9 @@ def _chat_reply(call: int, outputs: list[Output], model: str, stream: bool) -> A
     events: list[tuple[str | None, Any]] = [(None, chunk({"role": "assistant", "content": ""}))]
     for output in outputs:
         if isinstance(output, Text):
-            for piece in _chunks(output.text, output.chunks):
+            for number, piece in enumerate(_chunks(output.text, output.chunks)):
+                if number == 1 and output.hold is not None:
+                    events.append((None, _Hold(output.hold)))
                 events.append((None, chunk({"content": piece})))
     for index, tool_call in enumerate(output for output in outputs if isinstance(output, ToolCall)):
         events.append(
