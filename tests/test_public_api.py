@@ -21,6 +21,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "FAKE_RESPONSES_ID",
         "INPUT_GUARDRAIL_MESSAGE",
         "OUTPUT_GUARDRAIL_MESSAGE",
+        "AttachmentImageConverter",
         "GuardrailTripwire",
         "HistoryWindow",
         "agent_turn",
@@ -36,6 +37,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "GuardrailTripwire",
         "HistoryWindow",
         "agent_turn",
+    ],
+    "chatkit_kit.agents.images": [
+        "AttachmentImageConverter",
     ],
     "chatkit_kit.asgi": [
         "DEFAULT_KEEPALIVE",
@@ -70,6 +74,11 @@ PUBLIC_API: dict[str, list[str]] = {
         "StoreWithAttachments",
         "ThreadDeleteListener",
         "UploadPolicy",
+    ],
+    "chatkit_kit.attachments.generated": [
+        "GENERATED_IMAGE_MARKER",
+        "generated_image_attachment_id",
+        "generated_image_url",
     ],
     "chatkit_kit.converters": [
         "ATTACHMENT_TOKEN_ESTIMATE",
@@ -143,6 +152,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "ConformanceContext",
         "ConformanceFailure",
         "ConformanceReport",
+        "GeneratedImage",
         "NotSupported",
         "RetentionConformance",
         "Rule",
@@ -183,6 +193,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "chatkit_kit.testing.models": [
         "APIFailure",
+        "GeneratedImage",
         "ScriptStep",
         "ScriptedOpenAI",
         "Text",

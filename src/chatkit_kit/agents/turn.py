@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import openai
 from agents import (
@@ -42,10 +42,11 @@ from chatkit.types import (
     UserMessageItem,
 )
 
-from ..attachments._backend import AttachmentContentSource
+from ..attachments import AttachmentContentSource, BlobAttachmentStore
 from ..converters.attachments import AttachmentAwareConverter, ModelApi, model_api_of
 from ..converters.history import estimate_item_tokens, load_history
 from ..converters.tags import TagResolverRegistry
+from .images import AttachmentImageConverter
 from .item_ids import unique_item_ids
 
 __all__ = [
@@ -116,6 +117,7 @@ async def agent_turn(
     max_turns: int = DEFAULT_MAX_TURNS,
     hooks: RunHooks[Any] | None = None,
     stream_converter: ResponseStreamConverter | None = None,
+    generated_images: Literal["inline", "attachments"] = "inline",
     guardrail_message: Callable[[GuardrailTripwire], str] = _default_guardrail_message,
     check_item_ids: bool = True,
 ) -> AsyncIterator[ThreadStreamEvent]:
@@ -144,6 +146,10 @@ async def agent_turn(
       items it streamed are removed. Failures a retry cannot fix (`UserError`,
       `MaxTurnsExceeded`, a 400/401/403/404/422 from the API) are logged and end with
       `allow_retry=False`; others (timeouts, 429, 5xx) propagate and ChatKit offers a retry.
+    * Generated images: `"inline"` keeps upstream's `data:` URLs in the item;
+      `"attachments"` stores them through `attachments` (a `BlobAttachmentStore`) with
+      `AttachmentImageConverter`, so the row holds a URL and deleting the thread or erasing the
+      owner removes the bytes.
     * Cancellation (the client stopped the stream): the run is cancelled; ChatKit saves the
       partly streamed answer under the id the client saw, as upstream does.
     """
@@ -166,6 +172,19 @@ async def agent_turn(
             source, context, tags=tags, model_api=model_api or _model_api(agent, run_config)
         )
     model_input = await converter.to_agent_input(items)
+    if generated_images == "attachments":
+        if stream_converter is not None:
+            raise ValueError("pass either stream_converter or generated_images='attachments'")
+        if not isinstance(attachments, BlobAttachmentStore):
+            raise ValueError(
+                "generated_images='attachments' needs attachments= a chatkit-kit attachment "
+                f"backend (S3AttachmentStore, DirectUploadAttachmentStore), got {attachments!r}"
+            )
+        stream_converter = AttachmentImageConverter(attachments, thread, context)
+    elif generated_images != "inline":
+        raise ValueError(
+            f"generated_images must be 'inline' or 'attachments', got {generated_images!r}"
+        )
 
     result = Runner.run_streamed(
         agent,

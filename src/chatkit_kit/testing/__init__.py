@@ -27,6 +27,7 @@ __all__ = [
     "ConformanceContext",
     "ConformanceFailure",
     "ConformanceReport",
+    "GeneratedImage",
     "NotSupported",
     "RetentionConformance",
     "Rule",
@@ -46,6 +47,7 @@ __all__ = [
 
 _APP_KIT = {
     "APIFailure": ".models",
+    "GeneratedImage": ".models",
     "ScriptStep": ".models",
     "ScriptedOpenAI": ".models",
     "Text": ".models",
@@ -78,7 +80,7 @@ if TYPE_CHECKING:
         StrictStoreConformance,
         run_conformance,
     )
-    from .models import APIFailure, ScriptedOpenAI, ScriptStep, Text, ToolCall
+    from .models import APIFailure, GeneratedImage, ScriptedOpenAI, ScriptStep, Text, ToolCall
     from .retention import RetentionConformance
 
 

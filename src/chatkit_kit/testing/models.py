@@ -16,6 +16,7 @@ agent = Agent(name="Weather", tools=[get_weather], model=llm.model)
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -29,6 +30,7 @@ from openai import AsyncOpenAI
 
 __all__ = [
     "APIFailure",
+    "GeneratedImage",
     "ScriptStep",
     "ScriptedOpenAI",
     "Text",
@@ -82,6 +84,17 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class GeneratedImage:
+    """An image generation call's result (Responses API only), with `partial` previews first."""
+
+    data: bytes
+    partial: tuple[bytes, ...] = ()
+
+    def base64(self) -> str:
+        return base64.b64encode(self.data).decode()
+
+
+@dataclass(frozen=True)
 class APIFailure:
     """The API answers with HTTP `status` and an OpenAI error body (the client raises)."""
 
@@ -90,8 +103,8 @@ class APIFailure:
     code: str | None = None
 
 
-Output: TypeAlias = "Text | ToolCall"
-ScriptStep: TypeAlias = "str | Text | ToolCall | APIFailure | Sequence[Text | ToolCall]"
+Output: TypeAlias = "Text | ToolCall | GeneratedImage"
+ScriptStep: TypeAlias = "str | Output | APIFailure | Sequence[Output]"
 """One model call: a reply text, one output, a failure, or several outputs in one response."""
 
 
@@ -138,7 +151,14 @@ class ScriptedOpenAI:
     def extend(self, steps: Iterable[ScriptStep]) -> None:
         """Append steps to the script."""
         for step in steps:
-            self._steps.append(_normalize(step))
+            normalized = _normalize(step)
+            if (
+                self.api == "chat_completions"
+                and not isinstance(normalized, APIFailure)
+                and any(isinstance(output, GeneratedImage) for output in normalized)
+            ):
+                raise ValueError("GeneratedImage outputs exist on the Responses API only")
+            self._steps.append(normalized)
 
     @property
     def remaining(self) -> int:
@@ -186,15 +206,16 @@ class ScriptedOpenAI:
 def _normalize(step: ScriptStep) -> list[Output] | APIFailure:
     if isinstance(step, str):
         return [Text(step)]
-    if isinstance(step, (Text, ToolCall)):
+    if isinstance(step, (Text, ToolCall, GeneratedImage)):
         return [step]
     if isinstance(step, APIFailure):
         return step
     outputs = list(step)
-    if not outputs or not all(isinstance(output, (Text, ToolCall)) for output in outputs):
+    kinds = (Text, ToolCall, GeneratedImage)
+    if not outputs or not all(isinstance(output, kinds) for output in outputs):
         raise TypeError(
-            "a script step is a str, Text, ToolCall, APIFailure or a non-empty sequence of "
-            f"Text and ToolCall, got {step!r}"
+            "a script step is a str, Text, ToolCall, GeneratedImage, APIFailure or a non-empty "
+            f"sequence of Text, ToolCall and GeneratedImage, got {step!r}"
         )
     return outputs
 
@@ -281,6 +302,15 @@ def _responses_items(call: int, outputs: list[Output]) -> list[dict[str, Any]]:
                     "content": [{"type": "output_text", "text": output.text, "annotations": []}],
                 }
             )
+        elif isinstance(output, GeneratedImage):
+            items.append(
+                {
+                    "type": "image_generation_call",
+                    "id": f"ig_scripted_{call}_{index}",
+                    "status": "completed",
+                    "result": output.base64(),
+                }
+            )
         else:
             items.append(
                 {
@@ -327,6 +357,24 @@ def _responses_reply(call: int, outputs: list[Output], model: str, stream: bool)
             events.append(
                 {"type": "response.content_part.done", **where, "part": item["content"][0]}
             )
+        elif isinstance(output, GeneratedImage):
+            events.append(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": {**item, "status": "in_progress", "result": None},
+                }
+            )
+            for number, preview in enumerate(output.partial):
+                events.append(
+                    {
+                        "type": "response.image_generation_call.partial_image",
+                        "item_id": item["id"],
+                        "output_index": index,
+                        "partial_image_index": number,
+                        "partial_image_b64": base64.b64encode(preview).decode(),
+                    }
+                )
         else:
             events.append(
                 {
