@@ -33,7 +33,7 @@ from chatkit.agents import (
     stream_agent_response,
 )
 from chatkit.errors import ErrorCode, StreamError
-from chatkit.store import Store
+from chatkit.store import AttachmentStore, Store
 from chatkit.types import (
     ErrorEvent,
     ThreadItem,
@@ -107,7 +107,7 @@ async def agent_turn(
     context: TContext,
     *,
     store: Store[TContext],
-    attachments: object | None = None,
+    attachments: AttachmentStore[Any] | AttachmentContentSource | None = None,
     converter: ThreadItemConverter | None = None,
     tags: TagResolverRegistry | None = None,
     model_api: ModelApi | None = None,

@@ -179,7 +179,7 @@ class ChatKitTestClient:
     async def post(self, request: ChatKitRequest | Mapping[str, Any]) -> Any:
         """POST one request (a model or raw JSON); the httpx response, not checked."""
         if isinstance(request, BaseModel):
-            body = request.model_dump_json(exclude_none=True)
+            body = request.model_dump_json()
         else:
             body = json.dumps(request)
         return await self.http.post(
