@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -207,3 +208,40 @@ async def test_cancelled_turn_keeps_the_partial_answer_under_its_streamed_id(api
     )
     assert saved.content[0].text == streamed == "partial answer "
     assert any(isinstance(i, SDKHiddenContextItem) for i in items)
+
+
+async def test_max_turns_exceeded_offers_no_retry() -> None:
+    llm = ScriptedOpenAI([ToolCall("lookup_order", {"order_id": "o1"})] * 3, api="responses")
+    agent = Agent(name="A", tools=[lookup_order], model=llm.model)
+    async with client_for(turn_server(agent, max_turns=1)) as chat:
+        turn = await chat.create_thread("loop")
+    [error] = turn.errors
+    assert (error.code, error.allow_retry) == ("stream.error", False)
+
+
+async def test_conflicting_settings_are_refused_before_the_model_is_called() -> None:
+    from chatkit.agents import ResponseStreamConverter
+
+    from chatkit_kit.stores import MemoryStore
+
+    llm = ScriptedOpenAI(["never"], api="responses")
+    thread = ThreadMetadata(id="thr_1", created_at=datetime(2026, 1, 1))
+    for options, message in (
+        (
+            {"stream_converter": ResponseStreamConverter(), "generated_images": "attachments"},
+            "either stream_converter",
+        ),
+        ({"generated_images": "url"}, "must be 'inline' or 'attachments'"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            async for _ in agent_turn(
+                Agent(name="A", model=llm.model),
+                thread,
+                None,
+                Ctx("alice"),
+                store=MemoryStore(),
+                history=[],
+                **options,
+            ):
+                pass
+    assert llm.requests == []
