@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from ._dispatch import REQUEST_ADAPTER, process_parsed
 from ._http import ClientRequestError, ContextFactory
 from ._http_errors import ErrorReply, client_error, log_failure, reply_for, send_error
+from ._nodelay import ensure_nodelay
 from ._optional import require
 from ._sse import EventStream, RequestInfo, wait_for_disconnect
 
@@ -235,6 +236,7 @@ class ChatKitEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # pragma: no cover - Route only passes HTTP scopes
             raise RuntimeError(f"ChatKitEndpoint serves HTTP only, got {scope['type']!r}")
+        ensure_nodelay(scope)  # once per port and process: no response waits on Nagle
         if scope["method"] != "POST":
             reply = client_error(
                 405, f"{scope['method']} is not allowed; ChatKit requests are POSTed"
