@@ -315,7 +315,7 @@ async def main(argv: list[str] | None = None) -> int:
                 process = subprocess.Popen(command, env=env)  # noqa: ASYNC220 - starts, no wait
                 servers.append(Running(variant, process, f"http://127.0.0.1:{port}", port))
             for server in servers:
-                await wait_until_up(server, 90)
+                await wait_until_up(server, 600)  # spawning workers is slow on a busy machine
             for rnd in range(args.rounds):
                 for concurrency in levels:
                     floor: Sample | None = None
