@@ -267,8 +267,9 @@ async def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.workers, args.levels, args.seconds, args.rounds = 1, "2", 1.0, 1
     if shutil.which("wrk") is None:
-        print("bench/side_by_side.py needs wrk (Debian: apt-get install wrk)", file=sys.stderr)
-        return 2
+        # `nox -s bench` runs every script; this one only where wrk is installed.
+        print("bench/side_by_side.py: skipped, it needs wrk (Debian: apt-get install wrk)")
+        return 0
     variants = [v for v in args.variants.split(",") if v]
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown variants {sorted(unknown)}; choose from {VARIANTS}")

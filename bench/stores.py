@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -667,8 +667,13 @@ async def main(argv: list[str] | None = None) -> int:
         default="sqlite,sqlalchemy+asyncpg,sqlalchemy+psycopg,asyncpg,mysql+asyncmy",
         help="comma-separated store flavours to run (also mysql+aiomysql)",
     )
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="calls per operation (default 300; 5 small)"
+    )
     args = parser.parse_args(argv)
     sizes = SMALL if args.small or os.environ.get("CHATKIT_KIT_BENCH_SMALL") else FULL
+    if args.iterations is not None:
+        sizes = replace(sizes, iterations=args.iterations, warmup=max(2, args.iterations // 10))
     flavours = [f.strip() for f in args.stores.split(",") if f.strip()]
     pg_flavours = [f for f in flavours if f != "sqlite" and not f.startswith("mysql+")]
     mysql_flavours = [f for f in flavours if f.startswith("mysql+")]
