@@ -83,7 +83,7 @@ def _run_migrate(args: argparse.Namespace) -> int:
             f"{where}: use --table-prefix"
         )
     try:
-        names = _schema.Names.create(dialect, args.schema, args.table_prefix)  # type: ignore[arg-type]
+        names = _schema.Names.create(dialect, args.schema, args.table_prefix)
         _schema.check_target(args.target)
     except ValueError as error:
         raise UsageError(str(error)) from None

@@ -18,8 +18,9 @@ import psycopg
 import pytest
 from chatkit.types import ThreadMetadata
 
-from chatkit_kit.stores import SCHEMA_VERSION, SchemaVersionError, _codec, _schema, _sql
+from chatkit_kit.stores import SCHEMA_VERSION, SchemaVersionError, _codec, _schema
 from chatkit_kit.stores._rules import sort_key
+from chatkit_kit.stores.sql import statements as _sql
 from tests.fixtures.context import Ctx
 
 from .sql_support import Flavour, admin_execute, fresh_schema, mysql_execute, sqlalchemy_url
