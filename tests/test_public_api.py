@@ -51,6 +51,10 @@ PUBLIC_API: dict[str, list[str]] = {
         "ThreadDeleteListener",
         "UploadPolicy",
     ],
+    "chatkit_kit.cli": [
+        "build_parser",
+        "main",
+    ],
     "chatkit_kit.converters": [
         "ATTACHMENT_TOKEN_ESTIMATE",
         "MENTIONS_HEADER",
@@ -89,6 +93,9 @@ PUBLIC_API: dict[str, list[str]] = {
         "SchemaVersionError",
     ],
     "chatkit_kit.stores": [
+        "DEFAULT_BATCH_SIZE",
+        "DEFAULT_TABLE_PREFIX",
+        "MAX_BATCH_SIZE",
         "MAX_ID_BYTES",
         "MAX_ID_LENGTH",
         "MAX_OWNER_BYTES",
@@ -110,9 +117,13 @@ PUBLIC_API: dict[str, list[str]] = {
         "StoredAttachment",
         "check_id",
         "check_owner",
+        "check_table_prefix",
         "default_owner",
+        "is_storable_id",
+        "migration_script",
         "redact_database_url",
         "resolve_database_url",
+        "sort_key",
     ],
     "chatkit_kit.stores.sql.dialects": [
         "MySQLDialect",
@@ -120,6 +131,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "SQLDialect",
         "SQLiteDialect",
         "dialect_for_backend",
+        "dialect_for_url",
         "dialect_named",
         "register_dialect",
         "registered_dialects",

@@ -42,7 +42,7 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_input_item_param import Message
 
-from ..attachments._backend import AttachmentContentSource
+from ..attachments import AttachmentContentSource
 from .tags import TagKey, TagResolverRegistry, default_tag_key, default_tag_text
 
 logger = logging.getLogger("chatkit_kit.converters")

@@ -1,9 +1,10 @@
 """Test kit for ChatKit stores: the conformance suites and hypothesis strategies.
 
 Needs the `testing` extra: pip install "chatkit-kit[testing]". Names are imported on first use,
-so `chatkit_kit.testing._cli` and the pytest plugin load without hypothesis. Works in a project
-that turns warnings into errors (`filterwarnings = error`): upstream's widget DeprecationWarning
-is silenced where the suite imports, builds or loads widgets, and nowhere else.
+so the `chatkit-kit conformance` command and the pytest plugin load without hypothesis. Works
+in a project that turns warnings into errors (`filterwarnings = error`): upstream's widget
+DeprecationWarning is silenced where the suite imports, builds or loads widgets, and nowhere
+else.
 """
 
 from __future__ import annotations

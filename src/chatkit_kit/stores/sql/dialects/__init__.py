@@ -8,6 +8,7 @@ subclass plus one `register_dialect(...)` call (see docs/stores.md, "Adding a da
 from __future__ import annotations
 
 from ....errors import DatabaseConfigurationError
+from ..._urls import database_backend
 from .base import SQLDialect, sql_literal
 from .mysql import MySQLDialect
 from .postgresql import PostgreSQLDialect
@@ -19,6 +20,7 @@ __all__ = [
     "SQLDialect",
     "SQLiteDialect",
     "dialect_for_backend",
+    "dialect_for_url",
     "dialect_named",
     "register_dialect",
     "registered_dialects",
@@ -65,6 +67,12 @@ def dialect_for_backend(backend: str) -> SQLDialect:
             f"the SQL stores support {_supported()} engines, got a {backend!r} engine"
         )
     return dialect
+
+
+def dialect_for_url(url: str) -> SQLDialect:
+    """The dialect of a database URL (ValueError for a URL no dialect serves)."""
+    backend, _driver = database_backend(url)
+    return dialect_for_backend(backend)
 
 
 POSTGRESQL = register_dialect(PostgreSQLDialect())

@@ -73,6 +73,10 @@ class SQLDialect:
     schemas: ClassVar[bool] = False
     """Whether tables live in a named schema (the stores' `schema=` option)."""
     default_schema: ClassVar[str | None] = None
+    tables_live_in: ClassVar[str] = "one database"
+    """Where the tables live when there are no schemas (for error messages)."""
+    native_drivers: ClassVar[tuple[str, ...]] = ()
+    """Drivers a chatkit-kit store of its own runs directly (PostgreSQL: `AsyncpgStore`)."""
     quote_char: ClassVar[str] = '"'
 
     # Transactions and migrations

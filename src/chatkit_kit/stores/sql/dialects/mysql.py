@@ -147,6 +147,7 @@ class MySQLDialect(SQLDialect):
     returning = False
     upsert_style = "on_duplicate_key"
     quote_char = "`"
+    tables_live_in = "the URL's database"
     no_schema_hint = (
         "on MySQL the tables live in the URL's database: use table_prefix to keep several "
         "stores apart in it"

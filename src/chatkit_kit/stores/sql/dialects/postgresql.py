@@ -65,6 +65,7 @@ class PostgreSQLDialect(SQLDialect):
     backends = ("postgresql",)
     schemas = True
     default_schema = "public"
+    native_drivers = ("asyncpg",)
 
     errors: ClassVar[Mapping[str, type[DatabaseError]]] = {
         "57014": DatabaseTimeoutError,  # query_canceled: statement_timeout (or a cancel request)

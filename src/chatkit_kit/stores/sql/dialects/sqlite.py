@@ -19,6 +19,7 @@ class SQLiteDialect(SQLDialect):
     name = "sqlite"
     title = "SQLite"
     backends = ("sqlite",)
+    tables_live_in = "one database file"
     no_schema_hint = "on SQLite use table_prefix to keep several stores apart in one database file"
     # BEGIN IMMEDIATE: a writer never fails to upgrade a read lock, and migrations serialize.
     begin = "BEGIN IMMEDIATE"

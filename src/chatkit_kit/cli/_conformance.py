@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         from .._optional import require
 
         require("hypothesis", "testing")
-        from .conformance import run_conformance
+        from ..testing.conformance import run_conformance
 
         report = run_conformance(
             factory,
