@@ -18,6 +18,8 @@ from ..errors import (
     SchemaVersionError,
 )
 from ._base import OwnerScopedStore
+from ._codec import JSONCodec, StoreCodec
+from ._forwarding import ForwardingStore
 from ._index import AttachmentIndex, StoredAttachment
 from ._retention import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, AttachmentBytesEraser, RetentionStore
 from ._rules import (
@@ -54,12 +56,15 @@ __all__ = [
     "DatabaseError",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
+    "ForwardingStore",
+    "JSONCodec",
     "MemoryStore",
     "OwnerResolver",
     "OwnerScopedStore",
     "RetentionStore",
     "SQLAlchemyStore",
     "SchemaVersionError",
+    "StoreCodec",
     "StoredAttachment",
     "check_id",
     "check_owner",

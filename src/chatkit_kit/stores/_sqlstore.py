@@ -59,14 +59,6 @@ _ORDERS: tuple[Order, Order] = ("asc", "desc")
 _row_id = itemgetter(0)
 
 
-def _decode_threads(rows: Sequence[Row]) -> list[ThreadMetadata]:
-    return _codec.decode_threads([row[1] for row in rows])
-
-
-def _decode_items(rows: Sequence[Row]) -> list[ThreadItem]:
-    return _codec.decode_items([row[1] for row in rows])
-
-
 class Connection(Protocol):
     """What a backend's `_connect` yields: statements with `:name` parameters.
 
@@ -103,8 +95,16 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         names: _schema.Names,
         *,
         owner: OwnerResolver | None,
+        codec: _codec.StoreCodec | None = None,
     ) -> None:
         super().__init__(owner=owner)
+        self._codec = codec = _codec.check_codec(codec)
+        self._decode_threads: Callable[[Sequence[Row]], list[ThreadMetadata]] = lambda rows: (
+            codec.decode_threads([row[1] for row in rows])
+        )
+        self._decode_items: Callable[[Sequence[Row]], list[ThreadItem]] = lambda rows: (
+            codec.decode_items([row[1] for row in rows])
+        )
         self._names = names
         self._dialect = names.dialect
         self._sql = Statements(names)
@@ -284,7 +284,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
         if payload is None:
             raise thread_not_found(thread_id)
-        return _codec.decode_thread(payload)
+        return self._codec.decode_thread(payload)
 
     async def save_thread(self, thread: ThreadMetadata, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -293,7 +293,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "owner": owner,
             "id": thread.id,
             "sort_key": sort_key(thread.created_at),
-            "payload": _codec.encode_thread(thread),
+            "payload": self._codec.encode_thread(thread),
         }
         await self._execute((self._sql.upsert_thread,), params)
 
@@ -312,7 +312,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             found = await self._fetch_value(self._sql.thread_exists, {"owner": owner, "id": after})
             if found is None:
                 raise cursor_not_found(after, "threads")
-        return build_page(rows, limit, _row_id, _decode_threads)
+        return build_page(rows, limit, _row_id, self._decode_threads)
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -349,7 +349,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
             if found is None:
                 raise cursor_not_found(after, where)
-        return build_page(rows, limit, _row_id, _decode_items)
+        return build_page(rows, limit, _row_id, self._decode_items)
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
         await self._upsert_item(thread_id, item, context)
@@ -367,7 +367,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "thread_id": thread_id,
             "id": item.id,
             "sort_key": sort_key(item.created_at),
-            "payload": _codec.encode_item(item),
+            "payload": self._codec.encode_item(item),
         }
         if not await self._write_item(params):
             raise thread_not_found(thread_id)  # never saved, or deleted (maybe meanwhile)
@@ -386,7 +386,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
         if payload is None:
             raise item_not_found(thread_id, item_id)
-        return _codec.decode_item(payload)
+        return self._codec.decode_item(payload)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -405,7 +405,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "owner": owner,
             "id": attachment.id,
             "thread_id": attachment.thread_id,
-            "payload": _codec.encode_attachment(attachment),
+            "payload": self._codec.encode_attachment(attachment),
         }
         await self._execute((self._sql.upsert_attachment,), params)
 
@@ -418,7 +418,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
         if payload is None:
             raise attachment_not_found(attachment_id)
-        return _codec.decode_attachment(payload)
+        return self._codec.decode_attachment(payload)
 
     async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -435,7 +435,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         rows = await self._fetch(
             self._sql.thread_attachments, {"owner": owner, "thread_id": thread_id}
         )
-        return [_codec.decode_attachment(row[0]) for row in rows]
+        return [self._codec.decode_attachment(row[0]) for row in rows]
 
     async def list_unattached_attachments(
         self, saved_before: datetime, limit: int = 100
@@ -447,7 +447,8 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             self._sql.unattached_attachments, {"before": bound, "limit": limit}
         )
         return [
-            StoredAttachment(row[0], _codec.decode_attachment(row[1]), _utc(row[2])) for row in rows
+            StoredAttachment(row[0], self._codec.decode_attachment(row[1]), _utc(row[2]))
+            for row in rows
         ]
 
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
@@ -545,4 +546,4 @@ class _Runner:
         return await self._store._written(sql, params)
 
     def decode_attachment(self, payload: Any) -> Attachment:
-        return _codec.decode_attachment(payload)
+        return self._store._codec.decode_attachment(payload)

@@ -18,6 +18,7 @@ from ..errors import (
     DatabaseUnavailableError,
 )
 from . import _schema
+from ._codec import StoreCodec
 from ._dberrors import database_error
 from ._rules import OwnerResolver
 from ._sqlstore import Params, Row, SQLStoreBase
@@ -47,9 +48,10 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         pool_timeout: float | None = DEFAULT_POOL_TIMEOUT_SECONDS,
+        codec: StoreCodec | None = None,
     ) -> None:
         names = _schema.Names.create(POSTGRESQL, schema, table_prefix)
-        super().__init__(names, owner=owner)
+        super().__init__(names, owner=owner, codec=codec)
         if pool_timeout is not None and not pool_timeout > 0:
             raise ValueError(
                 f"pool_timeout must be a positive number of seconds or None, got {pool_timeout!r}"
@@ -70,6 +72,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         pool_timeout: float | None = DEFAULT_POOL_TIMEOUT_SECONDS,
         pgbouncer: bool = False,
+        codec: StoreCodec | None = None,
         **pool_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new pool for `dsn`; `close()` closes it.
@@ -79,7 +82,8 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         open transaction is still rolled back): one round trip per call instead of two. Pass
         `reset=` to run your own. `pgbouncer=True` is for PgBouncer in transaction pooling
         mode: it sets `statement_cache_size=0`, so no named prepared statement outlives its
-        call (a pool you create yourself for PgBouncer needs the same setting).
+        call (a pool you create yourself for PgBouncer needs the same setting). `codec` turns
+        the ChatKit models into stored text and back (`StoreCodec`; default: `JSONCodec`).
         """
         _schema.Names.create(POSTGRESQL, schema, table_prefix)  # fail before connecting
         if pgbouncer:
@@ -98,6 +102,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
             table_prefix=table_prefix,
             owner=owner,
             pool_timeout=pool_timeout,
+            codec=codec,
         )
         store._owns_pool = True
         return store

@@ -23,6 +23,7 @@ from ..errors import (
     DatabaseUnavailableError,
 )
 from . import _schema
+from ._codec import StoreCodec
 from ._dberrors import database_error
 from ._rules import OwnerResolver
 from ._sqlstore import Params, Row, SQLStoreBase
@@ -57,10 +58,11 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         pgbouncer: bool = False,
+        codec: StoreCodec | None = None,
     ) -> None:
         dialect = dialect_for_backend(engine.url.get_backend_name())
         names = _schema.Names.create(dialect, schema, table_prefix)
-        super().__init__(names, owner=owner)
+        super().__init__(names, owner=owner, codec=codec)
         self._engine = engine
         self._direct = self._dialect.direct_driver
         # Behind PgBouncer in transaction mode the asyncpg driver prepares a statement and
@@ -87,6 +89,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         pgbouncer: bool = False,
+        codec: StoreCodec | None = None,
         **engine_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
@@ -114,6 +117,9 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         version): no server-side prepared statement is reused across transactions (psycopg:
         `prepare_threshold=None`; asyncpg: no statement caches, uniquely named statements,
         every call in its own transaction).
+
+        `codec` turns the ChatKit models into stored text and back (`StoreCodec`; default: the
+        JSON of `JSONCodec`).
         """
         resolved = resolve_database_url(url)
         try:
@@ -137,6 +143,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 table_prefix=table_prefix,
                 owner=owner,
                 pgbouncer=pgbouncer,
+                codec=codec,
             )
         except BaseException:
             engine.sync_engine.dispose()
