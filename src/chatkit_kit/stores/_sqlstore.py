@@ -220,7 +220,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
 
     @property
     def schema(self) -> str | None:
-        """The PostgreSQL schema holding the tables (None on SQLite)."""
+        """The PostgreSQL schema holding the tables (None on SQLite and MySQL)."""
         return self._names.schema
 
     @property

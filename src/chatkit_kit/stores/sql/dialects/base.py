@@ -8,7 +8,7 @@ passes. The store logic (`stores._sqlstore`) and the drivers (`stores.sqlalchemy
 
 The statement templates below are the shared text (PostgreSQL and SQLite accept it as is); a
 dialect overrides the ones its database spells differently. Templates use `:name` parameters and
-`{threads}`-style table names, filled in by `stores._schema.Names.format`.
+`{threads}`-style table names, filled in by `stores._schema.TableNames.format`.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from ....errors import DatabaseConfigurationError, DatabaseError
 from ..._dberrors import database_error
 from ..._rules import Order
-
-if TYPE_CHECKING:
-    from ..._schema import Names
 
 Execute = Callable[[str], Awaitable[None]]
 """Runs one statement without parameters (migrations' DDL)."""
@@ -45,6 +42,23 @@ CONFIGURATION_MESSAGES: tuple[tuple[re.Pattern[str], type[DatabaseError]], ...] 
 (psycopg while connecting, sqlite3)."""
 
 
+class TableNames(Protocol):
+    """The table names of one store configuration (`stores._schema.Names`)."""
+
+    @property
+    def schema(self) -> str | None: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def lock_key(self) -> int: ...
+
+    def table(self, name: str) -> str: ...
+
+    def format(self, template: str, **literals: str) -> str: ...
+
+
 def sql_literal(text: str) -> str:
     """Quote `text` as a SQL string literal (for our own constants, never for user data)."""
     return "'" + text.replace("'", "''") + "'"
@@ -59,7 +73,7 @@ class SQLDialect:
     """
 
     name: ClassVar[str]
-    """The dialect's name, as `Names.create` and error messages use it."""
+    """The dialect's name, as `TableNames.create` and error messages use it."""
     title: ClassVar[str]
     """The database's name for people ("PostgreSQL")."""
     backends: ClassVar[tuple[str, ...]]
@@ -182,26 +196,30 @@ class SQLDialect:
 
     # Migrations
 
-    def prelude(self, names: Names) -> list[str]:
+    def prelude(self, names: TableNames) -> list[str]:
         """The statements before the first migration of a script: schema, version table."""
         return [names.format(self.create_versions)]
 
-    async def lock_migrations(self, names: Names, execute: Execute, fetch: FetchValue) -> None:
+    async def lock_migrations(self, names: TableNames, execute: Execute, fetch: FetchValue) -> None:
         """Take the lock that serializes concurrent migrations (inside their transaction when
         `transactional_ddl`); SQLite's BEGIN IMMEDIATE needs nothing more."""
 
-    async def unlock_migrations(self, names: Names, execute: Execute, fetch: FetchValue) -> None:
+    async def unlock_migrations(
+        self, names: TableNames, execute: Execute, fetch: FetchValue
+    ) -> None:
         """Release a lock `lock_migrations` took that outlives a transaction."""
 
-    async def prepare_migrations(self, names: Names, execute: Execute, fetch: FetchValue) -> None:
+    async def prepare_migrations(
+        self, names: TableNames, execute: Execute, fetch: FetchValue
+    ) -> None:
         """Create what migrations need before the version can be read (the version table)."""
         await execute(names.format(self.create_versions))
 
-    def script_begin(self, names: Names) -> list[str]:
+    def script_begin(self, names: TableNames) -> list[str]:
         """A hand-run migration script's opening statements (lock included)."""
         return [self.begin]
 
-    def script_end(self, names: Names) -> list[str]:
+    def script_end(self, names: TableNames) -> list[str]:
         return ["COMMIT"]
 
     script_note: ClassVar[str] = ""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ....errors import (
     DatabaseConfigurationError,
@@ -35,10 +35,7 @@ from ....errors import (
     DeadlockError,
 )
 from ..._rules import Order
-from .base import Execute, FetchValue, SQLDialect
-
-if TYPE_CHECKING:
-    from ..._schema import Names
+from .base import Execute, FetchValue, SQLDialect, TableNames
 
 _TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"
 
@@ -303,7 +300,7 @@ class MySQLDialect(SQLDialect):
     # connection around the whole migration (the server releases it if the connection drops);
     # every step can run again after an interruption.
 
-    def lock_name(self, names: Names) -> str:
+    def lock_name(self, names: TableNames) -> str:
         """A SQL expression naming the migration lock of this database and table prefix.
 
         GET_LOCK names are server-wide and at most 64 characters: hash the database and prefix.
@@ -311,13 +308,13 @@ class MySQLDialect(SQLDialect):
         prefix = names.prefix  # letters, digits and underscores only (validated)
         return f"CONCAT('chatkit-kit:', SHA1(CONCAT(DATABASE(), ':', '{prefix}')))"
 
-    def acquire_lock_sql(self, names: Names) -> str:
+    def acquire_lock_sql(self, names: TableNames) -> str:
         return f"SELECT GET_LOCK({self.lock_name(names)}, {LOCK_TIMEOUT_SECONDS})"
 
-    def release_lock_sql(self, names: Names) -> str:
+    def release_lock_sql(self, names: TableNames) -> str:
         return f"SELECT RELEASE_LOCK({self.lock_name(names)})"
 
-    async def lock_migrations(self, names: Names, execute: Execute, fetch: FetchValue) -> None:
+    async def lock_migrations(self, names: TableNames, execute: Execute, fetch: FetchValue) -> None:
         locked = await fetch(self.acquire_lock_sql(names))
         if locked != 1:
             raise DatabaseTimeoutError(
@@ -326,17 +323,21 @@ class MySQLDialect(SQLDialect):
                 f"{locked!r}): another migration is still running"
             )
 
-    async def unlock_migrations(self, names: Names, execute: Execute, fetch: FetchValue) -> None:
+    async def unlock_migrations(
+        self, names: TableNames, execute: Execute, fetch: FetchValue
+    ) -> None:
         await fetch(self.release_lock_sql(names))
 
-    async def prepare_migrations(self, names: Names, execute: Execute, fetch: FetchValue) -> None:
+    async def prepare_migrations(
+        self, names: TableNames, execute: Execute, fetch: FetchValue
+    ) -> None:
         # CREATE TABLE IF NOT EXISTS of an existing table leaves a warning.
         if not await fetch(names.format(self.version_table_exists)):
             await super().prepare_migrations(names, execute, fetch)
 
-    def script_begin(self, names: Names) -> list[str]:
+    def script_begin(self, names: TableNames) -> list[str]:
         # The same named lock as migrate().
         return [self.acquire_lock_sql(names)]
 
-    def script_end(self, names: Names) -> list[str]:
+    def script_end(self, names: TableNames) -> list[str]:
         return [self.release_lock_sql(names)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from ....errors import (
     DatabaseConfigurationError,
@@ -18,10 +18,7 @@ from ....errors import (
     DatabaseTimeoutError,
     DatabaseUnavailableError,
 )
-from .base import CONFIGURATION_MESSAGES, Execute, FetchValue, SQLDialect
-
-if TYPE_CHECKING:
-    from ..._schema import Names
+from .base import CONFIGURATION_MESSAGES, Execute, FetchValue, SQLDialect, TableNames
 
 _SYSTEM_SCHEMA = re.compile(r"information_schema|pg_.*", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -178,20 +175,22 @@ class PostgreSQLDialect(SQLDialect):
 
     # Migrations: one transaction under a transaction-scoped advisory lock.
 
-    def _lock_statement(self, names: Names) -> str:
+    def _lock_statement(self, names: TableNames) -> str:
         return names.format(self._lock, key=str(names.lock_key))
 
-    def prelude(self, names: Names) -> list[str]:
+    def prelude(self, names: TableNames) -> list[str]:
         return [names.format(self._create_schema), *super().prelude(names)]
 
-    async def lock_migrations(self, names: Names, execute: Execute, fetch: FetchValue) -> None:
+    async def lock_migrations(self, names: TableNames, execute: Execute, fetch: FetchValue) -> None:
         await execute(self._lock_statement(names))
 
-    async def prepare_migrations(self, names: Names, execute: Execute, fetch: FetchValue) -> None:
+    async def prepare_migrations(
+        self, names: TableNames, execute: Execute, fetch: FetchValue
+    ) -> None:
         if await fetch(names.format(self._schema_exists)) is None:
             # Only when missing: CREATE SCHEMA needs a privilege the app may not have.
             await execute(names.format(self._create_schema))
         await super().prepare_migrations(names, execute, fetch)
 
-    def script_begin(self, names: Names) -> list[str]:
+    def script_begin(self, names: TableNames) -> list[str]:
         return [self.begin, self._lock_statement(names)]
