@@ -43,30 +43,24 @@ def registered_dialects() -> tuple[SQLDialect, ...]:
     return tuple(_BY_NAME.values())
 
 
-def _supported() -> str:
-    return ", ".join(sorted({d.title for d in _BY_NAME.values()}))
+def _lookup(table: dict[str, SQLDialect], key: str, unknown: str) -> SQLDialect:
+    dialect = table.get(key)
+    if dialect is None:
+        supported = ", ".join(sorted({d.title for d in _BY_NAME.values()}))
+        raise DatabaseConfigurationError(f"{unknown}; the SQL stores support {supported}")
+    return dialect
 
 
 def dialect_named(name: str | SQLDialect) -> SQLDialect:
     """The registered dialect called `name` (a dialect passes through)."""
     if isinstance(name, SQLDialect):
         return name
-    dialect = _BY_NAME.get(name)
-    if dialect is None:
-        raise DatabaseConfigurationError(
-            f"no SQL dialect named {name!r}; chatkit-kit supports {_supported()}"
-        )
-    return dialect
+    return _lookup(_BY_NAME, name, f"no SQL dialect named {name!r}")
 
 
 def dialect_for_backend(backend: str) -> SQLDialect:
     """The dialect serving SQLAlchemy backend `backend` (engine.dialect.name, URL scheme)."""
-    dialect = _BY_BACKEND.get(backend)
-    if dialect is None:
-        raise DatabaseConfigurationError(
-            f"the SQL stores support {_supported()} engines, got a {backend!r} engine"
-        )
-    return dialect
+    return _lookup(_BY_BACKEND, backend, f"no SQL dialect serves {backend!r} engines")
 
 
 def dialect_for_url(url: str) -> SQLDialect:
