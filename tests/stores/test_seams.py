@@ -2,16 +2,19 @@
 
 A codec that wraps every payload (a tagged base64 envelope, as an encrypting codec would write)
 round-trips through the whole conformance suite on MemoryStore, SQLAlchemyStore (SQLite) and
-AsyncpgStore, and what lands in the database is its text. `ForwardingStore` passes the suites
+AsyncpgStore, and what lands in the database is its text. The SQL stores use a database and a
+schema of their own: the orphan sweep reads across owners, and other stores cannot read these
+payloads. `ForwardingStore` passes the suites
 too, and a wrapper built on it (`StoreWithAttachments`) still exposes retention and the
 attachment index of the store it wraps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,7 @@ from chatkit_kit.stores import (
 from chatkit_kit.testing import AttachmentIndexConformance, StrictStoreConformance
 from tests.fixtures.context import Ctx
 
-from .sql_support import Flavour
+from .sql_support import Flavour, drop_schema, new_schema_name
 
 _TAG = "ck1:"
 
@@ -113,16 +116,38 @@ class _SQLWithCodec:
         await store.close()
 
 
+async def _migrate(flavour: Flavour) -> None:
+    async with await flavour.make() as store:
+        await store.migrate()
+
+
+@pytest.fixture(scope="module")
+def codec_sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("codec") / "codec.db"
+    asyncio.run(_migrate(Flavour("sqlite", None, path)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def codec_pg_schema(postgres_dsn: str) -> Iterator[str]:
+    schema = new_schema_name()
+    try:
+        asyncio.run(_migrate(Flavour("asyncpg", postgres_dsn, schema=schema)))
+        yield schema
+    finally:
+        drop_schema(postgres_dsn, schema)
+
+
 class TestSQLiteStoreWithCodec(_SQLWithCodec, StrictStoreConformance):
     @pytest.fixture(autouse=True)
-    def _database(self, sqlite_db: Path) -> None:
-        self.flavour = Flavour("sqlite", None, sqlite_db)
+    def _database(self, codec_sqlite_db: Path) -> None:
+        self.flavour = Flavour("sqlite", None, codec_sqlite_db)
 
 
 class TestAsyncpgStoreWithCodec(_SQLWithCodec, AttachmentIndexConformance):
     @pytest.fixture(autouse=True)
-    def _database(self, postgres_dsn: str, pg_schema: str) -> None:
-        self.flavour = Flavour("asyncpg", postgres_dsn, schema=pg_schema)
+    def _database(self, postgres_dsn: str, codec_pg_schema: str) -> None:
+        self.flavour = Flavour("asyncpg", postgres_dsn, schema=codec_pg_schema)
 
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
