@@ -307,7 +307,7 @@ class Floor:
             # Autocommit like the store: MySQL engines from `from_url` are autocommit already.
             engine = (
                 store.engine
-                if names.dialect == "mysql"
+                if names.dialect.name == "mysql"
                 else store.engine.execution_options(isolation_level="AUTOCOMMIT")
             )
             driver = store.engine.dialect.driver
@@ -321,7 +321,7 @@ class Floor:
                     for n in range(len(args), 0, -1):
                         query = query.replace(f"${n}", f"%(p{n})s")
                     params = {f"p{n + 1}": a for n, a in enumerate(args)}
-                    if names.dialect == "mysql":
+                    if names.dialect.name == "mysql":
                         async with raw.cursor() as cursor:
                             await cursor.execute(query, params)
                             return await cursor.fetchall() if cursor.description else None
@@ -331,7 +331,7 @@ class Floor:
         self.fetch = fetch
 
     def sql(self, template: str) -> str:
-        if self.names.dialect == "mysql":
+        if self.names.dialect.name == "mysql":
             if template in MYSQL_FLOOR:
                 template = MYSQL_FLOOR[template]
             elif any(pg in template for pg in ("ON CONFLICT", "WITH ", "(sort_key, seq)")):
