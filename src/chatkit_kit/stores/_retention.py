@@ -136,6 +136,13 @@ DELETE_STALE_ITEMS = (
     "(SELECT owner, thread_id, id FROM {items} WHERE owner = :owner AND thread_id = :thread_id "
     "AND sort_key < :cutoff LIMIT :limit) RETURNING 1"
 )
+# PostgreSQL, before DELETE_EMPTY_THREAD in one transaction: wait for item writes in flight
+# (each holds the thread row FOR KEY SHARE until it commits), so the delete's NOT EXISTS, a new
+# statement with a new snapshot under READ COMMITTED, sees their items. Without it the delete
+# waits for the lock and then deletes the thread without re-checking: an orphan item.
+LOCK_THREAD_POSTGRESQL = (
+    "SELECT 1 FROM {threads} WHERE owner = :owner AND id = :thread_id FOR UPDATE"
+)
 # Only once no item is left: a thread that got a new item meanwhile stays (with that item).
 DELETE_EMPTY_THREAD = (
     "DELETE FROM {threads} WHERE owner = :owner AND id = :thread_id AND NOT EXISTS "
@@ -274,6 +281,10 @@ async def _prune_thread(
     while await _delete_batch(store, DELETE_STALE_ITEMS, _STALE_ITEMS, params) == batch_size:
         pass
     keys = {"owner": owner, "thread_id": thread_id}
+    if store._names.dialect == "postgresql":
+        async with store._connection(transaction=True) as conn:
+            await conn.execute(sql(LOCK_THREAD_POSTGRESQL), keys)
+            return len(await conn.fetch(sql(DELETE_EMPTY_THREAD), keys))
     if store._names.dialect != "mysql":
         return len(await store._fetch(sql(DELETE_EMPTY_THREAD), keys))
     await store._execute((sql(DELETE_EMPTY_THREAD.removesuffix(" RETURNING 1")),), keys)
