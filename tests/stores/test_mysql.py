@@ -803,3 +803,17 @@ def test_mysql_translator(error: Exception, kind: type[DatabaseError]) -> None:
     translated = store._translate(error)
     assert type(translated) is kind, translated
     assert store._translate(KeyError("ours")) is None
+
+
+def test_cli_sql_script_runs_twice_with_a_mysql_client(
+    mariadb_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The printed script is re-runnable as a whole, the version records included."""
+    with fresh_database(mariadb_url) as url:
+        assert main(["migrate", "mysql://nobody@db.invalid:1/x", "--sql"]) == 0
+        statements = _script_statements(capsys.readouterr().out)
+        assert any(s.startswith("INSERT") for s in statements)
+        mysql_script(url, statements)
+        mysql_script(url, statements)  # before: ERROR 1062 Duplicate entry '1'
+        versions = mysql_execute(url, "SELECT version FROM chatkit_schema_version ORDER BY 1")
+        assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))

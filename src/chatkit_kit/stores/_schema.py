@@ -307,9 +307,13 @@ _CURRENT_VERSION = "SELECT COALESCE(MAX(version), 0) FROM {versions}"
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {schema_literal}"
 
 
+# MySQL: recording a version again (a printed script run a second time) changes nothing.
+_RECORD_VERSION_MYSQL = _RECORD_VERSION + " ON DUPLICATE KEY UPDATE version = version"
+
+
 def _record_version(names: Names, migration: Migration) -> str:
     return names.format(
-        _RECORD_VERSION,
+        _RECORD_VERSION_MYSQL if names.dialect == "mysql" else _RECORD_VERSION,
         version=str(int(migration.version)),
         description=sql_literal(migration.description),
     )
