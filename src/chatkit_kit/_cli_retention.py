@@ -51,7 +51,7 @@ class _Progress:
 async def _with_store(args: argparse.Namespace, run: Any) -> int:
     from .cli import _open_store  # the same URL handling as `migrate`
 
-    store = await _open_store(args.database_url, args.schema, args.table_prefix)
+    store = await _open_store(args.database_url, args.schema, args.table_prefix, args.pgbouncer)
     async with store:
         result: int = await run(store)
         return result

@@ -45,22 +45,27 @@ def _uses_asyncpg_directly(url: str) -> bool:
     return backend == "postgresql" and driver in (None, "asyncpg") and is_installed("asyncpg")
 
 
-async def _open_store(url: str, schema: str | None, prefix: str) -> Any:
+async def _open_store(url: str, schema: str | None, prefix: str, pgbouncer: bool = False) -> Any:
     """A store for `url`: AsyncpgStore for PostgreSQL when asyncpg is installed (SQLAlchemy not
-    needed), else SQLAlchemyStore with the driver `resolve_database_url` picks."""
+    needed), else SQLAlchemyStore with the driver `resolve_database_url` picks. `pgbouncer`:
+    the URL is PgBouncer in transaction pooling mode (no prepared statement is reused)."""
     if _uses_asyncpg_directly(url):
         from .stores.asyncpg import AsyncpgStore
 
         dsn = "postgresql://" + url.partition("://")[2]
-        return await AsyncpgStore.connect(dsn, schema=schema, table_prefix=prefix)
+        return await AsyncpgStore.connect(
+            dsn, schema=schema, table_prefix=prefix, pgbouncer=pgbouncer
+        )
     resolve_database_url(url)  # a missing driver is reported before a missing SQLAlchemy
     from .stores.sqlalchemy import SQLAlchemyStore
 
-    return SQLAlchemyStore.from_url(url, schema=schema, table_prefix=prefix)
+    return SQLAlchemyStore.from_url(url, schema=schema, table_prefix=prefix, pgbouncer=pgbouncer)
 
 
-async def _migrate(url: str, schema: str | None, prefix: str, target: int | None) -> int:
-    store = await _open_store(url, schema, prefix)
+async def _migrate(
+    url: str, schema: str | None, prefix: str, target: int | None, pgbouncer: bool = False
+) -> int:
+    store = await _open_store(url, schema, prefix, pgbouncer)
     async with store:
         before = await store.schema_version()
         after: int = await store.migrate(target=target)
@@ -90,7 +95,9 @@ def _run_migrate(args: argparse.Namespace) -> int:
     if args.sql:
         sys.stdout.write(_schema.migration_script(names, args.from_version, args.target))
         return 0
-    return asyncio.run(_migrate(args.database_url, args.schema, args.table_prefix, args.target))
+    return asyncio.run(
+        _migrate(args.database_url, args.schema, args.table_prefix, args.target, args.pgbouncer)
+    )
 
 
 def add_database_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +114,12 @@ def add_database_arguments(parser: argparse.ArgumentParser) -> None:
         "--table-prefix",
         default=_schema.DEFAULT_TABLE_PREFIX,
         help=f"prefix of every table name (default: {_schema.DEFAULT_TABLE_PREFIX})",
+    )
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="PostgreSQL: DATABASE_URL is PgBouncer in transaction pooling mode "
+        "(no prepared statement is reused across transactions)",
     )
 
 
