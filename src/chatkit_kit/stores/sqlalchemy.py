@@ -7,6 +7,7 @@ is particular to MySQL lives in `_mysql`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -387,8 +388,13 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 _found, now = await _schema.apply_migrations(
                     self._names, execute, fetch_value, target=target
                 )
-            finally:
-                await fetch_value(_mysql.release_lock_sql(self._names))
+            except BaseException:
+                # The real error wins: on a connection that died mid-migration RELEASE_LOCK
+                # fails too (and the server has released the lock with the connection).
+                with contextlib.suppress(Exception):
+                    await fetch_value(_mysql.release_lock_sql(self._names))
+                raise
+            await fetch_value(_mysql.release_lock_sql(self._names))
         return now
 
     async def migrate(self, *, target: int | None = None) -> int:
