@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from chatkit.types import ThreadMetadata
 
-from chatkit_kit import _cli_retention
+from chatkit_kit.cli import _retention as _cli_retention
 from chatkit_kit.cli import main
 from chatkit_kit.stores.asyncpg import AsyncpgStore
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
@@ -114,6 +114,15 @@ def test_long_runs_print_progress(
         (["prune", "oracle://x/y", "--older-than", "9d"], "oracle"),
         (["erase-owner", "sqlite:///x.db", "u", "--schema", "s"], "PostgreSQL option"),
         (["erase-owner", "sqlite:///x.db", "u", "--batch-size", "0"], "--batch-size"),
+        # Every subcommand judges a URL the same way as `migrate`, before connecting.
+        (
+            ["prune", "mysql://u@h/db", "--older-than", "9d", "--schema", "s"],
+            "--schema is a PostgreSQL option; on MySQL",
+        ),
+        (["erase-owner", "mysql://u@h/db", "u", "--schema", "s"], "PostgreSQL option"),
+        (["migrate", "mysql://u@h/db", "--schema", "s"], "PostgreSQL option"),
+        (["erase-owner", "sqlite:///x.db", "u", "--table-prefix", "9x"], "table prefix"),
+        (["prune", "postgresql://u@h/db", "--older-than", "9d", "--schema", "pg_x"], "system"),
     ],
 )
 def test_user_errors_are_one_line(

@@ -6,6 +6,7 @@ ChatKitKitError                      root: every error chatkit-kit defines deriv
 ├── DatabaseError                    a store's database call failed; translated from the driver
 │   ├── DatabaseUnavailableError     (also ConnectionError) transient: retry may succeed
 │   ├── DatabaseTimeoutError         (also TimeoutError) statement, lock or pool timeout
+│   │   └── DeadlockError            the database rolled the call back as a deadlock victim
 │   └── DatabaseConfigurationError   not retryable: fix the configuration or the database
 │       └── SchemaVersionError       (also RuntimeError) tables missing, older or newer
 ├── AttachmentStorageError           the blob storage (S3) refused a call: fix its configuration
@@ -24,6 +25,7 @@ What each error says about the call that raised it:
 | --- | --- | --- |
 | `DatabaseUnavailableError` | Yes (the connection broke, maybe after the write) | Yes |
 | `DatabaseTimeoutError` | No (the statement was cancelled and rolled back) | Yes |
+| `DeadlockError` | No (the transaction was rolled back; MySQL stores already retried it) | Yes |
 | `DatabaseConfigurationError` | No | No: fix the URL, role, grants or schema |
 | `SchemaVersionError` | No | No: run `migrate()` or upgrade chatkit-kit |
 | other `DatabaseError` | No (the database rejected the statement) | Not as is |
@@ -52,6 +54,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
+    "DeadlockError",
     "MissingDependencyError",
     "SchemaVersionError",
 ]
@@ -93,6 +96,8 @@ class DatabaseError(ChatKitKitError):
     """Whether retrying the same call later may succeed."""
     may_have_applied: ClassVar[bool] = False
     """Whether the call's write may have taken effect despite the error."""
+    code: str | None = None
+    """The database's error code (a SQLSTATE, a MySQL error number) when it gave one."""
 
 
 class DatabaseUnavailableError(DatabaseError, ConnectionError):
@@ -117,6 +122,14 @@ class DatabaseTimeoutError(DatabaseError, TimeoutError):
     """
 
     retryable = True
+
+
+class DeadlockError(DatabaseTimeoutError):
+    """The database picked the call's transaction as a deadlock victim and rolled it back.
+
+    The call was not applied; running it again is safe. MySQL/MariaDB stores retry it a few
+    times before raising this.
+    """
 
 
 class DatabaseConfigurationError(DatabaseError):

@@ -32,9 +32,12 @@ from chatkit_kit.errors import (
     DatabaseError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
+    DeadlockError,
     MissingDependencyError,
 )
-from chatkit_kit.stores import SCHEMA_VERSION, _codec, _mysql, _rules, _schema, _sql, _urls
+from chatkit_kit.stores import SCHEMA_VERSION, _codec, _rules, _schema, _urls
+from chatkit_kit.stores.sql import statements as _sql
+from chatkit_kit.stores.sql.dialects import mysql as _mysql
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
 from tests.fixtures.context import Ctx
 
@@ -146,13 +149,13 @@ async def test_payloads_are_stored_exactly_as_the_codec_wrote_them(
 
 
 def test_ddl_types() -> None:
-    ddl = " ".join(" ".join(_mysql.MIGRATIONS[m.version]) for m in _schema.MIGRATIONS)
+    ddl = " ".join(" ".join(_mysql.MySQLDialect.migrations[m.version]) for m in _schema.MIGRATIONS)
     assert " JSON" not in ddl.upper()
     assert "payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin" in ddl
     assert "owner VARBINARY(1024)" in ddl and "id VARBINARY(512)" in ddl
     assert _rules.MAX_OWNER_BYTES == 1024 and _rules.MAX_ID_BYTES == 512
     # Every schema version has its MySQL statements.
-    assert sorted(_mysql.MIGRATIONS) == [m.version for m in _schema.MIGRATIONS]
+    assert sorted(_mysql.MySQLDialect.migrations) == [m.version for m in _schema.MIGRATIONS]
 
 
 def _analyze(url: str, sql: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -439,7 +442,7 @@ async def test_a_held_lock_times_out_as_database_timeout_error(mysql_flavour: Fl
                 await store.save_thread(ThreadMetadata(id="held", created_at=T0, title="x"), ALICE)
             elapsed = asyncio.get_running_loop().time() - started
         await other.rollback()
-        assert _mysql.error_code(caught.value) == _mysql.LOCK_WAIT_TIMEOUT
+        assert caught.value.code == str(_mysql.LOCK_WAIT_TIMEOUT)
         # Tried twice (MAX_ATTEMPTS), each waiting the 1 s lock wait timeout.
         assert 1.9 < elapsed < 10, elapsed
         await store.save_thread(ThreadMetadata(id="held", created_at=T0, title="y"), ALICE)
@@ -773,7 +776,7 @@ def _wrapped(error: Exception) -> Exception:
             _wrapped(asyncmy.errors.OperationalError(1205, "Lock wait timeout")),
             DatabaseTimeoutError,
         ),
-        (_wrapped(asyncmy.errors.OperationalError(1213, "Deadlock")), DatabaseTimeoutError),
+        (_wrapped(asyncmy.errors.OperationalError(1213, "Deadlock")), DeadlockError),
         (
             _wrapped(asyncmy.errors.OperationalError(1969, "max_statement_time")),
             DatabaseTimeoutError,

@@ -18,8 +18,9 @@ import psycopg
 import pytest
 from chatkit.types import ThreadMetadata
 
-from chatkit_kit.stores import SCHEMA_VERSION, SchemaVersionError, _codec, _schema, _sql
+from chatkit_kit.stores import SCHEMA_VERSION, SchemaVersionError, _codec, _schema
 from chatkit_kit.stores._rules import sort_key
+from chatkit_kit.stores.sql import statements as _sql
 from tests.fixtures.context import Ctx
 
 from .sql_support import Flavour, admin_execute, fresh_schema, mysql_execute, sqlalchemy_url
@@ -126,10 +127,12 @@ def test_system_schemas_are_refused(schema: str) -> None:
 _MIGRATE_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
-    from chatkit_kit.cli import _open_store
+    from chatkit_kit.cli._options import DatabaseOptions, open_store
+    from chatkit_kit.stores.sql.dialects import dialect_for_url
 
     async def main(url, schema):
-        store = await _open_store(url, schema or None, "chatkit_")
+        options = DatabaseOptions(url, dialect_for_url(url), schema or None, "chatkit_")
+        store = await open_store(options)
         async with store:
             print(await store.migrate())
 

@@ -11,16 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Generic, Protocol, runtime_checkable
 
-from chatkit.store import NotFoundError, Store, StoreItemType, TContext
-from chatkit.types import (
-    Attachment,
-    GeneratedImageItem,
-    Page,
-    ThreadItem,
-    ThreadMetadata,
-    UserMessageItem,
-)
+from chatkit.store import NotFoundError, Store, TContext
+from chatkit.types import Attachment, GeneratedImageItem, Page, ThreadItem, UserMessageItem
 
+from ..stores import ForwardingStore
 from .generated import generated_image_attachment_id, generated_image_url
 
 
@@ -50,7 +44,7 @@ class ThreadDeleteListener(Protocol):
         ...
 
 
-class StoreWithAttachments(Store[TContext], Generic[TContext]):
+class StoreWithAttachments(ForwardingStore[TContext], Generic[TContext]):
     """`store` with `attachments` composed in: give this to `ChatKitServer`.
 
     ```python
@@ -59,13 +53,15 @@ class StoreWithAttachments(Store[TContext], Generic[TContext]):
     server = MyServer(StoreWithAttachments(store, attachments), attachments)
     ```
 
-    Every method calls the same method of `store`, so a subclass of a chatkit-kit store (or any
-    `Store`) keeps all its overrides. On top of that, attachments returned by `load_attachment`,
-    `load_item` and `load_thread_items` go through `attachments.present_attachment` (if the
-    backend is an `AttachmentPresenter`), and `delete_thread` first awaits
+    Every method calls the same method of `store` (a `ForwardingStore`), so a subclass of a
+    chatkit-kit store (or any `Store`) keeps all its overrides, and retention (`erase_owner`,
+    `prune`) and the `AttachmentIndex` queries reach it too. On top of that, attachments
+    returned by `load_attachment`, `load_item` and `load_thread_items` go through
+    `attachments.present_attachment` (if the backend is an `AttachmentPresenter`), and
+    `delete_thread` first awaits
     `attachments.before_thread_delete` (if it is a `ThreadDeleteListener`). The backend itself
-    reads `store` directly, so its own loads are never presented. Keep `store` for what is not
-    part of the ChatKit `Store` API (`migrate()`, `close()`, `AttachmentIndex` queries).
+    reads `store` directly, so its own loads are never presented. Keep `store` for the rest
+    (`migrate()`, `close()`).
     """
 
     def __init__(
@@ -78,8 +74,7 @@ class StoreWithAttachments(Store[TContext], Generic[TContext]):
                 "store is already a StoreWithAttachments; compose the underlying store "
                 "(StoreWithAttachments(store, attachments)) once"
             )
-        if not isinstance(store, Store):
-            raise TypeError(f"store must be a chatkit.store.Store, got {type(store).__name__}")
+        super().__init__(store)
         presenter = attachments if isinstance(attachments, AttachmentPresenter) else None
         listener = attachments if isinstance(attachments, ThreadDeleteListener) else None
         if presenter is None and listener is None:
@@ -95,15 +90,9 @@ class StoreWithAttachments(Store[TContext], Generic[TContext]):
                 f"({type(backend_store).__name__} object at {id(backend_store):#x}); compose it "
                 "with the store it was created with"
             )
-        self._store = store
         self._attachments = attachments
         self._presenter = presenter
         self._listener = listener
-
-    @property
-    def store(self) -> Store[TContext]:
-        """The store every call goes to."""
-        return self._store
 
     @property
     def attachments(self) -> AttachmentPresenter | ThreadDeleteListener:
@@ -146,36 +135,13 @@ class StoreWithAttachments(Store[TContext], Generic[TContext]):
             return item
         return item.model_copy(update={"image": item.image.model_copy(update={"url": url})})
 
-    # Ids
-
-    def generate_thread_id(self, context: TContext) -> str:
-        return self._store.generate_thread_id(context)
-
-    def generate_item_id(
-        self, item_type: StoreItemType, thread: ThreadMetadata, context: TContext
-    ) -> str:
-        return self._store.generate_item_id(item_type, thread, context)
-
-    # Threads
-
-    async def load_thread(self, thread_id: str, context: TContext) -> ThreadMetadata:
-        return await self._store.load_thread(thread_id, context)
-
-    async def save_thread(self, thread: ThreadMetadata, context: TContext) -> None:
-        await self._store.save_thread(thread, context)
-
-    async def load_threads(
-        self, limit: int, after: str | None, order: str, context: TContext
-    ) -> Page[ThreadMetadata]:
-        return await self._store.load_threads(limit, after, order, context)
+    # What the composition changes
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
         """Let the backend act first (the opt-in cascade), then delete the thread."""
         if self._listener is not None:
             await self._listener.before_thread_delete(thread_id, context)
         await self._store.delete_thread(thread_id, context)
-
-    # Items
 
     async def load_thread_items(
         self,
@@ -191,27 +157,10 @@ class StoreWithAttachments(Store[TContext], Generic[TContext]):
         data = [await self._present_item(item, context) for item in page.data]
         return page.model_copy(update={"data": data})
 
-    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
-        await self._store.add_thread_item(thread_id, item, context)
-
-    async def save_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
-        await self._store.save_item(thread_id, item, context)
-
     async def load_item(self, thread_id: str, item_id: str, context: TContext) -> ThreadItem:
         item = await self._store.load_item(thread_id, item_id, context)
         return await self._present_item(item, context)
 
-    async def delete_thread_item(self, thread_id: str, item_id: str, context: TContext) -> None:
-        await self._store.delete_thread_item(thread_id, item_id, context)
-
-    # Attachments
-
-    async def save_attachment(self, attachment: Attachment, context: TContext) -> None:
-        await self._store.save_attachment(attachment, context)
-
     async def load_attachment(self, attachment_id: str, context: TContext) -> Attachment:
         attachment = await self._store.load_attachment(attachment_id, context)
         return await self._present(attachment, context)
-
-    async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
-        await self._store.delete_attachment(attachment_id, context)

@@ -5,7 +5,7 @@ See docs/converters.md.
 
 from __future__ import annotations
 
-from ..attachments._backend import AttachmentContentSource
+from ..attachments import AttachmentContentSource
 from .attachments import (
     MENTIONS_HEADER,
     MODEL_IMAGE_TYPES,

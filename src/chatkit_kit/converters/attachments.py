@@ -46,7 +46,7 @@ from openai.types.responses import (
 from openai.types.responses.response_input_item_param import Message
 from pydantic import AnyUrl
 
-from ..attachments._backend import AttachmentContentSource
+from ..attachments import AttachmentContentSource
 from ..attachments.generated import generated_image_attachment_id
 from .tags import TagKey, TagResolverRegistry, default_tag_key, default_tag_text
 

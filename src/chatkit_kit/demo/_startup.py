@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import DatabaseConfigurationError, DatabaseUnavailableError, SchemaVersionError
-from ..stores._urls import redact_database_url
+from ..stores import redact_database_url
 
 DRIVER_EXTRAS = {
     "sqlalchemy": "demo",

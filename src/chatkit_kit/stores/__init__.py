@@ -18,8 +18,10 @@ from ..errors import (
     SchemaVersionError,
 )
 from ._base import OwnerScopedStore
+from ._codec import JSONCodec, StoreCodec
+from ._forwarding import ForwardingStore
 from ._index import AttachmentIndex, StoredAttachment
-from ._retention import AttachmentBytesEraser, RetentionStore
+from ._retention import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, AttachmentBytesEraser, RetentionStore
 from ._rules import (
     MAX_ID_BYTES,
     MAX_ID_LENGTH,
@@ -29,12 +31,19 @@ from ._rules import (
     check_id,
     check_owner,
     default_owner,
+    is_storable_id,
+    sort_key,
 )
+from ._schema import DEFAULT_TABLE_PREFIX, check_table_prefix
 from ._schema import LATEST_VERSION as SCHEMA_VERSION
+from ._scripts import migration_script
 from ._urls import redact_database_url, resolve_database_url
 from .memory import MemoryStore
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_TABLE_PREFIX",
+    "MAX_BATCH_SIZE",
     "MAX_ID_BYTES",
     "MAX_ID_LENGTH",
     "MAX_OWNER_BYTES",
@@ -47,18 +56,25 @@ __all__ = [
     "DatabaseError",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
+    "ForwardingStore",
+    "JSONCodec",
     "MemoryStore",
     "OwnerResolver",
     "OwnerScopedStore",
     "RetentionStore",
     "SQLAlchemyStore",
     "SchemaVersionError",
+    "StoreCodec",
     "StoredAttachment",
     "check_id",
     "check_owner",
+    "check_table_prefix",
     "default_owner",
+    "is_storable_id",
+    "migration_script",
     "redact_database_url",
     "resolve_database_url",
+    "sort_key",
 ]
 
 _LAZY: dict[str, tuple[str, str]] = {

@@ -1,4 +1,6 @@
-"""JSON text codec for the ChatKit models a store keeps.
+"""JSON text codec for the ChatKit models a store keeps, and the `StoreCodec` seam.
+
+Every store takes `codec=`, a `StoreCodec`; the default `JSONCodec` is the JSON below.
 
 Payloads are stored as JSON text and parsed straight back into the pydantic models, so
 `created_at` returns exactly as saved (naive stays naive, aware keeps its offset) and U+0000 in
@@ -18,7 +20,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from chatkit.types import Attachment, ThreadItem, ThreadMetadata, WidgetItem
 from chatkit.widgets import BasicRoot, Card, DynamicWidgetRoot, ListView
@@ -179,3 +181,66 @@ def decode_attachment(text: str | bytes) -> Attachment:
     """Parse a payload written by `encode_attachment`."""
     attachment: Attachment = _ATTACHMENT.validate_json(text)
     return attachment
+
+
+@runtime_checkable
+class StoreCodec(Protocol):
+    """Turns the ChatKit models a store keeps into stored text and back (`codec=` of a store).
+
+    The default, `JSONCodec`, writes the JSON described above. A codec of your own (encryption,
+    compression, a wrapper adding a version tag) must read back exactly what it wrote, as the
+    same model: the conformance suite checks it through the store. SQL columns are text, so a
+    binary format must be turned into text (e.g. base64) before it is returned.
+    """
+
+    def encode_thread(self, thread: ThreadMetadata) -> str: ...
+
+    def decode_thread(self, payload: str | bytes) -> ThreadMetadata: ...
+
+    def decode_threads(self, payloads: Sequence[str | bytes]) -> list[ThreadMetadata]:
+        """A page of payloads (a codec may parse them in one pass)."""
+        ...
+
+    def encode_item(self, item: ThreadItem) -> str: ...
+
+    def decode_item(self, payload: str | bytes) -> ThreadItem: ...
+
+    def decode_items(self, payloads: Sequence[str | bytes]) -> list[ThreadItem]: ...
+
+    def encode_attachment(self, attachment: Attachment) -> str: ...
+
+    def decode_attachment(self, payload: str | bytes) -> Attachment: ...
+
+
+class JSONCodec:
+    """The default codec: compact JSON text (see this module), read back as written."""
+
+    __slots__ = ()
+
+    encode_thread = staticmethod(encode_thread)
+    decode_thread = staticmethod(decode_thread)
+    decode_threads = staticmethod(decode_threads)
+    encode_item = staticmethod(encode_item)
+    decode_item = staticmethod(decode_item)
+    decode_items = staticmethod(decode_items)
+    encode_attachment = staticmethod(encode_attachment)
+    decode_attachment = staticmethod(decode_attachment)
+
+    def __repr__(self) -> str:
+        return "JSONCodec()"
+
+
+JSON_CODEC: StoreCodec = JSONCodec()
+
+
+def check_codec(codec: StoreCodec | None) -> StoreCodec:
+    """`codec`, or the default JSON codec for None; TypeError for anything else."""
+    if codec is None:
+        return JSON_CODEC
+    if isinstance(codec, type) or not isinstance(codec, StoreCodec):
+        raise TypeError(
+            f"codec must implement chatkit_kit.stores.StoreCodec (encode_thread, decode_thread, "
+            f"...), got {codec!r}"
+            + (" (a class: pass an instance)" if isinstance(codec, type) else "")
+        )
+    return codec

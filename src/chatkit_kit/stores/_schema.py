@@ -1,13 +1,12 @@
 """The one schema of the SQL stores: versioned migrations, table names and the SQLAlchemy MetaData.
 
-Migrations are an append-only list of SQL per dialect (PostgreSQL, SQLite). A version table
-records every applied migration; `apply_migrations` applies the ones past the recorded version
-inside one transaction, under a PostgreSQL advisory lock (SQLite: `BEGIN IMMEDIATE`), so several
-processes may run it at once. Never edit a released migration: append a new one.
-
-Payloads are `text` holding JSON, not `jsonb`: `jsonb` rejects the escape `\\u0000`, and
-ChatKit text may contain U+0000 (see docs/stores.md). Every JSON text the codec writes escapes
-control characters, so the column itself never holds a NUL.
+Schema versions are an append-only list (`MIGRATIONS`); each dialect
+(`stores.sql.dialects`) supplies every version's statements. A version table records every
+applied migration; `apply_migrations` applies the ones past the recorded version under the
+dialect's migration lock (PostgreSQL: an advisory lock inside one transaction; SQLite:
+`BEGIN IMMEDIATE`; MySQL, whose DDL commits implicitly: a named lock around re-runnable
+steps), so several processes may run it at once. Never edit a released migration: append a
+new one.
 
 `build_metadata` describes the same PostgreSQL tables for apps whose alembic autogenerate must
 know about them; a test checks it against a migrated database.
@@ -15,48 +14,30 @@ know about them; a test checks it against a migrated database.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 # Re-exported: the old import path keeps working.
 from ..errors import SchemaVersionError as SchemaVersionError
-from . import _mysql
+from .sql.dialects import SQLDialect, dialect_named, sql_literal
+from .sql.dialects.base import Execute as Execute
+from .sql.dialects.base import FetchValue as FetchValue
+from .sql.dialects.postgresql import check_schema_name as check_schema_name
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
 
-Dialect = Literal["postgresql", "sqlite", "mysql"]
+Dialect = str
+"""A registered dialect's name ("postgresql", "sqlite", "mysql")."""
 
 DEFAULT_SCHEMA = "public"
 DEFAULT_TABLE_PREFIX = "chatkit_"
 MAX_PREFIX_LENGTH = 40
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PREFIX = re.compile(r"[A-Za-z0-9_]*")
-
-
-_SYSTEM_SCHEMA = re.compile(r"information_schema|pg_.*", re.IGNORECASE)
-
-
-def check_schema_name(schema: str) -> str:
-    """Return `schema` if it is a plain PostgreSQL identifier, else raise ValueError.
-
-    System schemas (`information_schema`, `pg_catalog`, `pg_toast*`, any `pg_*`, which
-    PostgreSQL reserves) are refused.
-    """
-    if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema) or len(schema) > 63:
-        raise ValueError(
-            f"schema {schema!r} is not usable: use 1 to 63 letters, digits and underscores, "
-            "not starting with a digit"
-        )
-    if _SYSTEM_SCHEMA.fullmatch(schema):
-        raise ValueError(
-            f"schema {schema!r} is a PostgreSQL system schema; keep the store's tables in "
-            "your own schema (the default is public)"
-        )
-    return schema
 
 
 def check_table_prefix(prefix: str) -> str:
@@ -74,51 +55,32 @@ def check_table_prefix(prefix: str) -> str:
     return prefix
 
 
-def sql_literal(text: str) -> str:
-    """Quote `text` as a SQL string literal (for our own constants, never for user data)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _quote(identifier: str, dialect: Dialect = "postgresql") -> str:
-    return f"`{identifier}`" if dialect == "mysql" else f'"{identifier}"'
-
-
 @dataclass(frozen=True)
 class Names:
     """Quoted, schema-qualified names of the store's tables and indexes for one configuration."""
 
-    dialect: Dialect
+    dialect: SQLDialect
     schema: str | None
     prefix: str
 
     @classmethod
-    def create(cls, dialect: Dialect, schema: str | None, prefix: str) -> Names:
-        """Validate the configuration and build the names."""
+    def create(cls, dialect: str | SQLDialect, schema: str | None, prefix: str) -> Names:
+        """Validate the configuration and build the names (`dialect`: a name or a dialect)."""
         check_table_prefix(prefix)
-        if dialect == "sqlite":
-            if schema is not None:
-                raise ValueError(
-                    f"schema={schema!r} is a PostgreSQL option; on SQLite use table_prefix "
-                    "to keep several stores apart in one database file"
-                )
-        elif dialect == "mysql":
-            if schema is not None:
-                raise ValueError(
-                    f"schema={schema!r} is a PostgreSQL option; on MySQL the tables live in "
-                    "the URL's database: use table_prefix to keep several stores apart in it"
-                )
-        else:
-            schema = check_schema_name(DEFAULT_SCHEMA if schema is None else schema)
-        return cls(dialect, schema, prefix)
+        found = dialect_named(dialect)
+        return cls(found, found.check_schema(schema), prefix)
 
     def raw(self, name: str) -> str:
         """The unquoted name of table or index `name` (e.g. "threads")."""
         return self.prefix + name
 
+    def _quote(self, name: str) -> str:
+        return self.dialect.quote(self.raw(name))
+
     def table(self, name: str) -> str:
         """The quoted, qualified name of table `name`."""
-        quoted = _quote(self.raw(name), self.dialect)
-        return quoted if self.schema is None else f"{_quote(self.schema)}.{quoted}"
+        quoted = self._quote(name)
+        return quoted if self.schema is None else f"{self.dialect.quote(self.schema)}.{quoted}"
 
     @property
     def threads(self) -> str:
@@ -143,19 +105,20 @@ class Names:
         """
         return template.format(
             **literals,
-            schema=_quote(str(self.schema)),
+            schema=self.dialect.quote(str(self.schema)),
             schema_literal=sql_literal(str(self.schema)),
             versions_literal=sql_literal(self.raw("schema_version")),
             threads=self.threads,
             items=self.items,
             attachments=self.attachments,
             versions=self.versions,
-            threads_page_idx=_quote(self.raw("threads_page_idx"), self.dialect),
-            items_page_idx=_quote(self.raw("thread_items_page_idx"), self.dialect),
-            threads_key_idx=_quote(self.raw("threads_key_idx"), self.dialect),
-            items_key_idx=_quote(self.raw("thread_items_key_idx"), self.dialect),
-            attachments_thread_idx=_quote(self.raw("attachments_thread_idx"), self.dialect),
-            attachments_orphan_idx=_quote(self.raw("attachments_orphan_idx"), self.dialect),
+            owner_text=self.dialect.text_column("owner"),
+            threads_page_idx=self._quote("threads_page_idx"),
+            items_page_idx=self._quote("thread_items_page_idx"),
+            threads_key_idx=self._quote("threads_key_idx"),
+            items_key_idx=self._quote("thread_items_key_idx"),
+            attachments_thread_idx=self._quote("attachments_thread_idx"),
+            attachments_orphan_idx=self._quote("attachments_orphan_idx"),
             attachments_literal=sql_literal(self.raw("attachments")),
             attachments_thread_idx_literal=sql_literal(self.raw("attachments_thread_idx")),
         )
@@ -171,149 +134,30 @@ class Names:
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema version: the statements that bring the previous version to this one."""
+    """One schema version; each dialect's `migrations[version]` brings the previous one here."""
 
     version: int
     description: str
-    postgresql: tuple[str, ...]
-    sqlite: tuple[str, ...]
 
     def statements(self, names: Names) -> list[str]:
         """This migration's statements for `names`' dialect, with the table names filled in."""
-        if names.dialect == "mysql":
-            templates = _mysql.MIGRATIONS[self.version]
-        else:
-            templates = self.postgresql if names.dialect == "postgresql" else self.sqlite
-        return [names.format(t) for t in templates]
+        return [names.format(t) for t in names.dialect.migrations[self.version]]
 
-
-# `list_thread_attachments` (the delete-with-thread cascade) and the orphan sweep's
-# `list_unattached_attachments`, which reads the partial index in its ORDER BY order.
-_ATTACHMENT_INDEXES = (
-    "CREATE INDEX {attachments_thread_idx} ON {attachments} (owner, thread_id)",
-    "CREATE INDEX {attachments_orphan_idx} ON {attachments} (created_at, owner, id) "
-    "WHERE thread_id IS NULL",
-)
 
 MIGRATIONS: Sequence[Migration] = (
-    Migration(
-        1,
-        "threads and thread items",
-        postgresql=(
-            """CREATE TABLE {threads} (
-    owner text NOT NULL,
-    id text NOT NULL,
-    seq bigint GENERATED ALWAYS AS IDENTITY,
-    sort_key bigint NOT NULL,
-    payload text NOT NULL,
-    PRIMARY KEY (owner, id)
-)""",
-            "CREATE INDEX {threads_page_idx} ON {threads} (owner, sort_key, seq)",
-            """CREATE TABLE {items} (
-    owner text NOT NULL,
-    thread_id text NOT NULL,
-    id text NOT NULL,
-    seq bigint GENERATED ALWAYS AS IDENTITY,
-    sort_key bigint NOT NULL,
-    payload text NOT NULL,
-    PRIMARY KEY (owner, thread_id, id)
-)""",
-            "CREATE INDEX {items_page_idx} ON {items} (owner, thread_id, sort_key, seq)",
-        ),
-        sqlite=(
-            # seq is the rowid: assigned max+1 on insert, kept by ON CONFLICT DO UPDATE.
-            """CREATE TABLE {threads} (
-    owner TEXT NOT NULL,
-    id TEXT NOT NULL,
-    seq INTEGER PRIMARY KEY,
-    sort_key INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    UNIQUE (owner, id)
-)""",
-            "CREATE INDEX {threads_page_idx} ON {threads} (owner, sort_key, seq)",
-            """CREATE TABLE {items} (
-    owner TEXT NOT NULL,
-    thread_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    seq INTEGER PRIMARY KEY,
-    sort_key INTEGER NOT NULL,
-    payload TEXT NOT NULL,
-    UNIQUE (owner, thread_id, id)
-)""",
-            "CREATE INDEX {items_page_idx} ON {items} (owner, thread_id, sort_key, seq)",
-        ),
-    ),
-    Migration(
-        2,
-        "attachments",
-        postgresql=(
-            """CREATE TABLE {attachments} (
-    owner text NOT NULL,
-    id text NOT NULL,
-    thread_id text,
-    payload text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (owner, id)
-)""",
-        ),
-        sqlite=(
-            """CREATE TABLE {attachments} (
-    owner TEXT NOT NULL,
-    id TEXT NOT NULL,
-    thread_id TEXT,
-    payload TEXT NOT NULL,
-    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (owner, id)
-)""",
-        ),
-    ),
-    Migration(
-        3,
-        "attachment indexes: by thread, and unattached (orphans) by age",
-        postgresql=_ATTACHMENT_INDEXES,
-        sqlite=_ATTACHMENT_INDEXES,
-    ),
+    Migration(1, "threads and thread items"),
+    Migration(2, "attachments"),
+    Migration(3, "attachment indexes: by thread, and unattached (orphans) by age"),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
 
-_CREATE_VERSIONS = {
-    "postgresql": """CREATE TABLE IF NOT EXISTS {versions} (
-    version integer PRIMARY KEY,
-    description text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)""",
-    "sqlite": """CREATE TABLE IF NOT EXISTS {versions} (
-    version INTEGER PRIMARY KEY,
-    description TEXT NOT NULL,
-    applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
-)""",
-    "mysql": _mysql.CREATE_VERSIONS,
-}
-
-
-_RECORD_VERSION = "INSERT INTO {versions} (version, description) VALUES ({version}, {description})"
-_VERSION_TABLE_EXISTS = {
-    "postgresql": "SELECT 1 FROM pg_catalog.pg_tables "
-    "WHERE schemaname = {schema_literal} AND tablename = {versions_literal}",
-    "sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = {versions_literal}",
-    "mysql": _mysql.VERSION_TABLE_EXISTS,
-}
-_LOCK = "SELECT pg_advisory_xact_lock({key})"
-_CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS {schema}"
 _CURRENT_VERSION = "SELECT COALESCE(MAX(version), 0) FROM {versions}"
-_SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = {schema_literal}"
-
-
-# MySQL: recording a version again (a printed script run a second time) changes nothing.
-_RECORD_VERSION_MYSQL = _RECORD_VERSION + " ON DUPLICATE KEY UPDATE version = version"
 
 
 def _record_version(names: Names, migration: Migration) -> str:
     return names.format(
-        _RECORD_VERSION_MYSQL if names.dialect == "mysql" else _RECORD_VERSION,
+        names.dialect.record_version,
         version=str(int(migration.version)),
         description=sql_literal(migration.description),
     )
@@ -321,7 +165,7 @@ def _record_version(names: Names, migration: Migration) -> str:
 
 def version_table_exists_sql(names: Names) -> str:
     """A query returning one row when the version table exists, none otherwise."""
-    return names.format(_VERSION_TABLE_EXISTS[names.dialect])
+    return names.format(names.dialect.version_table_exists)
 
 
 def current_version_sql(names: Names) -> str:
@@ -368,37 +212,18 @@ def too_old(names: Names, found: int) -> SchemaVersionError:
 def migration_script(names: Names, from_version: int = 0, target: int | None = None) -> str:
     """The SQL a DBA runs by hand to bring the schema from `from_version` to `target`."""
     target = check_target(target)
-    statements = _prelude(names)
+    dialect = names.dialect
+    statements = dialect.prelude(names)
     for migration in _pending(from_version, target):
         statements.extend(migration.statements(names))
         statements.append(_record_version(names, migration))
     header = (
-        f"-- chatkit-kit schema migrations {from_version} -> {target} ({names.dialect})\n"
+        f"-- chatkit-kit schema migrations {from_version} -> {target} ({dialect.name})\n"
         "-- Apply versions in order; the store refuses to start until the schema is at "
         f"version {LATEST_VERSION}.\n"
-    )
-    if names.dialect == "mysql":
-        # DDL commits implicitly on MySQL: no transaction, but the same named lock as migrate().
-        header += "-- Run it in the target database (USE it first); every step can be repeated.\n"
-        begin, commit = _mysql.acquire_lock_sql(names), _mysql.release_lock_sql(names)
-    else:
-        begin = "BEGIN IMMEDIATE" if names.dialect == "sqlite" else "BEGIN"
-        commit = "COMMIT"
-    body = ";\n\n".join([begin, *statements, commit])
+    ) + dialect.script_note
+    body = ";\n\n".join([*dialect.script_begin(names), *statements, *dialect.script_end(names)])
     return f"{header}{body};\n"
-
-
-def _prelude(names: Names) -> list[str]:
-    statements: list[str] = []
-    if names.dialect == "postgresql":
-        statements.append(names.format(_LOCK, key=str(names.lock_key)))
-        statements.append(names.format(_CREATE_SCHEMA))
-    statements.append(names.format(_CREATE_VERSIONS[names.dialect]))
-    return statements
-
-
-Execute = Callable[[str], Awaitable[None]]
-FetchValue = Callable[[str], Awaitable[Any]]
 
 
 async def apply_migrations(
@@ -406,30 +231,30 @@ async def apply_migrations(
 ) -> tuple[int, int]:
     """Apply the migrations past the recorded version, up to `target` (default: latest).
 
-    Runs inside a transaction the caller opened (and commits or rolls back). On PostgreSQL the
-    first statement takes a transaction-scoped advisory lock, so concurrent callers apply
-    each migration exactly once. On MySQL (DDL commits implicitly) the caller holds the
-    `GET_LOCK` lock around this call instead. Returns (version found, version now).
+    Runs inside a transaction the caller opened (and commits or rolls back) when the dialect
+    has transactional DDL; takes the dialect's migration lock first (and releases one that
+    outlives the transaction), so concurrent callers apply each migration exactly once.
+    Returns (version found, version now).
     """
     target = check_target(target)
-    prelude = _prelude(names)
-    if names.dialect == "postgresql":
-        await execute(prelude[0])  # the advisory lock, before anything else
-        prelude = prelude[1:]
-        exists = await fetch_value(names.format(_SCHEMA_EXISTS))
-        if exists is not None:
-            prelude = prelude[1:]  # CREATE SCHEMA needs a privilege the app may not have
-    elif names.dialect == "mysql" and await fetch_value(version_table_exists_sql(names)):
-        prelude = []  # CREATE TABLE IF NOT EXISTS of an existing table leaves a warning
-    for statement in prelude:
-        await execute(statement)
-    found = int(await fetch_value(current_version_sql(names)))
-    if found > LATEST_VERSION:
-        raise too_new(names, found)
-    for migration in _pending(found, target):
-        for statement in migration.statements(names):
-            await execute(statement)
-        await execute(_record_version(names, migration))
+    dialect = names.dialect
+    await dialect.lock_migrations(names, execute, fetch_value)
+    try:
+        await dialect.prepare_migrations(names, execute, fetch_value)
+        found = int(await fetch_value(current_version_sql(names)))
+        if found > LATEST_VERSION:
+            raise too_new(names, found)
+        for migration in _pending(found, target):
+            for statement in migration.statements(names):
+                await execute(statement)
+            await execute(_record_version(names, migration))
+    except BaseException:
+        # The real error wins: on a connection that died mid-migration the unlock fails too
+        # (and the server released a connection-held lock with the connection).
+        with contextlib.suppress(Exception):
+            await dialect.unlock_migrations(names, execute, fetch_value)
+        raise
+    await dialect.unlock_migrations(names, execute, fetch_value)
     return found, max(found, target)
 
 

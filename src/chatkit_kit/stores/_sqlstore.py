@@ -1,20 +1,24 @@
 """The store logic shared by the SQL stores.
 
-A backend supplies exactly two things: `_connect`, one connection (optionally inside one
+A driver supplies exactly two things: `_connect`, one connection (optionally inside one
 transaction) that runs statements, and `_translate`, which turns its driver's exceptions into
-`chatkit_kit.errors`. Everything else lives here: the statements, the schema check (`_ready`,
-once per store), migrations, id rules, and the guarantee that no driver exception escapes.
+`chatkit_kit.errors`. What differs between databases is the dialect's (`stores.sql.dialects`):
+statements, capabilities, migration lock, error table and retry policy. Everything else lives
+here: the schema check (`_ready`, once per store), migrations, id rules, the one retry loop,
+and the guarantee that no driver exception escapes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from operator import itemgetter
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from chatkit.store import TContext
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
@@ -40,7 +44,8 @@ from ._rules import (
     is_storable_id,
     sort_key,
 )
-from ._sql import Statements
+from .sql import retention as _sql_retention
+from .sql.statements import Statements
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
@@ -49,16 +54,9 @@ Params = Mapping[str, Any]
 Row = Sequence[Any]
 """A fetched row: `(id, payload)` for pages, `(payload,)` for single loads."""
 
+_T = TypeVar("_T")
 _ORDERS: tuple[Order, Order] = ("asc", "desc")
 _row_id = itemgetter(0)
-
-
-def _decode_threads(rows: Sequence[Row]) -> list[ThreadMetadata]:
-    return _codec.decode_threads([row[1] for row in rows])
-
-
-def _decode_items(rows: Sequence[Row]) -> list[ThreadItem]:
-    return _codec.decode_items([row[1] for row in rows])
 
 
 class Connection(Protocol):
@@ -79,6 +77,10 @@ class Connection(Protocol):
         """Run one statement."""
         ...
 
+    async def execute_count(self, sql: str, params: Params) -> int:
+        """Run one statement; return its affected-row count (MySQL: rows matched)."""
+        ...
+
 
 class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
     """A `Store` over the chatkit-kit SQL schema; subclasses run statements on their driver.
@@ -93,9 +95,18 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         names: _schema.Names,
         *,
         owner: OwnerResolver | None,
+        codec: _codec.StoreCodec | None = None,
     ) -> None:
         super().__init__(owner=owner)
+        self._codec = codec = _codec.check_codec(codec)
+        self._decode_threads: Callable[[Sequence[Row]], list[ThreadMetadata]] = lambda rows: (
+            codec.decode_threads([row[1] for row in rows])
+        )
+        self._decode_items: Callable[[Sequence[Row]], list[ThreadItem]] = lambda rows: (
+            codec.decode_items([row[1] for row in rows])
+        )
         self._names = names
+        self._dialect = names.dialect
         self._sql = Statements(names)
         self._threads_pages = {
             (o, c): self._sql.threads_page(o, c) for o in _ORDERS for c in (False, True)
@@ -104,6 +115,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             (o, c): self._sql.items_page(o, c) for o in _ORDERS for c in (False, True)
         }
         self._schema_ready = False
+        self._retention = _sql_retention.SQLRetention(_Runner(self))
 
     # What a backend provides
 
@@ -154,25 +166,72 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
                 raise
             raise translated from error
 
+    async def _retrying(self, operation: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+        """Run one whole store call, again when the dialect's retry policy says so.
+
+        Only whole calls are retried: each is one autocommit statement or one transaction, which
+        the database rolled back completely (a deadlock victim, a lock wait timeout), so running
+        it again cannot apply anything twice.
+        """
+        attempt = 1
+        while True:
+            try:
+                return await operation(*args)
+            except DatabaseError as error:
+                if attempt >= self._dialect.attempts(error):
+                    raise
+            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+            attempt += 1
+
     async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
+        return await self._retrying(self._fetch_once, sql, params)
+
+    async def _fetch_once(self, sql: str, params: Params) -> Sequence[Row]:
         async with self._connection() as conn:
             return await conn.fetch(sql, params)
 
     async def _fetch_value(self, sql: str, params: Params) -> Any:
+        return await self._retrying(self._fetch_value_once, sql, params)
+
+    async def _fetch_value_once(self, sql: str, params: Params) -> Any:
         async with self._connection() as conn:
             return await conn.fetch_value(sql, params)
 
     async def _execute(self, statements: Sequence[str], params: Params) -> None:
         """Run the statements, all with `params`; several run in one transaction."""
+        await self._retrying(self._execute_once, statements, params)
+
+    async def _execute_once(self, statements: Sequence[str], params: Params) -> None:
         async with self._connection(transaction=len(statements) > 1) as conn:
             for sql in statements:
                 await conn.execute(sql, params)
+
+    async def _written(self, sql: str, params: Params) -> int:
+        """Run one write; return how many rows it wrote or deleted (RETURNING, or the count)."""
+        if self._dialect.returning:
+            return len(await self._fetch(sql, params))
+        return await self._retrying(self._count_once, sql, params)
+
+    async def _count_once(self, sql: str, params: Params) -> int:
+        async with self._connection() as conn:
+            return await conn.execute_count(sql, params)
+
+    async def _written_after_lock(self, lock: str, sql: str, params: Params) -> int:
+        """`lock`, then the write, in one transaction (retried whole)."""
+        return await self._retrying(self._written_after_lock_once, lock, sql, params)
+
+    async def _written_after_lock_once(self, lock: str, sql: str, params: Params) -> int:
+        async with self._connection(transaction=True) as conn:
+            await conn.fetch(lock, params)
+            if self._dialect.returning:
+                return len(await conn.fetch(sql, params))
+            return await conn.execute_count(sql, params)
 
     # Schema
 
     @property
     def schema(self) -> str | None:
-        """The PostgreSQL schema holding the tables (None on SQLite)."""
+        """The PostgreSQL schema holding the tables (None on SQLite and MySQL)."""
         return self._names.schema
 
     @property
@@ -187,22 +246,32 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         Tables are created and changed only by `migrate()`; include this in your alembic
         `target_metadata` so autogenerate leaves them alone.
         """
-        schema = self._names.schema if self._names.dialect == "postgresql" else None
-        return _schema.build_metadata(schema, self._names.prefix)
+        return _schema.build_metadata(self._names.schema, self._names.prefix)
 
     async def migrate(self, *, target: int | None = None) -> int:
         """Create or upgrade the tables to the latest schema version (or `target`).
 
-        Idempotent and safe to run from several processes at once: one transaction, serialized
-        by a PostgreSQL advisory lock (SQLite: `BEGIN IMMEDIATE`). Returns the schema version
-        the database is at afterwards.
+        Idempotent and safe to run from several processes at once: serialized by the dialect's
+        migration lock (PostgreSQL: an advisory lock inside one transaction; SQLite:
+        `BEGIN IMMEDIATE`; MySQL/MariaDB, whose DDL commits implicitly: a named lock around
+        steps that can run again after an interruption). Returns the schema version the
+        database is at afterwards.
         """
         _schema.check_target(target)
-        async with self._connection(transaction=True, ready=False) as conn:
+        if self._dialect.before_migrate:
+            async with self._connection(ready=False) as conn:
+                for sql in self._dialect.before_migrate:
+                    await conn.execute(sql, None)
+        now = await self._retrying(self._migrate_once, target)
+        self._schema_ready = now == _schema.LATEST_VERSION
+        return now
+
+    async def _migrate_once(self, target: int | None) -> int:
+        transaction = self._dialect.transactional_ddl
+        async with self._connection(transaction=transaction, ready=False) as conn:
             _found, now = await _schema.apply_migrations(
                 self._names, *_raw_runners(conn), target=target
             )
-        self._schema_ready = now == _schema.LATEST_VERSION
         return now
 
     async def schema_version(self) -> int:
@@ -226,7 +295,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
         if payload is None:
             raise thread_not_found(thread_id)
-        return _codec.decode_thread(payload)
+        return self._codec.decode_thread(payload)
 
     async def save_thread(self, thread: ThreadMetadata, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -235,7 +304,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "owner": owner,
             "id": thread.id,
             "sort_key": sort_key(thread.created_at),
-            "payload": _codec.encode_thread(thread),
+            "payload": self._codec.encode_thread(thread),
         }
         await self._execute((self._sql.upsert_thread,), params)
 
@@ -254,7 +323,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             found = await self._fetch_value(self._sql.thread_exists, {"owner": owner, "id": after})
             if found is None:
                 raise cursor_not_found(after, "threads")
-        return build_page(rows, limit, _row_id, _decode_threads)
+        return build_page(rows, limit, _row_id, self._decode_threads)
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -291,7 +360,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
             if found is None:
                 raise cursor_not_found(after, where)
-        return build_page(rows, limit, _row_id, _decode_items)
+        return build_page(rows, limit, _row_id, self._decode_items)
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
         await self._upsert_item(thread_id, item, context)
@@ -309,17 +378,15 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "thread_id": thread_id,
             "id": item.id,
             "sort_key": sort_key(item.created_at),
-            "payload": _codec.encode_item(item),
+            "payload": self._codec.encode_item(item),
         }
         if not await self._write_item(params):
             raise thread_not_found(thread_id)  # never saved, or deleted (maybe meanwhile)
 
     async def _write_item(self, params: Params) -> bool:
-        """Write the item if its thread has a row, checked atomically with the write (`_sql`).
-
-        Returns whether it was written.
-        """
-        return await self._fetch_value(self._sql.upsert_item, params) is not None
+        """Write the item if its thread has a row, checked atomically with the write (see the
+        dialect's `upsert_item`). Returns whether it was written."""
+        return await self._written(self._sql.upsert_item, params) > 0
 
     async def load_item(self, thread_id: str, item_id: str, context: TContext) -> ThreadItem:
         owner = self.owner_key(context)
@@ -330,7 +397,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
         if payload is None:
             raise item_not_found(thread_id, item_id)
-        return _codec.decode_item(payload)
+        return self._codec.decode_item(payload)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -349,7 +416,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             "owner": owner,
             "id": attachment.id,
             "thread_id": attachment.thread_id,
-            "payload": _codec.encode_attachment(attachment),
+            "payload": self._codec.encode_attachment(attachment),
         }
         await self._execute((self._sql.upsert_attachment,), params)
 
@@ -362,7 +429,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             )
         if payload is None:
             raise attachment_not_found(attachment_id)
-        return _codec.decode_attachment(payload)
+        return self._codec.decode_attachment(payload)
 
     async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
         owner = self.owner_key(context)
@@ -379,33 +446,27 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         rows = await self._fetch(
             self._sql.thread_attachments, {"owner": owner, "thread_id": thread_id}
         )
-        return [_codec.decode_attachment(row[0]) for row in rows]
+        return [self._codec.decode_attachment(row[0]) for row in rows]
 
     async def list_unattached_attachments(
         self, saved_before: datetime, limit: int = 100
     ) -> list[StoredAttachment]:
         limit = check_limit(limit)
         before = saved_before.astimezone(timezone.utc)  # naive is read as local time
-        if self._names.dialect == "sqlite":  # CURRENT_TIMESTAMP text, UTC, whole seconds
-            bound: Any = before.strftime("%Y-%m-%d %H:%M:%S")
-        elif self._names.dialect == "mysql":  # DATETIME(6) in UTC, no time zone
-            bound = before.replace(tzinfo=None)
-        else:
-            bound = before
+        bound = self._dialect.timestamp_parameter(before)
         rows = await self._fetch(
             self._sql.unattached_attachments, {"before": bound, "limit": limit}
         )
         return [
-            StoredAttachment(row[0], _codec.decode_attachment(row[1]), _utc(row[2])) for row in rows
+            StoredAttachment(row[0], self._codec.decode_attachment(row[1]), _utc(row[2]))
+            for row in rows
         ]
 
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
         if not is_storable_id(attachment_id):
             return False
-        deleted = await self._fetch_value(
-            self._sql.delete_orphan_attachment, {"owner": owner, "id": attachment_id}
-        )
-        return deleted is not None
+        params = {"owner": owner, "id": attachment_id}
+        return await self._written(self._sql.delete_orphan_attachment, params) > 0
 
     # Retention and erasure (chatkit_kit.stores.RetentionStore)
 
@@ -426,7 +487,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         """
         _retention.check_owner(owner)
         batch_size = _retention.check_batch_size(batch_size)
-        return await _retention.sql_erase_owner(self, owner, batch_size, progress, attachments)
+        return await self._retention.erase_owner(owner, batch_size, progress, attachments)
 
     async def prune(
         self,
@@ -450,8 +511,8 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         if owner is not None:
             _retention.check_owner(owner)
         batch_size = _retention.check_batch_size(batch_size)
-        return await _retention.sql_prune(
-            self, cutoff, owner, batch_size, dry_run, progress, attachments
+        return await self._retention.prune(
+            cutoff, owner, batch_size, dry_run, progress, attachments
         )
 
 
@@ -472,3 +533,31 @@ def _raw_runners(conn: Connection) -> tuple[_schema.Execute, _schema.FetchValue]
         return await conn.fetch_value(sql, None)
 
     return execute, fetch_value
+
+
+class _Runner:
+    """The store's statements and calls as retention (`stores.sql.retention`) runs them."""
+
+    __slots__ = ("_store", "statements")
+
+    def __init__(self, store: SQLStoreBase[Any]) -> None:
+        self._store = store
+        self.statements = store._sql
+
+    async def fetch(self, sql: str, params: Params) -> Sequence[Row]:
+        return await self._store._fetch(sql, params)
+
+    async def fetch_value(self, sql: str, params: Params) -> Any:
+        return await self._store._fetch_value(sql, params)
+
+    async def execute(self, sql: str, params: Params) -> None:
+        await self._store._execute((sql,), params)
+
+    async def written(self, sql: str, params: Params) -> int:
+        return await self._store._written(sql, params)
+
+    async def written_after_lock(self, lock: str, sql: str, params: Params) -> int:
+        return await self._store._written_after_lock(lock, sql, params)
+
+    def decode_attachment(self, payload: Any) -> Attachment:
+        return self._store._codec.decode_attachment(payload)

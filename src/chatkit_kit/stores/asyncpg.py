@@ -18,10 +18,12 @@ from ..errors import (
     DatabaseUnavailableError,
 )
 from . import _schema
-from ._dberrors import database_error, kind_of_sqlstate
+from ._codec import StoreCodec
+from ._dberrors import database_error
 from ._rules import OwnerResolver
-from ._sql import numbered
 from ._sqlstore import Params, Row, SQLStoreBase
+from .sql.dialects import POSTGRESQL
+from .sql.statements import numbered
 
 asyncpg = require("asyncpg", "asyncpg", "AsyncpgStore")
 
@@ -49,9 +51,10 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         pool_timeout: float | None = DEFAULT_POOL_TIMEOUT_SECONDS,
+        codec: StoreCodec | None = None,
     ) -> None:
-        names = _schema.Names.create("postgresql", schema, table_prefix)
-        super().__init__(names, owner=owner)
+        names = _schema.Names.create(POSTGRESQL, schema, table_prefix)
+        super().__init__(names, owner=owner, codec=codec)
         if pool_timeout is not None and not pool_timeout > 0:
             raise ValueError(
                 f"pool_timeout must be a positive number of seconds or None, got {pool_timeout!r}"
@@ -72,6 +75,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         pool_timeout: float | None = DEFAULT_POOL_TIMEOUT_SECONDS,
         pgbouncer: bool = False,
+        codec: StoreCodec | None = None,
         **pool_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new pool for `dsn`; `close()` closes it.
@@ -81,9 +85,10 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         open transaction is still rolled back): one round trip per call instead of two. Pass
         `reset=` to run your own. `pgbouncer=True` is for PgBouncer in transaction pooling
         mode: it sets `statement_cache_size=0`, so no named prepared statement outlives its
-        call (a pool you create yourself for PgBouncer needs the same setting).
+        call (a pool you create yourself for PgBouncer needs the same setting). `codec` turns
+        the ChatKit models into stored text and back (`StoreCodec`; default: `JSONCodec`).
         """
-        _schema.Names.create("postgresql", schema, table_prefix)  # fail before connecting
+        _schema.Names.create(POSTGRESQL, schema, table_prefix)  # fail before connecting
         if pgbouncer:
             pool_kwargs.setdefault("statement_cache_size", 0)
         pool_kwargs.setdefault("reset", _keep_session)
@@ -100,6 +105,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
             table_prefix=table_prefix,
             owner=owner,
             pool_timeout=pool_timeout,
+            codec=codec,
         )
         store._owns_pool = True
         return store
@@ -209,6 +215,12 @@ class _Connection:
         query, args = self._store._args(sql, params)
         await self._conn.execute(query, *args)
 
+    async def execute_count(self, sql: str, params: Params) -> int:
+        query, args = self._store._args(sql, params)
+        status: str = await self._conn.execute(query, *args)  # e.g. "DELETE 3"
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
 
 async def _keep_session(connection: Any) -> None:
     """Pool `reset` hook: nothing to undo (asyncpg itself still rolls back an open transaction)."""
@@ -219,7 +231,7 @@ def _translate(error: Exception) -> DatabaseError | None:
     if isinstance(error, asyncpg.PostgresError):
         if isinstance(error, asyncpg.exceptions.PostgresConnectionError):
             return database_error(DatabaseUnavailableError, error)
-        return database_error(kind_of_sqlstate(getattr(error, "sqlstate", None)), error)
+        return POSTGRESQL.translate(error)
     if isinstance(error, asyncpg.exceptions.ClientConfigurationError):  # e.g. a bad sslmode
         return database_error(DatabaseConfigurationError, error)
     if isinstance(error, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):

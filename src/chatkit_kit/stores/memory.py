@@ -70,12 +70,16 @@ class _Collection:
 class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
     """A complete in-memory `Store`, for tests, demos and single-process apps.
 
-    Everything is kept as JSON text, so callers never share objects with the store: mutating
-    what was saved or loaded cannot change stored state. Data is lost when the process exits.
+    Everything is kept as text (JSON, or what `codec`, a `StoreCodec`, writes), so callers never
+    share objects with the store: mutating what was saved or loaded cannot change stored state.
+    Data is lost when the process exits.
     """
 
-    def __init__(self, *, owner: OwnerResolver | None = None) -> None:
+    def __init__(
+        self, *, owner: OwnerResolver | None = None, codec: _codec.StoreCodec | None = None
+    ) -> None:
         super().__init__(owner=owner)
+        self._codec = _codec.check_codec(codec)
         self._seq = itertools.count(1)
         self._threads: dict[str, _Collection] = {}
         self._items: dict[tuple[str, str], _Collection] = {}
@@ -89,12 +93,12 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         payload = None if threads is None else threads.payloads.get(thread_id)
         if payload is None:
             raise thread_not_found(thread_id)
-        return _codec.decode_thread(payload)
+        return self._codec.decode_thread(payload)
 
     async def save_thread(self, thread: ThreadMetadata, context: TContext) -> None:
         owner = self.owner_key(context)
         check_id(thread.id, "thread id")
-        payload = _codec.encode_thread(thread)
+        payload = self._codec.encode_thread(thread)
         threads = self._threads.setdefault(owner, _Collection())
         threads.upsert(thread.id, thread.created_at, payload, next(self._seq))
 
@@ -109,7 +113,10 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         except KeyError:
             raise cursor_not_found(str(after), "threads") from None
         return build_page(
-            ids, limit, str, lambda kept: _codec.decode_threads([threads.payloads[i] for i in kept])
+            ids,
+            limit,
+            str,
+            lambda kept: self._codec.decode_threads([threads.payloads[i] for i in kept]),
         )
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
@@ -137,7 +144,10 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         except KeyError:
             raise cursor_not_found(str(after), f"thread {thread_id}") from None
         return build_page(
-            ids, limit, str, lambda kept: _codec.decode_items([items.payloads[i] for i in kept])
+            ids,
+            limit,
+            str,
+            lambda kept: self._codec.decode_items([items.payloads[i] for i in kept]),
         )
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
@@ -150,7 +160,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         owner = self.owner_key(context)
         check_id(thread_id, "thread id")
         check_id(item.id, "item id")
-        payload = _codec.encode_item(item)
+        payload = self._codec.encode_item(item)
         threads = self._threads.get(owner)
         if threads is None or thread_id not in threads.payloads:
             raise thread_not_found(thread_id)  # never saved, or deleted
@@ -162,7 +172,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         payload = None if items is None else items.payloads.get(item_id)
         if payload is None:
             raise item_not_found(thread_id, item_id)
-        return _codec.decode_item(payload)
+        return self._codec.decode_item(payload)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: TContext) -> None:
         items = self._items.get((self.owner_key(context), thread_id))
@@ -175,14 +185,14 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         owner = self.owner_key(context)
         check_id(attachment.id, "attachment id")
         key = (owner, attachment.id)
-        self._attachments[key] = _codec.encode_attachment(attachment)
+        self._attachments[key] = self._codec.encode_attachment(attachment)
         self._attachment_saved_at.setdefault(key, datetime.now(timezone.utc))
 
     async def load_attachment(self, attachment_id: str, context: TContext) -> Attachment:
         payload = self._attachments.get((self.owner_key(context), attachment_id))
         if payload is None:
             raise attachment_not_found(attachment_id)
-        return _codec.decode_attachment(payload)
+        return self._codec.decode_attachment(payload)
 
     async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
         key = (self.owner_key(context), attachment_id)
@@ -196,7 +206,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         found = []
         for (row_owner, _), payload in self._attachments.items():
             if row_owner == owner:
-                attachment = _codec.decode_attachment(payload)
+                attachment = self._codec.decode_attachment(payload)
                 if attachment.thread_id == thread_id:
                     found.append(attachment)
         return found
@@ -213,7 +223,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         )
         found: list[StoredAttachment] = []
         for saved_at, (owner, attachment_id) in rows:
-            attachment = _codec.decode_attachment(self._attachments[(owner, attachment_id)])
+            attachment = self._codec.decode_attachment(self._attachments[(owner, attachment_id)])
             if attachment.thread_id is None:
                 found.append(StoredAttachment(owner, attachment, saved_at))
                 if len(found) == limit:
@@ -223,7 +233,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
         key = (owner, attachment_id)
         payload = self._attachments.get(key)
-        if payload is None or _codec.decode_attachment(payload).thread_id is not None:
+        if payload is None or self._codec.decode_attachment(payload).thread_id is not None:
             return False
         del self._attachments[key]
         self._attachment_saved_at.pop(key, None)
@@ -249,7 +259,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         for start in range(0, len(keys), batch_size):
             batch = keys[start : start + batch_size]
             found = [
-                _codec.decode_attachment(self._attachments[k])
+                self._codec.decode_attachment(self._attachments[k])
                 for k in batch
                 if k in self._attachments
             ]
@@ -299,7 +309,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         pruned = 0
         for row_owner, thread_id in stale:
             found = [
-                _codec.decode_attachment(payload)
+                self._codec.decode_attachment(payload)
                 for (key_owner, _), payload in self._attachments.items()
                 if key_owner == row_owner
             ]

@@ -1,18 +1,17 @@
 """`SQLAlchemyStore`: the ChatKit store on a SQLAlchemy 2 async engine.
 
-SQLite (aiosqlite), PostgreSQL (asyncpg, psycopg) and MySQL/MariaDB (asyncmy, aiomysql); what
-is particular to MySQL lives in `_mysql`.
+SQLite (aiosqlite), PostgreSQL (asyncpg, psycopg) and MySQL/MariaDB (asyncmy, aiomysql). This
+module connects and runs statements; what differs between the databases is their dialect's
+(`stores.sql.dialects`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 from chatkit.store import TContext
 from typing_extensions import Self
@@ -24,84 +23,23 @@ from ..errors import (
     DatabaseTimeoutError,
     DatabaseUnavailableError,
 )
-from . import _mysql, _schema
-from ._dberrors import database_error, kind_of_message, kind_of_sqlstate
-from ._rules import OwnerResolver, is_storable_id
-from ._sqlstore import Params, Row, SQLStoreBase, _raw_runners
+from . import _schema
+from ._codec import StoreCodec
+from ._dberrors import database_error
+from ._rules import OwnerResolver
+from ._sqlstore import Params, Row, SQLStoreBase
 from ._urls import redact_database_url, resolve_database_url
+from .sql.dialects import SQLITE, dialect_for_backend
+from .sql.dialects.sqlite import BUSY_TIMEOUT_SECONDS
 
 require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 
-from sqlalchemy import TextClause, event, exc, text  # noqa: E402
+from sqlalchemy import TextClause, exc, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine  # noqa: E402
 
-try:  # SQLAlchemy 2.1 names it await_; 2.0 (what Python 3.10 installs today) await_only.
-    from sqlalchemy.util.concurrency import await_
-except ImportError:  # pragma: no cover - depends on the installed SQLAlchemy
-    from sqlalchemy.util import await_only as await_  # type: ignore[no-redef,attr-defined,unused-ignore]
-
-SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+SQLITE_BUSY_TIMEOUT_SECONDS = BUSY_TIMEOUT_SECONDS
 """How long a SQLite connection made by `from_url` waits for another writer's lock."""
-
-
-def _dialect_of(engine: AsyncEngine) -> _schema.Dialect:
-    name = engine.dialect.name
-    if name == "postgresql":
-        return "postgresql"
-    if name == "sqlite":
-        return "sqlite"
-    if name in ("mysql", "mariadb"):
-        return "mysql"
-    raise ValueError(
-        f"SQLAlchemyStore supports PostgreSQL, MySQL/MariaDB and SQLite engines, got a {name!r} "
-        "engine"
-    )
-
-
-_T = TypeVar("_T")
-
-
-def _enable_sqlite_wal(engine: AsyncEngine) -> None:
-    """Put every new connection of `engine` in WAL mode (file databases keep it)."""
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-        finally:
-            cursor.close()
-
-
-def _rollback_open_transactions(engine: AsyncEngine) -> None:
-    """Roll back a SQLite connection checked in with a transaction still open.
-
-    Engines made by `from_url` skip the pool's blanket ROLLBACK on every check-in (one more
-    hop to the driver's thread per call); this keeps the guarantee that no pooled connection
-    holds a transaction.
-    """
-
-    @event.listens_for(engine.sync_engine, "checkin")
-    def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
-        driver = None if dbapi_connection is None else dbapi_connection.driver_connection
-        if driver is not None and driver.in_transaction:
-            await_(driver.rollback())
-
-
-def _pgbouncer_connect_args(driver: str, connect_args: dict[str, Any]) -> dict[str, Any]:
-    """`connect_args` that keep `driver` from reusing server-side prepared statements."""
-    if driver == "psycopg":
-        connect_args.setdefault("prepare_threshold", None)
-    elif driver == "asyncpg":
-        connect_args.setdefault("statement_cache_size", 0)
-        connect_args.setdefault("prepared_statement_cache_size", 0)
-        connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
-    return connect_args
-
-
-def _unique_statement_name() -> str:
-    return f"__chatkit_kit_{uuid.uuid4().hex}__"
 
 
 class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
@@ -121,23 +59,27 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         pgbouncer: bool = False,
+        codec: StoreCodec | None = None,
     ) -> None:
-        names = _schema.Names.create(_dialect_of(engine), schema, table_prefix)
-        super().__init__(names, owner=owner)
+        dialect = dialect_for_backend(engine.url.get_backend_name())
+        names = _schema.Names.create(dialect, schema, table_prefix)
+        super().__init__(names, owner=owner, codec=codec)
         self._engine = engine
-        self._sqlite = names.dialect == "sqlite"
+        self._direct = self._dialect.direct_driver
         # Behind PgBouncer in transaction mode the asyncpg driver prepares a statement and
         # executes it in two exchanges, which stay on one server connection only inside a
         # transaction: there every call runs in one.
         self._always_transaction = pgbouncer and engine.dialect.driver == "asyncpg"
-        # Every statement but SQLite's two-statement delete_thread is atomic on its own, so
-        # running without BEGIN/COMMIT saves two round trips per call. False when the engine's
-        # connections are in autocommit mode already (`from_url` on SQLite and MySQL).
-        self._switch_to_autocommit = True
+        # Every statement but a two-statement delete_thread is atomic on its own, so running
+        # without BEGIN/COMMIT saves two round trips per call: single statements run on the
+        # engine's connections switched to AUTOCOMMIT, unless the dialect never switches (then
+        # every call runs in a transaction), or the engine is in autocommit mode already
+        # (`from_url` on SQLite and MySQL; then a transaction is opened by hand).
+        self._switch = self._dialect.switch_isolation_per_call
+        self._autocommit = False
         self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
-        self._mysql = self._names.dialect == "mysql"
 
     @classmethod
     def from_url(
@@ -148,6 +90,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         table_prefix: str = _schema.DEFAULT_TABLE_PREFIX,
         owner: OwnerResolver | None = None,
         pgbouncer: bool = False,
+        codec: StoreCodec | None = None,
         **engine_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
@@ -175,6 +118,9 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         version): no server-side prepared statement is reused across transactions (psycopg:
         `prepare_threshold=None`; asyncpg: no statement caches, uniquely named statements,
         every call in its own transaction).
+
+        `codec` turns the ChatKit models into stored text and back (`StoreCodec`; default: the
+        JSON of `JSONCodec`).
         """
         resolved = resolve_database_url(url)
         try:
@@ -183,35 +129,14 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             raise ValueError(
                 f"cannot parse the database URL {redact_database_url(url)!r}: {error}"
             ) from None
-        if parsed.get_backend_name() in _mysql.SCHEMES:
-            parsed = _mysql.configure_url(parsed)
-            # MySQL closes idle connections (wait_timeout) and failovers drop them: check each
-            # pooled connection on checkout, so a dead one is replaced instead of failing a call.
-            engine_kwargs.setdefault("pool_pre_ping", True)
-            # Autocommit connections (see `_connect`), and no ROLLBACK round trip when a call
-            # ends: a statement in autocommit mode has nothing to roll back.
-            engine_kwargs.setdefault("isolation_level", "AUTOCOMMIT")
-            if engine_kwargs["isolation_level"] == "AUTOCOMMIT":
-                engine_kwargs.setdefault("skip_autocommit_rollback", True)
-        if parsed.get_backend_name() == "sqlite":
-            connect_args = dict(engine_kwargs.pop("connect_args", {}))
-            connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
-            engine_kwargs["connect_args"] = connect_args
-            engine_kwargs.setdefault("isolation_level", "AUTOCOMMIT")
-            if engine_kwargs["isolation_level"] == "AUTOCOMMIT":
-                engine_kwargs.setdefault("pool_reset_on_return", None)
-        elif pgbouncer:
-            engine_kwargs["connect_args"] = _pgbouncer_connect_args(
-                parsed.get_driver_name(), dict(engine_kwargs.pop("connect_args", {}))
-            )
+        dialect = dialect_for_backend(parsed.get_backend_name())
+        parsed = dialect.configure_url(parsed)
+        dialect.engine_arguments(parsed.get_driver_name(), engine_kwargs, pgbouncer=pgbouncer)
         try:
             engine = create_async_engine(parsed, **engine_kwargs)
         except exc.ArgumentError as error:
             raise ValueError(f"cannot create an engine for {parsed!r}: {error}") from error
-        if engine.dialect.name == "sqlite":
-            _enable_sqlite_wal(engine)
-            if engine_kwargs.get("pool_reset_on_return", "rollback") is None:
-                _rollback_open_transactions(engine)
+        dialect.configure_engine(engine, engine_kwargs)
         try:
             store = cls(
                 engine,
@@ -219,13 +144,14 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 table_prefix=table_prefix,
                 owner=owner,
                 pgbouncer=pgbouncer,
+                codec=codec,
             )
         except BaseException:
             engine.sync_engine.dispose()
             raise
         store._owns_engine = True
         if engine_kwargs.get("isolation_level") == "AUTOCOMMIT":
-            store._switch_to_autocommit = False  # already autocommit: no per-call switch
+            store._autocommit = True  # already autocommit: no per-call switch
         return store
 
     @property
@@ -255,42 +181,27 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     @asynccontextmanager
     async def _connect(
         self, *, transaction: bool
-    ) -> AsyncIterator[_Connection | _SQLiteConnection]:
-        sqlite = self._sqlite
+    ) -> AsyncIterator[_Connection | _DriverConnection]:
         transaction = transaction or self._always_transaction
-        # Single statements are atomic on their own: AUTOCOMMIT saves BEGIN/COMMIT round trips.
-        # SQLite transactions are BEGIN IMMEDIATE (taken by hand, since the driver would begin
-        # lazily), so a writer never fails to upgrade a read lock and migrations serialize.
-        # MySQL never switches a connection's isolation level per call: the switch is a round
-        # trip each way, and when the server has killed the connection, switching it back on
-        # check-in fails inside SQLAlchemy's pool, which then loses the connection's slot
-        # (the pool runs dry). `from_url` makes MySQL engines autocommit instead; on an engine
-        # passed in, every MySQL call runs in a transaction.
-        autocommit = sqlite or not transaction
-        switch = autocommit and self._switch_to_autocommit and not self._mysql
+        # A direct-driver dialect (SQLite) runs on autocommit connections and opens its
+        # transactions by hand (BEGIN IMMEDIATE, since the driver would begin lazily); so does
+        # an engine in autocommit mode.
+        direct = self._direct
+        by_hand = direct or self._autocommit
+        switch = self._switch and not self._autocommit and (direct or not transaction)
         conn = await _checkout(self._autocommit_engine if switch else self._engine)
         try:
-            if sqlite:
-                # Straight to aiosqlite: one hop to its thread per statement, not one each
+            if direct:
+                # Straight to the driver: one hop to its thread per statement, not one each
                 # for cursor, execute, fetch and close.
-                driver = _SQLiteConnection((await conn.get_raw_connection()).driver_connection)
-                if not transaction:
-                    yield driver
-                else:
-                    await driver.execute("BEGIN IMMEDIATE", None)
-                    try:
-                        yield driver
-                    except BaseException:
-                        await driver.execute("ROLLBACK", None)
-                        raise
-                    await driver.execute("COMMIT", None)
-            elif self._mysql and not self._switch_to_autocommit:  # an autocommit engine
-                if transaction:
-                    await conn.exec_driver_sql("START TRANSACTION")
-                yield _Connection(self, conn)
-                if transaction:
-                    await conn.exec_driver_sql("COMMIT")
-            elif not transaction and not self._mysql:
+                raw = _DriverConnection((await conn.get_raw_connection()).driver_connection)
+                async with _by_hand(raw, self._dialect.begin, transaction):
+                    yield raw
+            elif by_hand:  # an autocommit engine
+                wrapped = _Connection(self, conn)
+                async with _by_hand(wrapped, self._dialect.begin, transaction):
+                    yield wrapped
+            elif switch or (not transaction and self._autocommit):
                 yield _Connection(self, conn)
             else:
                 async with conn.begin():
@@ -306,110 +217,47 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         await _release(conn)
 
     def _translate(self, error: Exception) -> DatabaseError | None:
+        dialect = self._dialect
         if isinstance(error, sqlite3.Error):  # the SQLite path runs on the driver directly
-            return database_error(_kind_without_sqlstate("sqlite", error), error)
+            return SQLITE.translate(error)
         if isinstance(error, exc.TimeoutError):  # no pooled connection became free
             return database_error(DatabaseTimeoutError, error)
         if isinstance(error, exc.DBAPIError):
             original = error.orig
             if original is None or error.connection_invalidated:
                 return database_error(DatabaseUnavailableError, error)
-            if self._mysql:
-                return database_error(_mysql.kind_of_error(original), original)
-            sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-            if sqlstate:
-                return database_error(kind_of_sqlstate(str(sqlstate)), original)
-            return database_error(_kind_without_sqlstate(self._names.dialect, original), original)
+            return dialect.translate(original)
         if isinstance(error, exc.SQLAlchemyError):
             return database_error(DatabaseError, error)
         if isinstance(error, OSError):
             return database_error(DatabaseUnavailableError, error)
-        if type(error).__module__.partition(".")[0] in ("asyncpg", "psycopg"):
+        if type(error).__module__.partition(".")[0] in _DRIVER_MODULES:
             # SQLAlchemy 2.0 (what Python 3.10 installs) lets some connect-time driver errors
-            # through unwrapped.
-            sqlstate = getattr(error, "sqlstate", None)
-            if sqlstate:
-                return database_error(kind_of_sqlstate(str(sqlstate)), error)
-            return database_error(_kind_without_sqlstate(self._names.dialect, error), error)
-        if self._mysql and _mysql.is_driver_error(error):
-            # SQLAlchemy sets AUTOCOMMIT on the raw MySQL connection without wrapping errors.
-            return database_error(_mysql.kind_of_error(error), error)
+            # through unwrapped, and sets AUTOCOMMIT on a raw MySQL connection without
+            # wrapping its errors.
+            return dialect.translate(error)
         return None
 
-    # MySQL: whole operations run again when InnoDB picked them as a deadlock victim.
 
-    async def _retry(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        if self._mysql:
-            return await _mysql.retrying(operation)
-        return await operation()
+_DRIVER_MODULES = frozenset({"asyncpg", "psycopg", "asyncmy", "aiomysql", "pymysql"})
 
-    async def _fetch(self, sql: str, params: Params) -> Sequence[Row]:
-        return await self._retry(lambda: SQLStoreBase._fetch(self, sql, params))
 
-    async def _fetch_value(self, sql: str, params: Params) -> Any:
-        return await self._retry(lambda: SQLStoreBase._fetch_value(self, sql, params))
-
-    async def _execute(self, statements: Sequence[str], params: Params) -> None:
-        await self._retry(lambda: SQLStoreBase._execute(self, statements, params))
-
-    async def _affected_rows(self, sql: str, params: Params) -> int:
-        """MySQL, which has no RETURNING: run one statement, return its affected-row count."""
-
-        async def run() -> int:
-            async with self._connection() as conn:
-                assert isinstance(conn, _Connection)
-                return await conn.execute_count(sql, params)
-
-        return await self._retry(run)
-
-    async def _write_item(self, params: Params) -> bool:
-        if not self._mysql:
-            return await SQLStoreBase._write_item(self, params)
-        return await self._affected_rows(self._sql.upsert_item, params) > 0  # 0: no thread row
-
-    async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
-        if not self._mysql:
-            return await super().delete_orphan_attachment(owner, attachment_id)
-        if not is_storable_id(attachment_id):
-            return False
-        params = {"owner": owner, "id": attachment_id}
-        return await self._affected_rows(self._sql.delete_orphan_attachment, params) > 0
-
-    async def _migrate_mysql(self, target: int | None) -> int:
-        # DDL commits implicitly on MySQL: no transaction, but a named lock held by this
-        # connection around the whole migration (the server releases it if the connection
-        # drops), and every step can run again after an interruption.
-        async with self._connection(ready=False) as conn:
-            execute, fetch_value = _raw_runners(conn)
-            locked = await fetch_value(_mysql.acquire_lock_sql(self._names))
-            if locked != 1:
-                raise _mysql.lock_timeout_error(self._names, locked)
-            try:
-                _found, now = await _schema.apply_migrations(
-                    self._names, execute, fetch_value, target=target
-                )
-            except BaseException:
-                # The real error wins: on a connection that died mid-migration RELEASE_LOCK
-                # fails too (and the server has released the lock with the connection).
-                with contextlib.suppress(Exception):
-                    await fetch_value(_mysql.release_lock_sql(self._names))
-                raise
-            await fetch_value(_mysql.release_lock_sql(self._names))
-        return now
-
-    async def migrate(self, *, target: int | None = None) -> int:
-        if self._mysql:
-            _schema.check_target(target)
-            now = await self._retry(lambda: self._migrate_mysql(target))
-            self._schema_ready = now == _schema.LATEST_VERSION
-            return now
-        if self._names.dialect == "sqlite":
-            # WAL lets readers run beside the writer; it cannot change inside a transaction.
-            async with self._connection(ready=False) as conn:
-                await conn.execute("PRAGMA journal_mode=WAL", None)
-        return await super().migrate(target=target)
-
-    migrate.__doc__ = SQLStoreBase.migrate.__doc__
+@asynccontextmanager
+async def _by_hand(
+    conn: _Connection | _DriverConnection, begin: str, transaction: bool
+) -> AsyncIterator[None]:
+    """A transaction opened and ended by statements, on a connection in autocommit mode."""
+    if not transaction:
+        yield
+        return
+    await conn.execute(begin, None)
+    try:
+        yield
+    except Exception:
+        await conn.execute("ROLLBACK", None)
+        raise
+    # (On a cancelled call the connection is discarded, which ends the transaction.)
+    await conn.execute("COMMIT", None)
 
 
 _SETTLING: set[asyncio.Future[Any]] = set()
@@ -527,7 +375,7 @@ class _Connection:
         return (await self._conn.execute(self._store._text(sql), params)).rowcount
 
 
-class _SQLiteConnection:
+class _DriverConnection:
     """The pooled aiosqlite connection running the store's `:name` statements (sqlite3 takes
     `:name` parameters as they are)."""
 
@@ -547,18 +395,10 @@ class _SQLiteConnection:
     async def execute(self, sql: str, params: Params | None) -> None:
         await self._driver.execute_fetchall(sql, params or ())
 
-
-def _kind_without_sqlstate(dialect: str, original: BaseException) -> type[DatabaseError]:
-    """psycopg while connecting and sqlite3 give no SQLSTATE: decide from type and message."""
-    configured = kind_of_message(str(original))
-    if configured is not None:
-        return configured
-    if dialect == "sqlite":
-        # "database is locked": the busy timeout expired waiting for another writer.
-        if "locked" in str(original) or "busy" in str(original):
-            return DatabaseTimeoutError
-        return DatabaseError
-    name = type(original).__name__
-    if name in ("OperationalError", "InterfaceError"):  # connection refused, lost, reset
-        return DatabaseUnavailableError
-    return DatabaseError
+    async def execute_count(self, sql: str, params: Params) -> int:
+        cursor = await self._driver.execute(sql, params)
+        try:
+            count: int = cursor.rowcount
+        finally:
+            await cursor.close()
+        return count

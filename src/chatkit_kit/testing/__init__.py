@@ -1,11 +1,11 @@
 """Test kit: store conformance suites and strategies, scripted models and a ChatKit client.
 
 Needs the `testing` extra: pip install "chatkit-kit[testing]". Names are imported on first use,
-so `chatkit_kit.testing._cli` and the pytest plugin load without hypothesis; the app test kit
-(`ScriptedOpenAI`, `ChatKitTestClient`, `requests`) needs no hypothesis, the client needs
-httpx. Works in a project that turns warnings into errors (`filterwarnings = error`):
-upstream's widget DeprecationWarning is silenced where the suite imports, builds or loads
-widgets, and nowhere else.
+so the `chatkit-kit conformance` command and the pytest plugin load without hypothesis; the
+app test kit (`ScriptedOpenAI`, `ChatKitTestClient`, `requests`) needs no hypothesis, the
+client needs httpx. Works in a project that turns warnings into errors (`filterwarnings =
+error`): upstream's widget DeprecationWarning is silenced where the suite imports, builds or
+loads widgets, and nowhere else.
 """
 
 from __future__ import annotations

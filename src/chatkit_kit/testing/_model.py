@@ -14,7 +14,7 @@ from typing import Any
 
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 
-from ..stores._rules import sort_key
+from ..stores import sort_key
 from .conformance._values import row_difference, short
 
 

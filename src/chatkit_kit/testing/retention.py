@@ -35,7 +35,7 @@ from chatkit.types import (
     UserMessageTextContent,
 )
 
-from ..stores._retention import RetentionStore
+from ..stores import RetentionStore
 
 __all__ = ["RetentionConformance"]
 

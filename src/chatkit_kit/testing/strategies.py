@@ -71,7 +71,7 @@ from chatkit.widgets import (  # noqa: E402
 )
 from hypothesis import strategies as st  # noqa: E402
 
-from ..stores._rules import MAX_ID_BYTES  # noqa: E402
+from ..stores import MAX_ID_BYTES  # noqa: E402
 
 __all__ = [
     "HOSTILE_IDS",

@@ -23,7 +23,7 @@ from chatkit.store import NotFoundError
 from chatkit.types import Attachment, FileAttachment, ThreadMetadata
 
 from ...attachments import StoreWithAttachments
-from ...stores._index import AttachmentIndex
+from ...stores import AttachmentIndex
 from ._capabilities import ATTACHMENTS
 from ._harness import Harness, SuiteBase, rule
 from ._values import raises_not_found

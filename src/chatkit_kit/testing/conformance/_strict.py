@@ -12,7 +12,7 @@ from typing import Any
 
 from chatkit.types import FileAttachment, ThreadItem
 
-from ...stores._rules import MAX_ID_BYTES, is_storable_id
+from ...stores import MAX_ID_BYTES, is_storable_id
 from .._model import ReferenceModel, expected_page
 from ._capabilities import ITEM_WRITES
 from ._harness import Harness, SuiteBase, rule

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         require("hypothesis", "testing")
         from hypothesis.configuration import set_hypothesis_home_dir
 
-        from .conformance import run_conformance
+        from ..testing.conformance import run_conformance
 
         # Hypothesis keeps its files (example database, constants cache) in ./.hypothesis by
         # default: the CLI writes nothing to the current directory unless --hypothesis-dir.

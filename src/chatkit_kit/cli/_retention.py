@@ -10,8 +10,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from .stores._retention import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
-from .stores._urls import database_backend
+from ..stores import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from ._options import UsageError, add_database_arguments, database_options, open_store
 
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _AGE = re.compile(r"(\d+)([smhdw])")
@@ -49,23 +49,14 @@ class _Progress:
 
 
 async def _with_store(args: argparse.Namespace, run: Any) -> int:
-    from .cli import _open_store  # the same URL handling as `migrate`
-
-    store = await _open_store(args.database_url, args.schema, args.table_prefix, args.pgbouncer)
+    store = await open_store(database_options(args))  # the same URL handling as `migrate`
     async with store:
         result: int = await run(store)
         return result
 
 
 def _run(command: str, args: argparse.Namespace, run: Any) -> int:
-    from .cli import UsageError
-
-    try:
-        dialect, _driver = database_backend(args.database_url)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if args.schema is not None and dialect == "sqlite":
-        raise UsageError("--schema is a PostgreSQL option; on SQLite use --table-prefix")
+    database_options(args)  # usage errors before anything connects
     if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
         raise UsageError(f"--batch-size must be 1 to {MAX_BATCH_SIZE}")
     return asyncio.run(_with_store(args, run))
@@ -86,8 +77,6 @@ def _run_prune(args: argparse.Namespace) -> int:
             print(f"pruned {count} threads with no activity in the last {args.age}")
         return 0
 
-    from .cli import UsageError
-
     try:
         args.older_than = parse_age(args.age)
     except argparse.ArgumentTypeError as error:
@@ -107,8 +96,6 @@ def _run_erase_owner(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    from .cli import add_database_arguments
-
     add_database_arguments(parser)
     parser.add_argument(
         "--batch-size",

@@ -13,59 +13,31 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._optional import is_installed
-from .errors import (
+from ..errors import (
     ChatKitKitError,
     DatabaseConfigurationError,
     DatabaseUnavailableError,
     MissingDependencyError,
     SchemaVersionError,
 )
-from .stores import _schema
-from .stores._urls import database_backend, redact_database_url, resolve_database_url
+from ..stores import migration_script, redact_database_url
+from ._conformance import add_conformance
+from ._options import (
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    DatabaseOptions,
+    UsageError,
+    add_database_arguments,
+    database_options,
+    open_store,
+)
+from ._retention import add_retention
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def dialect_name(dialect: str) -> str:
-    return {"sqlite": "SQLite", "mysql": "MySQL"}.get(dialect, dialect)
-
-
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
-
-class UsageError(ValueError):
-    """A command-line argument is wrong; exit status 2."""
-
-
-def _uses_asyncpg_directly(url: str) -> bool:
-    """Whether `url` can run on AsyncpgStore (needs only the asyncpg extra, no SQLAlchemy)."""
-    backend, driver = database_backend(url)
-    return backend == "postgresql" and driver in (None, "asyncpg") and is_installed("asyncpg")
-
-
-async def _open_store(url: str, schema: str | None, prefix: str, pgbouncer: bool = False) -> Any:
-    """A store for `url`: AsyncpgStore for PostgreSQL when asyncpg is installed (SQLAlchemy not
-    needed), else SQLAlchemyStore with the driver `resolve_database_url` picks. `pgbouncer`:
-    the URL is PgBouncer in transaction pooling mode (no prepared statement is reused)."""
-    if _uses_asyncpg_directly(url):
-        from .stores.asyncpg import AsyncpgStore
-
-        dsn = "postgresql://" + url.partition("://")[2]
-        return await AsyncpgStore.connect(
-            dsn, schema=schema, table_prefix=prefix, pgbouncer=pgbouncer
-        )
-    resolve_database_url(url)  # a missing driver is reported before a missing SQLAlchemy
-    from .stores.sqlalchemy import SQLAlchemyStore
-
-    return SQLAlchemyStore.from_url(url, schema=schema, table_prefix=prefix, pgbouncer=pgbouncer)
-
-
-async def _migrate(
-    url: str, schema: str | None, prefix: str, target: int | None, pgbouncer: bool = False
-) -> int:
-    store = await _open_store(url, schema, prefix, pgbouncer)
+async def _migrate(options: DatabaseOptions, target: int | None) -> int:
+    store = await open_store(options)
     async with store:
         before = await store.schema_version()
         after: int = await store.migrate(target=target)
@@ -77,50 +49,21 @@ async def _migrate(
 
 
 def _run_migrate(args: argparse.Namespace) -> int:
-    try:
-        dialect, _driver = database_backend(args.database_url)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    if args.schema is not None and dialect != "postgresql":
-        where = "the URL's database" if dialect == "mysql" else "one database file"
-        raise UsageError(
-            f"--schema is a PostgreSQL option; on {dialect_name(dialect)} the tables live in "
-            f"{where}: use --table-prefix"
+    options = database_options(args)
+    try:  # also checks --target; connects to nothing
+        script = migration_script(
+            options.url,
+            schema=options.schema,
+            table_prefix=options.table_prefix,
+            from_version=args.from_version,
+            target=args.target,
         )
-    try:
-        names = _schema.Names.create(dialect, args.schema, args.table_prefix)  # type: ignore[arg-type]
-        _schema.check_target(args.target)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.sql:
-        sys.stdout.write(_schema.migration_script(names, args.from_version, args.target))
+        sys.stdout.write(script)
         return 0
-    return asyncio.run(
-        _migrate(args.database_url, args.schema, args.table_prefix, args.target, args.pgbouncer)
-    )
-
-
-def add_database_arguments(parser: argparse.ArgumentParser) -> None:
-    """The database arguments every database subcommand takes: URL, schema and table prefix."""
-    parser.add_argument(
-        "database_url",
-        metavar="DATABASE_URL",
-        help="postgresql://... (or postgres://), postgresql+asyncpg://..., "
-        "postgresql+psycopg://..., mysql://... (or mariadb://, mysql+asyncmy://..., "
-        "mysql+aiomysql://...), sqlite:///path.db or sqlite+aiosqlite:///path.db",
-    )
-    parser.add_argument("--schema", default=None, help="PostgreSQL schema (default: public)")
-    parser.add_argument(
-        "--table-prefix",
-        default=_schema.DEFAULT_TABLE_PREFIX,
-        help=f"prefix of every table name (default: {_schema.DEFAULT_TABLE_PREFIX})",
-    )
-    parser.add_argument(
-        "--pgbouncer",
-        action="store_true",
-        help="PostgreSQL: DATABASE_URL is PgBouncer in transaction pooling mode "
-        "(no prepared statement is reused across transactions)",
-    )
+    return asyncio.run(_migrate(options, args.target))
 
 
 def _add_migrate(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -161,19 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatkit-kit", description=__doc__, parents=[common])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_migrate(subparsers, common)
-    from ._cli_retention import add_retention
-
     add_retention(subparsers, common)
     try:
-        from .demo.cli import add_demo
+        from ..demo.cli import add_demo
 
         add_demo(subparsers, common)
     except MissingDependencyError as missing:
         # `migrate` must work with only the extra its URL needs; `demo` then says what it needs.
         if "demo" not in subparsers.choices:
             _add_unavailable(subparsers, "demo", "run the demo ChatKit backend", missing)
-    from .testing._cli import add_conformance
-
     add_conformance(subparsers)
     return parser
 
@@ -241,7 +180,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The SQL layer of the SQL stores: dialects (one module per database) and their statements."""
