@@ -112,6 +112,8 @@ PUBLIC_API: dict[str, list[str]] = {
         "demo_context",
     ],
     "chatkit_kit.errors": [
+        "AttachmentStorageError",
+        "AttachmentStorageUnavailableError",
         "ChatKitKitError",
         "DatabaseConfigurationError",
         "DatabaseError",

@@ -62,3 +62,14 @@ class ClientRequestError(ChatKitKitError):
             )
         if "code" not in cls.__dict__ and "status_code" in cls.__dict__:
             cls.code = code_for_status(cls.status_code)
+
+
+class UnstorableValueError(ClientRequestError, ValueError):
+    """A value a store cannot store: an owner key or id over its byte limit, or with a NUL.
+
+    A `ValueError`, as the ChatKit store contract has bad arguments raise. When the value comes
+    from the request (an owner built from a header, an id the client sent) the endpoint answers
+    400 instead of a 500 with a traceback.
+    """
+
+    code = "invalid_request"

@@ -19,7 +19,7 @@ from chatkit.store import NotFoundError
 
 from ._http import ClientRequestError, code_for_status
 from ._optional import require
-from .errors import DatabaseError, MissingDependencyError
+from .errors import AttachmentStorageError, DatabaseError, MissingDependencyError
 
 require("starlette", "server")
 
@@ -28,7 +28,8 @@ from starlette.responses import Response  # noqa: E402
 from starlette.types import Scope, Send  # noqa: E402
 
 RETRY_AFTER_SECONDS = 5
-"""`Retry-After` of the 503 answered for a `DatabaseUnavailableError` or `DatabaseTimeoutError`."""
+"""`Retry-After` of the 503 answered for a `DatabaseUnavailableError`, `DatabaseTimeoutError` or
+`AttachmentStorageUnavailableError`."""
 
 _UNAVAILABLE_MESSAGE = "the service is temporarily unavailable; retry in a few seconds"
 
@@ -120,8 +121,9 @@ def reply_for(
         return client_error(404, str(exc) or "not found")
     if isinstance(exc, ClientRequestError):
         return client_error(exc.status_code, str(exc), exc.code)
-    if isinstance(exc, DatabaseError):
-        if exc.retryable:  # DatabaseUnavailableError, DatabaseTimeoutError
+    if isinstance(exc, (DatabaseError, AttachmentStorageError)):
+        # DatabaseUnavailableError, DatabaseTimeoutError, AttachmentStorageUnavailableError
+        if exc.retryable:
             return ErrorReply(
                 503,
                 "service_unavailable",

@@ -9,6 +9,8 @@ ChatKitKitError                      root: every error chatkit-kit defines deriv
 │   │   └── DeadlockError            the database rolled the call back as a deadlock victim
 │   └── DatabaseConfigurationError   not retryable: fix the configuration or the database
 │       └── SchemaVersionError       (also RuntimeError) tables missing, older or newer
+├── AttachmentStorageError           the blob storage (S3) refused a call: fix its configuration
+│   └── AttachmentStorageUnavailableError  (also ConnectionError) S3 unreachable: retry
 └── AttachmentError                  (chatkit_kit.attachments) a client's upload broke a rule
     ├── AttachmentPolicyError        (also ValueError) size or type not allowed
     │   ├── AttachmentTooLargeError
@@ -45,6 +47,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AttachmentStorageError",
+    "AttachmentStorageUnavailableError",
     "ChatKitKitError",
     "DatabaseConfigurationError",
     "DatabaseError",
@@ -143,3 +147,24 @@ class SchemaVersionError(DatabaseConfigurationError, RuntimeError):
     Run `await store.migrate()` (or `chatkit-kit migrate DATABASE_URL`) for missing or older
     tables; upgrade chatkit-kit for newer ones. The call was not applied.
     """
+
+
+class AttachmentStorageError(ChatKitKitError):
+    """The attachment blob storage (an S3 bucket) refused a call: access denied, a missing
+    bucket, a bad request. Retrying will not help; the storage's exception is the `__cause__`.
+    The endpoint answers it with a 500."""
+
+    retryable: ClassVar[bool] = False
+    """Whether retrying the same call later may succeed."""
+
+
+class AttachmentStorageUnavailableError(AttachmentStorageError, ConnectionError):
+    """The attachment blob storage could not be reached or failed transiently: connection
+    refused or reset, a connect or read timeout, an S3 5xx or throttling answer.
+
+    Retry with backoff; the endpoint answers it with 503 and `Retry-After`, like a database
+    outage. Nothing was changed on our side: a failed upload leaves no attachment, a failed
+    delete or sweep keeps the attachment's row (so the next attempt finds its bytes again).
+    """
+
+    retryable = True

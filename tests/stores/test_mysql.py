@@ -806,3 +806,51 @@ def test_mysql_translator(error: Exception, kind: type[DatabaseError]) -> None:
     translated = store._translate(error)
     assert type(translated) is kind, translated
     assert store._translate(KeyError("ours")) is None
+
+
+def test_cli_sql_script_runs_twice_with_a_mysql_client(
+    mariadb_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The printed script is re-runnable as a whole, the version records included."""
+    with fresh_database(mariadb_url) as url:
+        assert main(["migrate", "mysql://nobody@db.invalid:1/x", "--sql"]) == 0
+        statements = _script_statements(capsys.readouterr().out)
+        assert any(s.startswith("INSERT") for s in statements)
+        mysql_script(url, statements)
+        mysql_script(url, statements)  # before: ERROR 1062 Duplicate entry '1'
+        versions = mysql_execute(url, "SELECT version FROM chatkit_schema_version ORDER BY 1")
+        assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
+
+
+async def test_a_migration_killed_midway_reports_that_it_may_have_applied(
+    mysql_flavour: Flavour, mariadb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection is killed after part of the DDL committed: the error is the lost
+    connection (retryable, may have applied), not the failed RELEASE_LOCK in `finally` on the
+    dead connection; a second migrate() completes."""
+    real_apply = _schema.apply_migrations
+    with fresh_database(mariadb_url) as url:
+        executed = 0
+
+        async def apply_then_kill(names: Any, execute: Any, fetch_value: Any, **kw: Any) -> Any:
+            async def execute_and_kill(sql: str) -> None:
+                nonlocal executed
+                await execute(sql)
+                executed += 1
+                if executed == 3:
+                    assert await asyncio.to_thread(_kill_connections, url) >= 1
+
+            return await real_apply(names, execute_and_kill, fetch_value, **kw)
+
+        monkeypatch.setattr(_schema, "apply_migrations", apply_then_kill)
+        store = await Flavour(mysql_flavour.name, url).make()
+        try:
+            with pytest.raises(DatabaseError) as raised:
+                await store.migrate()
+            assert isinstance(raised.value, DatabaseUnavailableError), repr(raised.value)
+            assert raised.value.retryable and raised.value.may_have_applied
+            monkeypatch.setattr(_schema, "apply_migrations", real_apply)
+            assert await store.migrate() == SCHEMA_VERSION
+            assert await store.schema_version() == SCHEMA_VERSION
+        finally:
+            await store.close()

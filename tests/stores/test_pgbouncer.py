@@ -61,3 +61,25 @@ async def test_interleaved_calls_through_pgbouncer(
             assert [i.id for i in items.data] == [f"m{n:03d}" for n in range(ROUNDS)]
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("driver", ["postgresql", "postgresql+psycopg"])
+def test_cli_commands_run_again_and_again_through_pgbouncer(
+    pgbouncer_dsn: str, postgres_dsn: str, driver: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """migrate, prune and erase-owner with --pgbouncer, each three times in a row (before, a
+    later run of an AsyncpgStore command could meet the prepared statements of an earlier one on
+    PgBouncer's server connection: DuplicatePreparedStatementError)."""
+    from chatkit_kit.cli import main
+
+    from .sql_support import fresh_schema
+
+    url = pgbouncer_dsn.replace("postgresql://", f"{driver}://", 1)
+    with fresh_schema(postgres_dsn) as schema:
+        common = ["--schema", schema, "--pgbouncer"]
+        for _ in range(3):
+            assert main(["migrate", url, *common]) == 0
+            assert main(["prune", url, *common, "--older-than", "90d"]) == 0
+            assert main(["erase-owner", url, *common, "nobody"]) == 0
+        out = capsys.readouterr().out
+        assert out.count("schema is up to date") == 2

@@ -327,9 +327,11 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
         """Delete bytes and metadata of this backend's attachments that were never sent in a
         message and were created more than `older_than` ago; return how many were deleted.
 
-        Run it periodically (for example hourly with `older_than=timedelta(days=1)`). The metadata
-        goes first and only while it still has no `thread_id`, so an attachment sent meanwhile
-        keeps its bytes.
+        Run it periodically (for example hourly with `older_than=timedelta(days=1)`). The bytes
+        go first, then the metadata (only while it still has no `thread_id`): when the storage is
+        down (AttachmentStorageUnavailableError) the row stays and the next sweep tries again, so
+        no object is ever left that nothing points to. An attachment sent in the instant between
+        the two steps, long after its upload, loses its bytes (reads raise NotFoundError).
         """
         if older_than < timedelta(0):
             raise ValueError(f"older_than must not be negative, got {older_than}")
@@ -343,10 +345,10 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
             for row in rows:
                 if self._record(row.attachment) is None:
                     continue
+                key = self._object_key(row.attachment, row.owner)
+                if key is not None:
+                    await self.blobs.delete(key)
                 if await index.delete_orphan_attachment(row.owner, row.attachment.id):
-                    key = self._object_key(row.attachment, row.owner)
-                    if key is not None:
-                        await self.blobs.delete(key)
                     deleted += 1
             cutoff = rows[-1].saved_at
         return deleted

@@ -4,24 +4,87 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from .._optional import require
+from ..errors import AttachmentStorageError, AttachmentStorageUnavailableError
 from ._blobs import CHUNK_SIZE, BlobInfo, BlobNotFoundError, check_key, iter_data, too_large
 
 require("boto3", "s3")
 
-from botocore.exceptions import ClientError  # noqa: E402
+from boto3.exceptions import Boto3Error  # noqa: E402
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 _SPOOL_IN_MEMORY = 1024 * 1024
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "ServiceUnavailable",
+        "InternalError",
+    }
+)
+_T = TypeVar("_T")
+
+
+def storage_error(exc: BaseException) -> AttachmentStorageError:
+    """`exc` (boto3's, botocore's, a socket's) as a chatkit-kit error: unavailable (retryable)
+    for connection failures, timeouts, 5xx and throttling answers; AttachmentStorageError for
+    the rest (access denied, a missing bucket)."""
+    described = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if str(error.get("Code")) in _TRANSIENT_CODES or int(status) >= 500:
+            return AttachmentStorageUnavailableError(
+                f"the attachment storage is unavailable ({described}); retry later"
+            )
+        return AttachmentStorageError(
+            f"the attachment storage refused the call ({described}); check the bucket, the "
+            "credentials and their permissions"
+        )
+    if isinstance(exc, Boto3Error) and isinstance(exc.__context__, (ClientError, Boto3Error)):
+        return storage_error(exc.__context__)  # S3UploadFailedError wraps the real error
+    return AttachmentStorageUnavailableError(
+        f"the attachment storage could not be reached ({described}); retry later"
+    )
+
+
+_STORAGE_FAILURES = (BotoCoreError, Boto3Error, OSError)
+"""What boto3 raises for an outage besides ClientError: EndpointConnectionError,
+ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError, S3UploadFailedError..."""
+
+
+async def _run(
+    function: Callable[..., _T], /, *args: Any, missing_ok: bool = True, **kwargs: Any
+) -> _T:
+    """`function(*args, **kwargs)` in a worker thread; a storage failure raises a chatkit-kit
+    error, except a missing object with `missing_ok` (a ClientError the caller handles)."""
+    try:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    except ClientError as exc:
+        if missing_ok and _is_missing(exc):
+            raise
+        raise storage_error(exc) from exc
+    except _STORAGE_FAILURES as exc:
+        raise storage_error(exc) from exc
+    except Exception as exc:
+        if type(exc).__module__.partition(".")[0] in ("urllib3", "botocore", "boto3", "s3transfer"):
+            raise storage_error(exc) from exc  # e.g. a body read cut off mid-way
+        raise
 
 
 def _is_missing(exc: ClientError) -> bool:
     error = exc.response.get("Error", {})
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if error.get("Code") == "NoSuchBucket":
+        return False
     return str(error.get("Code")) in _MISSING_CODES or status == 404
 
 
@@ -57,12 +120,13 @@ class S3BlobStorage:
                     raise too_large(max_size)
                 await asyncio.to_thread(spool.write, chunk)
             await asyncio.to_thread(spool.seek, 0)
-            await asyncio.to_thread(
+            await _run(
                 self.client.upload_fileobj,
                 spool,
                 self.bucket,
                 key,
                 ExtraArgs={"ContentType": content_type},
+                missing_ok=False,
             )
         return BlobInfo(size, content_type, datetime.now(timezone.utc))
 
@@ -83,19 +147,19 @@ class S3BlobStorage:
                 body.close()
             return data
 
-        return await asyncio.to_thread(read)
+        return await _run(read)
 
     async def stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
         check_key(key)
         try:
-            response = await asyncio.to_thread(self.client.get_object, Bucket=self.bucket, Key=key)
+            response = await _run(self.client.get_object, Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _is_missing(exc):
                 raise BlobNotFoundError(f"no blob stored under {key!r}") from None
             raise
         body = response["Body"]
         try:
-            while chunk := await asyncio.to_thread(body.read, chunk_size):
+            while chunk := await _run(body.read, chunk_size):
                 yield chunk
         finally:
             # Closing synchronously also works when the generator is closed by the collector.
@@ -104,7 +168,7 @@ class S3BlobStorage:
     async def stat(self, key: str) -> BlobInfo | None:
         check_key(key)
         try:
-            head = await asyncio.to_thread(self.client.head_object, Bucket=self.bucket, Key=key)
+            head = await _run(self.client.head_object, Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if _is_missing(exc):
                 return None
@@ -116,7 +180,7 @@ class S3BlobStorage:
 
     async def delete(self, key: str) -> None:
         check_key(key)
-        await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=key)
+        await _run(self.client.delete_object, Bucket=self.bucket, Key=key)
 
     async def presign_put(
         self, key: str, *, content_type: str, content_length: int, expires_in: int
@@ -128,7 +192,7 @@ class S3BlobStorage:
         returned headers hold only `Content-Type`.
         """
         check_key(key)
-        url: str = await asyncio.to_thread(
+        url: str = await _run(
             self.client.generate_presigned_url,
             "put_object",
             Params={
@@ -145,7 +209,7 @@ class S3BlobStorage:
     async def presign_get(self, key: str, *, expires_in: int) -> str:
         """Return a presigned GET URL for `key`."""
         check_key(key)
-        url: str = await asyncio.to_thread(
+        url: str = await _run(
             self.client.generate_presigned_url,
             "get_object",
             Params={"Bucket": self.bucket, "Key": key},

@@ -38,6 +38,12 @@ def add_database_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_TABLE_PREFIX,
         help=f"prefix of every table name (default: {DEFAULT_TABLE_PREFIX})",
     )
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="PostgreSQL: DATABASE_URL is PgBouncer in transaction pooling mode "
+        "(no prepared statement is reused across transactions)",
+    )
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class DatabaseOptions:
     dialect: SQLDialect
     schema: str | None
     table_prefix: str
+    pgbouncer: bool = False
+    """The URL is PgBouncer in transaction pooling mode."""
 
 
 def database_options(args: argparse.Namespace) -> DatabaseOptions:
@@ -66,7 +74,13 @@ def database_options(args: argparse.Namespace) -> DatabaseOptions:
         check_table_prefix(args.table_prefix)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    return DatabaseOptions(args.database_url, dialect, args.schema, args.table_prefix)
+    return DatabaseOptions(
+        args.database_url,
+        dialect,
+        args.schema,
+        args.table_prefix,
+        bool(getattr(args, "pgbouncer", False)),
+    )
 
 
 def _uses_asyncpg_directly(options: DatabaseOptions) -> bool:
@@ -87,8 +101,12 @@ async def open_store(options: DatabaseOptions) -> Any:
         from ..stores.asyncpg import AsyncpgStore
 
         dsn = "postgresql://" + url.partition("://")[2]
-        return await AsyncpgStore.connect(dsn, schema=schema, table_prefix=prefix)
+        return await AsyncpgStore.connect(
+            dsn, schema=schema, table_prefix=prefix, pgbouncer=options.pgbouncer
+        )
     resolve_database_url(url)  # a missing driver is reported before a missing SQLAlchemy
     from ..stores.sqlalchemy import SQLAlchemyStore
 
-    return SQLAlchemyStore.from_url(url, schema=schema, table_prefix=prefix)
+    return SQLAlchemyStore.from_url(
+        url, schema=schema, table_prefix=prefix, pgbouncer=options.pgbouncer
+    )

@@ -16,13 +16,17 @@ still read back as `DynamicWidgetRoot`.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from chatkit.types import Attachment, ThreadItem, ThreadMetadata, WidgetItem
 from chatkit.widgets import BasicRoot, Card, DynamicWidgetRoot, ListView
-from pydantic import TypeAdapter, create_model
+from pydantic import BaseModel, TypeAdapter, create_model
+
+from .._http import UnstorableValueError
 
 _THREAD = TypeAdapter(ThreadMetadata)
 _THREADS = TypeAdapter(list[ThreadMetadata])
@@ -59,8 +63,49 @@ def _root_name(widget: object) -> str | None:
     return None
 
 
+_MINUTE = timedelta(minutes=1)
+
+
+def refuse_inexact(value: Any, where: str) -> None:
+    """Raise ValueError for what JSON cannot keep exactly: a float NaN or +-inf (JSON has no
+    such number; it would come back as None) and a datetime whose UTC offset has seconds
+    (ISO 8601 as pydantic writes it keeps only minutes: another instant would come back)."""
+    if isinstance(value, (str, int, bool)) or value is None:
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise UnstorableValueError(
+                f"{where} is {value!r}, which JSON cannot store (it would read back as None); "
+                "store None or a string instead"
+            )
+    elif isinstance(value, datetime):
+        offset = value.utcoffset()
+        if offset is not None and offset % _MINUTE:
+            raise UnstorableValueError(
+                f"{where} has the UTC offset {offset}, with seconds, which the stored ISO 8601 "
+                "text cannot keep (it would read back as another instant); convert it to UTC "
+                "first, e.g. value.astimezone(timezone.utc)"
+            )
+    elif isinstance(value, dict):
+        for key, entry in value.items():
+            refuse_inexact(entry, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for index, entry in enumerate(value):
+            refuse_inexact(entry, f"{where}[{index}]")
+    elif isinstance(value, BaseModel):
+        for name, entry in vars(value).items():  # (no deprecated-property warnings)
+            refuse_inexact(entry, f"{where}.{name}")
+        if value.model_extra:
+            refuse_inexact(value.model_extra, where)
+
+
 def encode_thread(thread: ThreadMetadata) -> str:
-    """Serialize the ThreadMetadata fields of `thread` (a `Thread`'s `items` are dropped)."""
+    """Serialize the ThreadMetadata fields of `thread` (a `Thread`'s `items` are dropped).
+
+    Raises ValueError for a value JSON cannot keep exactly (`refuse_inexact`).
+    """
+    for name in ThreadMetadata.model_fields:
+        refuse_inexact(vars(thread).get(name), f"thread.{name}")
     return _THREAD.dump_json(thread).decode()
 
 
@@ -79,7 +124,11 @@ def _json_array(texts: Sequence[str | bytes]) -> str:
 
 
 def encode_item(item: ThreadItem) -> str:
-    """Serialize a thread item; a widget item is prefixed with its root's class name."""
+    """Serialize a thread item; a widget item is prefixed with its root's class name.
+
+    Raises ValueError for a value JSON cannot keep exactly (`refuse_inexact`).
+    """
+    refuse_inexact(item, "item")
     text: str = _ITEM.dump_json(item).decode()
     if isinstance(item, WidgetItem):
         root = _root_name(item.widget)
@@ -122,7 +171,9 @@ def decode_items(texts: Sequence[str | bytes]) -> list[ThreadItem]:
 
 
 def encode_attachment(attachment: Attachment) -> str:
-    """Serialize attachment metadata, integration `metadata` included."""
+    """Serialize attachment metadata, integration `metadata` included (ValueError for a value
+    JSON cannot keep exactly, see `refuse_inexact`)."""
+    refuse_inexact(attachment, "attachment")
     return _ATTACHMENT.dump_json(attachment).decode()
 
 

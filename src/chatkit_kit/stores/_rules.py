@@ -28,6 +28,8 @@ from typing import Any, Literal, TypeVar
 
 from chatkit.types import Page
 
+from .._http import UnstorableValueError
+
 # Ids and owners
 
 MAX_ID_BYTES = 512
@@ -76,7 +78,7 @@ def check_id(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, got {type(value).__name__}")
     if not is_storable_id(value):
-        raise ValueError(
+        raise UnstorableValueError(
             f"{what} {_shown(value)} cannot be stored: ids must be 1 to {MAX_ID_BYTES} bytes "
             "of UTF-8 (no lone surrogates) and contain no NUL (U+0000) characters"
         )
@@ -106,12 +108,12 @@ def check_owner(key: Any) -> str:
             "return a string id such as the user id"
         )
     if not key:
-        raise ValueError(
+        raise UnstorableValueError(
             "the store's owner resolver returned an empty owner key; every request needs a "
             "non-empty owner (user) id so that users cannot see each other's data"
         )
     if not _fits(key, MAX_OWNER_BYTES):
-        raise ValueError(
+        raise UnstorableValueError(
             f"owner key {_shown(key)} is not usable: at most {MAX_OWNER_BYTES} bytes of UTF-8 "
             "(no lone surrogates) and no NUL (U+0000) characters"
         )

@@ -14,6 +14,7 @@ know about them; a test checks it against a migrated database.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Sequence
@@ -151,13 +152,12 @@ MIGRATIONS: Sequence[Migration] = (
 
 LATEST_VERSION = MIGRATIONS[-1].version
 
-_RECORD_VERSION = "INSERT INTO {versions} (version, description) VALUES ({version}, {description})"
 _CURRENT_VERSION = "SELECT COALESCE(MAX(version), 0) FROM {versions}"
 
 
 def _record_version(names: Names, migration: Migration) -> str:
     return names.format(
-        _RECORD_VERSION,
+        names.dialect.record_version,
         version=str(int(migration.version)),
         description=sql_literal(migration.description),
     )
@@ -248,8 +248,13 @@ async def apply_migrations(
             for statement in migration.statements(names):
                 await execute(statement)
             await execute(_record_version(names, migration))
-    finally:
-        await dialect.unlock_migrations(names, execute, fetch_value)
+    except BaseException:
+        # The real error wins: on a connection that died mid-migration the unlock fails too
+        # (and the server released a connection-held lock with the connection).
+        with contextlib.suppress(Exception):
+            await dialect.unlock_migrations(names, execute, fetch_value)
+        raise
+    await dialect.unlock_migrations(names, execute, fetch_value)
     return found, max(found, target)
 
 

@@ -216,6 +216,17 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         async with self._connection() as conn:
             return await conn.execute_count(sql, params)
 
+    async def _written_after_lock(self, lock: str, sql: str, params: Params) -> int:
+        """`lock`, then the write, in one transaction (retried whole)."""
+        return await self._retrying(self._written_after_lock_once, lock, sql, params)
+
+    async def _written_after_lock_once(self, lock: str, sql: str, params: Params) -> int:
+        async with self._connection(transaction=True) as conn:
+            await conn.fetch(lock, params)
+            if self._dialect.returning:
+                return len(await conn.fetch(sql, params))
+            return await conn.execute_count(sql, params)
+
     # Schema
 
     @property
@@ -544,6 +555,9 @@ class _Runner:
 
     async def written(self, sql: str, params: Params) -> int:
         return await self._store._written(sql, params)
+
+    async def written_after_lock(self, lock: str, sql: str, params: Params) -> int:
+        return await self._store._written_after_lock(lock, sql, params)
 
     def decode_attachment(self, payload: Any) -> Attachment:
         return self._store._codec.decode_attachment(payload)

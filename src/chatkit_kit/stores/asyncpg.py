@@ -28,6 +28,9 @@ from .sql.statements import numbered
 asyncpg = require("asyncpg", "asyncpg", "AsyncpgStore")
 
 
+_RELEASING: set[asyncio.Future[Any]] = set()
+"""Releases of connections acquired for calls cancelled while they waited."""
+
 DEFAULT_POOL_TIMEOUT_SECONDS = 30.0
 """How long a call waits for a free pooled connection (SQLAlchemy's `pool_timeout` default)."""
 
@@ -127,14 +130,26 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         return query, [params[name] for name in names]
 
     async def _acquire(self) -> Any:
+        # In a task of its own: a cancelled call never interrupts a connect mid-handshake
+        # (asyncpg then logs "Future exception was never retrieved"); a connection acquired
+        # after the call was cancelled goes back to the pool.
+        task = asyncio.ensure_future(self._pool.acquire(timeout=self.pool_timeout))
         try:
-            return await self._pool.acquire(timeout=self.pool_timeout)
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._release_when_acquired)
+            raise
         except asyncio.TimeoutError as error:
             waited = TimeoutError(
                 f"no pooled connection became free within {self.pool_timeout} s "
                 f"(pool max_size {self._pool.get_max_size()})"
             )
             raise database_error(DatabaseTimeoutError, waited) from error
+
+    def _release_when_acquired(self, task: asyncio.Future[Any]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            _RELEASING.add(release := asyncio.ensure_future(self._pool.release(task.result())))
+            release.add_done_callback(_RELEASING.discard)
 
     @asynccontextmanager
     async def _connect(self, *, transaction: bool) -> AsyncIterator[_Connection]:
@@ -152,9 +167,15 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
                 if isinstance(_translate(error), DatabaseUnavailableError):
                     conn.terminate()
                 raise
+            except asyncio.CancelledError:
+                # asyncpg sends the server a cancel request, and the pool's release (shielded
+                # from this cancellation) waits for it to complete and rolls back an open
+                # transaction: the connection goes back clean. Terminating it here instead
+                # would abort that cancel request mid-connect.
+                raise
             except BaseException:
-                # A client-side or protocol failure, or a cancelled call: the connection's
-                # state is unknown, so close it instead of handing it back to the pool.
+                # A client-side or protocol failure: the connection's state is unknown, so
+                # close it instead of handing it back to the pool.
                 conn.terminate()
                 raise
         finally:

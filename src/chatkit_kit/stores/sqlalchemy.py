@@ -7,8 +7,9 @@ module connects and runs statements; what differs between the databases is their
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic
 
@@ -159,7 +160,13 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         return self._engine
 
     async def close(self) -> None:
-        """Dispose the engine if `from_url` created it; an engine you passed in stays open."""
+        """Dispose the engine if `from_url` created it; an engine you passed in stays open.
+
+        Connections of cancelled calls still being returned to the pool are waited for first
+        (up to _DRIVER_CANCEL_WAIT_SECONDS).
+        """
+        if _SETTLING:
+            await asyncio.wait(list(_SETTLING), timeout=_DRIVER_CANCEL_WAIT_SECONDS)
         if self._owns_engine:
             await self._engine.dispose()
 
@@ -182,7 +189,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         direct = self._direct
         by_hand = direct or self._autocommit
         switch = self._switch and not self._autocommit and (direct or not transaction)
-        conn = await (self._autocommit_engine if switch else self._engine).connect()
+        conn = await _checkout(self._autocommit_engine if switch else self._engine)
         try:
             if direct:
                 # Straight to the driver: one hop to its thread per statement, not one each
@@ -253,26 +260,89 @@ async def _by_hand(
     await conn.execute("COMMIT", None)
 
 
+_SETTLING: set[asyncio.Future[Any]] = set()
+"""Connection returns still running after the call that started them was cancelled."""
+
+_DRIVER_CANCEL_WAIT_SECONDS = 5.0
+"""How long a discarded asyncpg connection waits for its driver's pending cancel requests."""
+
+
+def _settle(operation: Awaitable[None]) -> asyncio.Future[None]:
+    """Run `operation` (a connection's return to the pool) to its end, whatever happens to the
+    call that started it: a cancellation of the caller stops the wait, never the return."""
+    task = asyncio.ensure_future(operation)
+    _SETTLING.add(task)
+    task.add_done_callback(_SETTLING.discard)
+    return asyncio.shield(task)
+
+
+async def _checkout(engine: AsyncEngine) -> AsyncConnection:
+    """A pooled connection of `engine`. Cancelling the caller mid-checkout (mid-connect) lets
+    the checkout finish in the background and returns the connection to the pool."""
+
+    async def connect() -> AsyncConnection:
+        return await engine.connect()
+
+    task = asyncio.ensure_future(connect())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_return_when_connected)
+        raise
+
+
+def _return_when_connected(task: asyncio.Future[AsyncConnection]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        _settle(_return(task.result()))
+
+
 async def _release(conn: AsyncConnection) -> None:
     """Return `conn` to the pool after a call; drop it if resetting it fails.
 
     The reset fails when the connection was lost after the call's work was done (its statement
-    autocommitted, or its transaction committed): the call still succeeded.
+    autocommitted, or its transaction committed): the call still succeeded. A cancellation of
+    the call while the connection is being returned does not interrupt the return.
     """
+    await _settle(_return(conn))
+
+
+async def _return(conn: AsyncConnection) -> None:
     try:
         await conn.close()
-    except Exception:
-        await _discard(conn)
+    except BaseException:
+        await _invalidate(conn)
 
 
 async def _discard(conn: AsyncConnection) -> None:
-    """Invalidate and release `conn` (its pool slot too), even if it is already broken."""
+    """Invalidate and release `conn` (its pool slot too), even if it is already broken; a
+    cancellation of the call meanwhile does not interrupt it."""
+    await _settle(_invalidate(conn))
+
+
+async def _invalidate(conn: AsyncConnection) -> None:
     try:
+        await _await_driver_cancellations(conn)
         await conn.invalidate()
-    except Exception:  # a dead connection may fail to close: it is gone either way
+    except BaseException:  # a dead connection may fail to close: it is gone either way
         pass
     finally:
         await conn.close()
+
+
+async def _await_driver_cancellations(conn: AsyncConnection) -> None:
+    """Let asyncpg finish the cancel requests of a cancelled statement before the connection
+    closes: closing it cancels them mid-connect, which asyncpg reports as "Future exception was
+    never retrieved"."""
+    sync = conn.sync_connection
+    if sync is None or sync.closed or sync.invalidated:
+        return  # (`.connection` would check a new connection out)
+    try:
+        driver = sync.connection.driver_connection
+    except Exception:
+        return
+    pending = [task for task in getattr(driver, "_cancellations", ()) if not task.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=_DRIVER_CANCEL_WAIT_SECONDS)
 
 
 class _Connection:

@@ -34,6 +34,10 @@ class Runner(Protocol):
         """Run one write; return the rows it wrote or deleted."""
         ...
 
+    async def written_after_lock(self, lock: str, sql: str, params: Params) -> int:
+        """Run `lock`, then the write, in one transaction; return the rows written."""
+        ...
+
     def decode_attachment(self, payload: Any) -> Attachment: ...
 
 
@@ -124,4 +128,7 @@ class SQLRetention:
         params = {**keys, "cutoff": cutoff, "limit": batch_size}
         while await run.written(sql.delete_stale_items, params) == batch_size:
             pass
+        lock = sql.lock_thread_before_empty_delete
+        if lock is not None:
+            return await run.written_after_lock(lock, sql.delete_empty_thread, keys)
         return await run.written(sql.delete_empty_thread, keys)

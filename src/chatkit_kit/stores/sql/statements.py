@@ -132,6 +132,11 @@ class Statements:
     def delete_empty_thread(self) -> str:
         return self.sql(self.names.dialect.delete_empty_thread)
 
+    @cached_property
+    def lock_thread_before_empty_delete(self) -> str | None:
+        lock = self.names.dialect.lock_thread_before_empty_delete
+        return None if lock is None else self.sql(lock)
+
     def stale_threads(self, owner: bool) -> str:
         return self.sql(self.names.dialect.stale_threads(owner))
 

@@ -196,6 +196,11 @@ class SQLDialect:
 
     # Migrations
 
+    record_version = (
+        "INSERT INTO {versions} (version, description) VALUES ({version}, {description})"
+    )
+    """Records one applied migration (formatted with its version and description)."""
+
     def prelude(self, names: TableNames) -> list[str]:
         """The statements before the first migration of a script: schema, version table."""
         return [names.format(self.create_versions)]
@@ -329,6 +334,9 @@ class SQLDialect:
         "(SELECT owner, thread_id, id FROM {items} WHERE owner = :owner "
         "AND thread_id = :thread_id AND sort_key < :cutoff LIMIT :limit) RETURNING 1"
     )
+    lock_thread_before_empty_delete: str | None = None
+    """Run in one transaction before `delete_empty_thread`, where the database's delete would
+    not see an item write in flight (None: the delete alone is safe)."""
     # Only once no item is left: a thread that got a new item meanwhile stays (with that item).
     delete_empty_thread = (
         "DELETE FROM {threads} WHERE owner = :owner AND id = :thread_id AND NOT EXISTS "

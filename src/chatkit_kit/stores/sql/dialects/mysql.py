@@ -311,6 +311,9 @@ class MySQLDialect(SQLDialect):
     def acquire_lock_sql(self, names: TableNames) -> str:
         return f"SELECT GET_LOCK({self.lock_name(names)}, {LOCK_TIMEOUT_SECONDS})"
 
+    # Recording a version again (a printed script run a second time) changes nothing.
+    record_version = SQLDialect.record_version + " ON DUPLICATE KEY UPDATE version = version"
+
     def release_lock_sql(self, names: TableNames) -> str:
         return f"SELECT RELEASE_LOCK({self.lock_name(names)})"
 

@@ -58,6 +58,13 @@ def _unique_statement_name() -> str:
 
 class PostgreSQLDialect(SQLDialect):
     name = "postgresql"
+    # prune: wait for item writes in flight (each holds the thread row FOR KEY SHARE until it
+    # commits), so the empty-thread delete, a new statement with a new snapshot under READ
+    # COMMITTED, sees their items. Without it the delete waits for the lock and then deletes
+    # the thread without re-checking NOT EXISTS: an orphan item.
+    lock_thread_before_empty_delete = (
+        "SELECT 1 FROM {threads} WHERE owner = :owner AND id = :thread_id FOR UPDATE"
+    )
     title = "PostgreSQL"
     backends = ("postgresql",)
     schemas = True
