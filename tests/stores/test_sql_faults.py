@@ -362,11 +362,19 @@ async def check_delete_thread_racing_item_writes(
                 n += 1
 
         tasks = [asyncio.ensure_future(writer(w)) for w in range(writers)]
-        await asyncio.sleep(0.05 + 0.01 * round_)
+        # Counted, not timed: some writes are stored first (more in later rounds), and every
+        # writer finishes a write that started after the delete returned. The outer 60 s only
+        # stops a hang.
+        stored = writers + round_
+        await _until(lambda o=outcome, n=stored: list(o.values()).count("stored") >= n)
         delete_called = time.monotonic()
         await store.delete_thread(thread_id, ctx)
         delete_returned = time.monotonic()
-        await asyncio.sleep(0.05)  # writers keep writing after the delete returned
+        await _until(
+            lambda s=started, o=outcome, t=delete_returned: (
+                sum(at > t and i in o for i, at in s.items()) >= writers
+            )
+        )
         stop.set()
         await asyncio.gather(*tasks)
 
@@ -382,6 +390,16 @@ async def check_delete_thread_racing_item_writes(
         with pytest.raises(NotFoundError):
             await store.load_thread(thread_id, ctx)
         await assert_unlocked()
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    """Wait (yielding to the other tasks) until `condition()` holds; fails after `seconds`."""
+
+    async def poll() -> None:
+        while not condition():  # noqa: ASYNC110 (the writers' state, no event to wait on)
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(poll(), seconds)
 
 
 def _count_items(dsn: str, items_table: str, owner: str, thread_id: str) -> int:
