@@ -192,6 +192,7 @@ def _run_without(blocked: tuple[str, ...], *args: str) -> subprocess.CompletedPr
 NO_DRIVERS = ("sqlalchemy", "aiosqlite", "asyncpg", "psycopg")
 
 
+@pytest.mark.slow  # three fresh interpreters importing the whole CLI
 def test_sql_needs_no_driver_at_all(tmp_path: Path) -> None:
     for url in ("postgresql://u@db.invalid/x", "postgresql+psycopg://u@h/x", "sqlite:///a.db"):
         result = _run_without(NO_DRIVERS, "migrate", url, "--sql")

@@ -48,6 +48,7 @@ def test_every_contract_rule_without_a_broken_store_is_listed() -> None:
     assert contract - caught - covered_elsewhere == set()
 
 
+@pytest.mark.slow  # the deep profile's 10,000-item thread
 def test_sync_sqlite_store_blocks_the_loop(tmp_path: Path) -> None:
     """Blocking sqlite3 I/O on a 10,000-item thread (the deep profile's size) is caught."""
     report = run_conformance(
