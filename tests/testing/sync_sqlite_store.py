@@ -205,3 +205,25 @@ class SyncSQLiteStore(Store[Any]):
                 "DELETE FROM attachments WHERE owner = ? AND id = ?",
                 (default_owner(context), attachment_id),
             )
+
+
+class InsertOnlySyncSQLiteStore(SyncSQLiteStore):
+    """Also not idempotent: re-adding an item raises sqlite3.IntegrityError (upstream's mock)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS items_key ON items (owner, id)")
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    default_owner(context),
+                    thread_id,
+                    item.id,
+                    sort_key(item.created_at),
+                    self._next_seq(db),
+                    _ITEM.dump_json(item).decode(),
+                ),
+            )

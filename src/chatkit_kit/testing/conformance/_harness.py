@@ -332,8 +332,11 @@ class SuiteBase:
     conformance_profile: str = "ci"
     supports_attachments: bool | None = None
     """None: detect (a NotImplementedError from save_attachment means no); or declare it."""
+    loop_cpu_threshold_ms: float = 10.0
+    """`does-not-block-loop`: a call that runs this much CPU without yielding is CPU-bound."""
     loop_block_threshold_ms: float = 1.0
-    """`does-not-block-loop`: a call that runs this long without yielding blocks the loop."""
+    """`does-not-block-loop`, only where the platform has no scheduler statistics (not Linux):
+    a call off the CPU this long without yielding blocked on I/O."""
 
     def make_store(self) -> Store[Any] | Awaitable[Store[Any]]:
         raise NotImplementedError(f"{type(self).__name__} must define make_store()")

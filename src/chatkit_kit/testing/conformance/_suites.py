@@ -21,7 +21,8 @@ class StoreConformance(ContractRules):
     - `supports_attachments`: None (default) detects it (NotImplementedError from
       save_attachment means no); True/False declares it. Without attachments the attachment
       rules are skipped as not supported.
-    - `loop_block_threshold_ms` (default 1): see the `does-not-block-loop` rule.
+    - `loop_cpu_threshold_ms` (default 10) and `loop_block_threshold_ms` (default 1, used only
+      where the platform has no scheduler statistics): see the `does-not-block-loop` rule.
     - `conformance_profile` is "ci" (default) or "deep"; the environment variable
       CHATKIT_KIT_CONFORMANCE_PROFILE overrides it.
     """
