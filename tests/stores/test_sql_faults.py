@@ -366,15 +366,23 @@ async def check_delete_thread_racing_item_writes(
         # writer finishes a write that started after the delete returned. The outer 60 s only
         # stops a hang.
         stored = writers + round_
-        await _until(lambda o=outcome, n=stored: list(o.values()).count("stored") >= n)
+
+        def enough_stored(outcome: dict[str, str] = outcome, stored: int = stored) -> bool:
+            return list(outcome.values()).count("stored") >= stored
+
+        await _until(enough_stored)
         delete_called = time.monotonic()
         await store.delete_thread(thread_id, ctx)
         delete_returned = time.monotonic()
-        await _until(
-            lambda s=started, o=outcome, t=delete_returned: (
-                sum(at > t and i in o for i, at in s.items()) >= writers
-            )
-        )
+
+        def writers_went_on(
+            started: dict[str, float] = started,
+            outcome: dict[str, str] = outcome,
+            returned: float = delete_returned,
+        ) -> bool:
+            return sum(at > returned and i in outcome for i, at in started.items()) >= writers
+
+        await _until(writers_went_on)
         stop.set()
         await asyncio.gather(*tasks)
 
