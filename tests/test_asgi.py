@@ -65,6 +65,7 @@ from chatkit_kit.errors import (
     SchemaVersionError,
 )
 from chatkit_kit.stores import MemoryStore
+from chatkit_kit.testing import requests
 from tests.fixtures.context import Ctx
 
 # ---------------------------------------------------------------------------------------------
@@ -269,15 +270,16 @@ async def client(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def user_input(text: str, attachments: Sequence[str] = ()) -> dict[str, Any]:
-    return {
-        "content": [{"type": "input_text", "text": text}],
-        "attachments": list(attachments),
-        "inference_options": {},
-    }
+    """The wire JSON of a user message (built with the test kit's typed builders)."""
+    return requests.user_input(text, attachments=attachments).model_dump(
+        mode="json", exclude_none=True
+    )
 
 
 def create_req(text: str, attachments: Sequence[str] = ()) -> dict[str, Any]:
-    return {"type": "threads.create", "params": {"input": user_input(text, attachments)}}
+    return requests.create_thread(text, attachments=attachments).model_dump(
+        mode="json", exclude_none=True
+    )
 
 
 async def stream_events(

@@ -187,14 +187,7 @@ async def test_history_attachments_and_tags_reach_the_model_in_order() -> None:
         {
             "type": "message",
             "role": "assistant",
-            "content": [
-                {
-                    "type": "output_text",
-                    "text": "The chart shows growth.",
-                    "annotations": [],
-                    "logprobs": None,
-                }
-            ],
+            "content": "The chart shows growth.",
         },
         {"role": "user", "type": "message", "content": [text("When does @Acme ship?")]},
         {

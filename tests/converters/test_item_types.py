@@ -108,10 +108,8 @@ async def test_every_item_type() -> None:
         {
             "type": "message",
             "role": "assistant",
-            "content": [
-                {"type": "output_text", "text": "Hi", "annotations": [], "logprobs": None},
-                {"type": "output_text", "text": "!", "annotations": [], "logprobs": None},
-            ],
+            # Plain text, which both model APIs take (parts joined by a blank line).
+            "content": "Hi\n\n!",
         },
         {
             "type": "function_call",

@@ -10,12 +10,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, Protocol, runtime_checkable
 
 from chatkit.store import AttachmentStore, NotFoundError, Store, TContext
-from chatkit.types import Attachment
+from chatkit.types import Attachment, ImageAttachment
+from pydantic import AnyUrl
 
 from ..stores import AttachmentIndex, OwnerResolver, OwnerScopedStore, check_owner, default_owner
 from ._blobs import BlobInfo, BlobStorage, check_key
 from ._compose import StoreWithAttachments
-from ._errors import AttachmentPolicyError, AttachmentVerificationError
+from ._errors import AttachmentPolicyError, AttachmentTooLargeError, AttachmentVerificationError
 from ._policy import UploadPolicy
 
 METADATA_KEY = "chatkit_kit"
@@ -200,6 +201,69 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
             raise AttachmentVerificationError(f"attachment {attachment.id}: {exc}") from None
         return data
 
+    # Generated images
+
+    async def save_generated_image(
+        self, data: bytes, *, thread_id: str, context: Any, name: str = "generated-image"
+    ) -> ImageAttachment:
+        """Store model-generated image bytes as an image attachment of `thread_id`.
+
+        The bytes go to this backend's blob storage under the context owner's prefix; the
+        attachment row (with `thread_id` set, so thread deletes, `erase_owner` and `prune` with
+        this backend remove the bytes) is saved in the store. Returns the attachment as
+        presented (its `preview_url` is where the owner can fetch the image). ValueError when
+        `data` is not a PNG, JPEG, GIF or WebP image; AttachmentTooLargeError over
+        `policy.max_size`.
+        """
+        mime_type = _image_type(data)
+        if mime_type is None:
+            raise ValueError("generated image bytes are not a PNG, JPEG, GIF or WebP image")
+        if len(data) > self.policy.max_size:
+            raise AttachmentTooLargeError(
+                f"generated image of {len(data)} bytes exceeds the limit of "
+                f"{self.policy.max_size} bytes"
+            )
+        key = self._new_object_key(self.owner_key(context))
+        metadata = self._new_metadata(key, len(data))
+        metadata[METADATA_KEY]["generated"] = True
+        extension = mime_type.rsplit("/", 1)[-1].replace("jpeg", "jpg")
+        attachment = ImageAttachment(
+            id=self.generate_attachment_id(mime_type, context),
+            name=name if "." in name else f"{name}.{extension}",
+            mime_type=mime_type,
+            preview_url=AnyUrl("https://generated-image.invalid/"),
+            thread_id=thread_id,
+            metadata=metadata,
+        )
+        await self.blobs.put(key, data, content_type=mime_type, max_size=self.policy.max_size)
+        try:
+            presented = await self.present_generated_image(attachment, context)
+            assert isinstance(presented, ImageAttachment)
+            await self.store.save_attachment(presented, context)
+        except BaseException:
+            await self.blobs.delete(key)
+            raise
+        return presented
+
+    async def present_generated_image(self, attachment: Attachment, context: Any) -> Attachment:
+        """The attachment with a `preview_url` the owner can fetch; subclasses present it."""
+        present = getattr(self, "present_attachment", None)
+        if present is None:  # pragma: no cover - both backends present attachments
+            return attachment
+        presented: Attachment = await present(attachment, context)
+        return presented
+
+    async def _delete_generated_images(self, thread_id: str, context: Any) -> None:
+        owner = self.owner_key(context)
+        for attachment in await self._index().list_thread_attachments(thread_id, context):
+            record = self._record(attachment)
+            if record is None or not record.get("generated"):
+                continue
+            key = self._object_key(attachment, owner)
+            if key is not None:
+                await self.blobs.delete(key)
+            await self.store.delete_attachment(attachment.id, context)
+
     # Deletes
 
     async def delete_attachment(self, attachment_id: str, context: TContext) -> None:
@@ -251,9 +315,13 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
 
     async def before_thread_delete(self, thread_id: str, context: Any) -> None:
         """`ThreadDeleteListener`: with `delete_with_thread=True`, delete the thread's
-        attachments before `StoreWithAttachments.delete_thread` deletes the thread."""
+        attachments before `StoreWithAttachments.delete_thread` deletes the thread; without it,
+        still the thread's generated images (`save_generated_image`)."""
         if self.delete_with_thread:
             await self.delete_thread_attachments(thread_id, context)
+        elif isinstance(self.store, AttachmentIndex):
+            # Generated images belong to the thread alone: they always go with it.
+            await self._delete_generated_images(thread_id, context)
 
     async def sweep_orphans(self, older_than: timedelta, *, limit: int = 1000) -> int:
         """Delete bytes and metadata of this backend's attachments that were never sent in a
@@ -282,3 +350,16 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
                     deleted += 1
             cutoff = rows[-1].saved_at
         return deleted
+
+
+def _image_type(data: bytes) -> str | None:
+    """The media type of image bytes from their magic number (PNG, JPEG, GIF, WebP)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None

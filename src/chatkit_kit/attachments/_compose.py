@@ -11,8 +11,17 @@ from __future__ import annotations
 
 from typing import Any, Generic, Protocol, runtime_checkable
 
-from chatkit.store import Store, StoreItemType, TContext
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMessageItem
+from chatkit.store import NotFoundError, Store, StoreItemType, TContext
+from chatkit.types import (
+    Attachment,
+    GeneratedImageItem,
+    Page,
+    ThreadItem,
+    ThreadMetadata,
+    UserMessageItem,
+)
+
+from .generated import generated_image_attachment_id, generated_image_url
 
 
 @runtime_checkable
@@ -112,10 +121,30 @@ class StoreWithAttachments(Store[TContext], Generic[TContext]):
         return await self._presenter.present_attachment(attachment, context)
 
     async def _present_item(self, item: ThreadItem, context: TContext) -> ThreadItem:
-        if self._presenter is None or not isinstance(item, UserMessageItem) or not item.attachments:
+        if self._presenter is None:
+            return item
+        if isinstance(item, GeneratedImageItem):
+            return await self._present_generated_image(item, context)
+        if not isinstance(item, UserMessageItem) or not item.attachments:
             return item
         presented = [await self._present(a, context) for a in item.attachments]
         return item.model_copy(update={"attachments": presented})
+
+    async def _present_generated_image(
+        self, item: GeneratedImageItem, context: TContext
+    ) -> GeneratedImageItem:
+        """A fresh URL for an image stored as an attachment (`generated_image_url`)."""
+        attachment_id = generated_image_attachment_id(item.image.url) if item.image else None
+        if item.image is None or attachment_id is None:
+            return item
+        try:
+            attachment = await self._store.load_attachment(attachment_id, context)
+        except NotFoundError:
+            return item
+        url = generated_image_url(await self._present(attachment, context))
+        if url == item.image.url:
+            return item
+        return item.model_copy(update={"image": item.image.model_copy(update={"url": url})})
 
     # Ids
 

@@ -83,24 +83,21 @@ async def offline_responder(
 
 
 def agent_responder(agent: Agent[Any]) -> Responder:
-    """Answer with `agent`: recent history and attachments converted by chatkit-kit."""
+    """Answer with `agent` through `chatkit_kit.agents.agent_turn` (history, attachments, ids)."""
 
-    async def respond(
+    def respond(
         server: DemoServer, thread: ThreadMetadata, item: UserMessageItem | None, context: Any
     ) -> AsyncIterator[ThreadStreamEvent]:
-        from agents import Runner
-        from chatkit.agents import AgentContext, stream_agent_response
+        from ..agents import HistoryWindow, agent_turn
 
-        from ..converters import AttachmentAwareConverter, load_history
-
-        history = await load_history(server.store, thread.id, context, max_items=40)
-        converter = AttachmentAwareConverter(server.attachment_source, context)
-        model_input = await converter.to_agent_input(history)
-        agent_context: AgentContext[Any] = AgentContext(
-            thread=thread, store=server.store, request_context=context
+        return agent_turn(
+            agent,
+            thread,
+            item,
+            context,
+            store=server.store,
+            attachments=server.attachment_source,
+            history=HistoryWindow(max_items=40),
         )
-        result = Runner.run_streamed(agent, model_input, context=agent_context)
-        async for event in stream_agent_response(agent_context, result):
-            yield event
 
     return respond
