@@ -238,6 +238,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "item_kinds",
         "json_values",
         "sdk_hidden_context_items",
+        "server_created_at",
         "storable_ids",
         "structured_input_items",
         "task_items",

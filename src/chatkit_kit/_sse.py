@@ -121,6 +121,102 @@ class _Keepalive:
         self.task.cancel()
 
 
+MAX_BATCH_EVENTS = 64
+"""At most this many SSE frames go out in one write."""
+MAX_BATCH_BYTES = 64 * 1024
+"""A batch that reaches this many bytes is written before the stream produces more."""
+MAX_BATCH_AGE = 0.002
+"""Seconds: a frame waits at most this long for the frames produced after it (a stream that
+produces many events without ever waiting, e.g. CPU-heavy ones, still flushes regularly)."""
+
+
+class _BatchWriter:
+    """Writes the frames a stream produces, those that are ready together in one ASGI message.
+
+    The stream `put`s each frame and goes on producing; this writer's task runs at the event
+    loop's next turn, i.e. as soon as the stream waits for anything (its next event is not
+    ready yet), and sends every frame queued by then as one message. So a frame produced while
+    nothing else is pending goes out before the stream produces the next one, with no added
+    delay, and a burst of frames produced without waiting (text deltas a model returned in one
+    read, upstream's events around an item) costs one write instead of one per frame. The
+    stream waits for the writer (`drain`) when a batch is full or old, and at its end; a write
+    that fails (the client went away) is raised from its next `put` or `drain`.
+    """
+
+    def __init__(self, send: Callable[[bytes], Awaitable[None]]) -> None:
+        self._send = send
+        self.loop = asyncio.get_running_loop()
+        self.pending: list[bytes] = []
+        self.size = 0
+        self.started = 0.0
+        self.busy = False
+        self.error: Exception | None = None
+        self._wake: asyncio.Future[None] = self.loop.create_future()
+        self._drained: asyncio.Future[None] | None = None
+        self.task = asyncio.ensure_future(self._run())
+
+    def put(self, frame: bytes) -> bool:
+        """Queue `frame`; True when the batch is full and the stream should `await drain()`."""
+        if self.error is not None:
+            raise self.error
+        pending = self.pending
+        pending.append(frame)
+        self.size += len(frame)
+        if len(pending) == 1:
+            self.started = self.loop.time()
+            if not self._wake.done():
+                self._wake.set_result(None)
+            return False
+        return (
+            len(pending) >= MAX_BATCH_EVENTS
+            or self.size >= MAX_BATCH_BYTES
+            or self.loop.time() - self.started >= MAX_BATCH_AGE
+        )
+
+    async def drain(self) -> None:
+        """Wait until every queued frame was sent."""
+        if self.pending or self.busy:
+            if self._drained is None:
+                self._drained = self.loop.create_future()
+            await self._drained
+        if self.error is not None:
+            raise self.error
+
+    async def close(self) -> bytes:
+        """Stop writing; the frames still queued, for the stream's last message."""
+        if self.busy:
+            await self.drain()
+        if self.error is not None:
+            raise self.error
+        self.task.cancel()
+        tail = self.pending
+        self.pending = []
+        return tail[0] if len(tail) == 1 else b"".join(tail)
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wake
+                self._wake = self.loop.create_future()
+                self.busy = True
+                while self.pending:
+                    batch = self.pending
+                    self.pending = []
+                    self.size = 0
+                    await self._send(batch[0] if len(batch) == 1 else b"".join(batch))
+                self.busy = False
+                self._release()
+        except Exception as exc:  # OSError: the client went away; else a bug to re-raise
+            self.error = exc
+            self.busy = False
+            self._release()
+
+    def _release(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+
 class EventStream:
     """Sends one `StreamingResult` as server-sent events; cancels it at most once."""
 
@@ -139,6 +235,7 @@ class EventStream:
         self.info = info
         self.keepalive_interval = keepalive
         self._keepalive: _Keepalive | None = None
+        self._writer: _BatchWriter | None = None
         self.cancelling = False
 
     def cancel(self, task: asyncio.Task[None]) -> None:
@@ -186,10 +283,13 @@ class EventStream:
         keepalive.last_sent = keepalive.loop.time()
 
     async def finish(self) -> None:
-        """End the response body (after stopping the keepalive timer)."""
+        """End the response body, with the frames still queued (after stopping the keepalive)."""
+        tail = b""
+        if self._writer is not None:
+            tail = await self._writer.close()
         if self._keepalive is not None:
             await self._keepalive.stop()
-        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+        await self._send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _upstream_error_event(
         self, next_chunk: Callable[[], Awaitable[bytes]]
@@ -222,6 +322,8 @@ class EventStream:
         try:
             await self._run()
         finally:
+            if self._writer is not None:
+                self._writer.task.cancel()
             if self._keepalive is not None:
                 self._keepalive.closed = True
                 self._keepalive.task.cancel()
@@ -254,10 +356,6 @@ class EventStream:
         }
         try:
             await self._send(message)
-            if first is not None:
-                if info.thread_id is None:
-                    info.thread_id = thread_id_from_event(first)
-                await self.send(first)
         except asyncio.CancelledError:
             await self.cancel_inside()
             raise
@@ -267,12 +365,14 @@ class EventStream:
         if first is None:
             await self._send({"type": "http.response.body", "body": b"", "more_body": False})
             return
+        if info.thread_id is None:
+            info.thread_id = thread_id_from_event(first)
         if self.keepalive_interval:
             self._keepalive = _Keepalive(self._send, self.keepalive_interval)
-
+        writer = self._writer = _BatchWriter(self.send)
+        put = writer.put
+        put(first)
         next_chunk = self.stream.__anext__
-        send = self._send
-        keepalive = self._keepalive
         while True:
             try:
                 chunk = await next_chunk()
@@ -289,40 +389,26 @@ class EventStream:
                     info.thread_id,
                 )
                 try:
-                    await self.send(
-                        _RETRYABLE_ERROR_CHUNK if reply.retryable else _FINAL_ERROR_CHUNK
-                    )
+                    put(_RETRYABLE_ERROR_CHUNK if reply.retryable else _FINAL_ERROR_CHUNK)
                 except OSError:
                     return
                 break
             if chunk == _RETRYABLE_ERROR_CHUNK:
                 chunk, held, ended = await self._upstream_error_event(next_chunk)
-                try:
-                    for body in (chunk, *held):
-                        await self.send(body)
-                except asyncio.CancelledError:
-                    await self.cancel_inside()
-                    raise
-                except OSError:
-                    await self.cancel_inside()
-                    return
-                if ended:
-                    break
-                continue
-            # `self.send(chunk)`, inlined: this is the per-event hot path.
-            part: Message = {"type": "http.response.body", "body": chunk, "more_body": True}
-            try:
-                if keepalive is None:
-                    await send(part)
-                else:
-                    if not keepalive.idle.is_set():
-                        await keepalive.idle.wait()
-                    keepalive.sending = True
+                if held or ended:
                     try:
-                        await send(part)
-                    finally:
-                        keepalive.sending = False
-                    keepalive.last_sent = keepalive.loop.time()
+                        put(chunk)
+                    except OSError:
+                        await self.cancel_inside()
+                        return
+                    if ended:
+                        break
+                    chunk = held[0]
+            # The hot path: queue the frame; the writer sends it, with whatever else the stream
+            # produces before it next waits, as soon as this task waits for anything.
+            try:
+                if put(chunk):
+                    await writer.drain()
             except asyncio.CancelledError:
                 await self.cancel_inside()
                 raise

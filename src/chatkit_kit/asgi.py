@@ -1,6 +1,7 @@
 """A ready ChatKit HTTP endpoint for Starlette and FastAPI.
 
-`chatkit_routes` / `chatkit_app` serve `POST /chatkit` around `ChatKitServer.process` with the
+`chatkit_routes` / `chatkit_app` serve `POST /chatkit` the way `ChatKitServer.process` does, parsing
+each request once (`_dispatch`: upstream's `process` parses it again with a new adapter), with the
 behaviour the hand-written handler gets wrong (docs/asgi.md): malformed bodies and requests
 upstream rejects are 400s, oversized bodies 413s, `NotFoundError` a 404 even for streaming
 requests (the first event is awaited before the 200 is committed), failures after the stream
@@ -20,10 +21,12 @@ from typing import Any, Protocol
 
 from chatkit.server import ChatKitServer, StreamingResult
 from chatkit.types import ChatKitReq
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
+from ._dispatch import REQUEST_ADAPTER, process_parsed
 from ._http import ClientRequestError, ContextFactory
 from ._http_errors import ErrorReply, client_error, log_failure, reply_for, send_error
+from ._nodelay import ensure_nodelay
 from ._optional import require
 from ._sse import EventStream, RequestInfo, wait_for_disconnect
 
@@ -58,8 +61,6 @@ DEFAULT_KEEPALIVE = 15.0
 so that proxies and load balancers with idle timeouts keep the connection."""
 
 logger = logging.getLogger(__name__)
-
-_REQUEST_ADAPTER: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 
 _UPSTREAM_STREAM_ERROR = "Error while generating streamed response"
 
@@ -235,6 +236,7 @@ class ChatKitEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # pragma: no cover - Route only passes HTTP scopes
             raise RuntimeError(f"ChatKitEndpoint serves HTTP only, got {scope['type']!r}")
+        ensure_nodelay(scope)  # once per port and process: no response waits on Nagle
         if scope["method"] != "POST":
             reply = client_error(
                 405, f"{scope['method']} is not allowed; ChatKit requests are POSTed"
@@ -280,7 +282,7 @@ class ChatKitEndpoint:
         body = b"".join(chunks)
 
         try:
-            parsed = _REQUEST_ADAPTER.validate_json(body)
+            parsed = REQUEST_ADAPTER.validate_json(body)
         except ValidationError as exc:
             await send_error(scope, send, _describe_validation_error(exc))
             return
@@ -297,7 +299,7 @@ class ChatKitEndpoint:
         token = _current_request.set(info)
         try:
             try:
-                result = await self.server.process(body, context)
+                result = await process_parsed(self.server, parsed, body, context)
             except Exception as exc:
                 reply = reply_for(exc, op=info.op, upload_url=info.upload_url)
                 log_failure(

@@ -60,7 +60,7 @@ async def test_local_failed_stream_leaves_no_temp_file(tmp_path: Path) -> None:
 
     with pytest.raises(ConnectionError):
         await blobs.put("o/k", broken(), content_type="text/plain")
-    assert list((tmp_path / "o").iterdir()) == []
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
 
 
 async def test_local_keys_stay_inside_the_directory(tmp_path: Path) -> None:
@@ -93,3 +93,81 @@ async def test_s3_blob_storage_round_trip(s3_client: Any, bucket: str) -> None:
     assert await blobs.stat("o/k") is None
     with pytest.raises(BlobNotFoundError):
         await blobs.get("o/k")
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The name of every function LocalBlobStorage runs in a worker thread, and every fsync."""
+    import asyncio
+    import os
+
+    seen: list[str] = []
+    to_thread = asyncio.to_thread
+    fsync = os.fsync
+
+    async def counting_to_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(getattr(function, "__name__", repr(function)))
+        return await to_thread(function, *args, **kwargs)
+
+    def counting_fsync(fd: int) -> None:
+        seen.append("fsync")
+        fsync(fd)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting_to_thread)
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    return seen
+
+
+async def test_a_small_blob_in_many_chunks_is_one_thread_hop_and_one_fsync_each_way(
+    tmp_path: Path, hops: list[str]
+) -> None:
+    blobs = LocalBlobStorage(tmp_path)
+    parts = [bytes([n]) * 4096 for n in range(32)]  # 128 KiB in 4 KiB chunks
+    info = await blobs.put("o/small", chunks(*parts), content_type="text/plain")
+    assert info.size == 32 * 4096
+    # One hop: open, write, fsync of the file, rename, fsync of the directory.
+    assert hops == ["commit", "fsync", "fsync"]
+    assert (tmp_path / "o" / "small").read_bytes() == b"".join(parts)
+
+
+async def test_a_large_blob_is_written_in_megabyte_hops(tmp_path: Path, hops: list[str]) -> None:
+    from chatkit_kit.attachments._blobs import WRITE_BUFFER
+
+    blobs = LocalBlobStorage(tmp_path)
+    parts = [bytes([n % 251]) * 65536 for n in range(48)]  # 3 MiB in 64 KiB chunks
+    await blobs.put("o/large", chunks(*parts), content_type="application/octet-stream")
+    writes = hops.count("write") + hops.count("commit")
+    # One hop per buffer (and the commit), not one per 64 KiB chunk (48).
+    assert writes <= -(-len(parts) * 65536 // WRITE_BUFFER) + 1
+    assert hops.count("fsync") == 2
+    assert (tmp_path / "o" / "large").read_bytes() == b"".join(parts)
+
+
+async def test_a_storage_that_is_not_durable_never_fsyncs(tmp_path: Path, hops: list[str]) -> None:
+    blobs = LocalBlobStorage(tmp_path, durable=False)
+    await blobs.put("o/k", chunks(b"a" * 10, b"b" * 10), content_type="text/plain")
+    assert hops == ["commit"]
+    assert await blobs.get("o/k") == b"a" * 10 + b"b" * 10
+
+
+async def test_a_cancelled_put_leaves_no_temp_file(tmp_path: Path) -> None:
+    import asyncio
+
+    started = asyncio.Event()
+
+    async def slow() -> AsyncIterator[bytes]:
+        from chatkit_kit.attachments._blobs import WRITE_BUFFER
+
+        yield b"x" * WRITE_BUFFER  # written to the temporary file in its own hop
+        started.set()
+        await asyncio.sleep(30)
+        yield b"never"
+
+    blobs = LocalBlobStorage(tmp_path)
+    task = asyncio.ensure_future(blobs.put("o/k", slow(), content_type="text/plain"))
+    await asyncio.wait_for(started.wait(), 10)
+    assert next(p.name for p in (tmp_path / "o").iterdir()).endswith(".tmp")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert list((tmp_path / "o").iterdir()) == []

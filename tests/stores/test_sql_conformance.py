@@ -31,6 +31,10 @@ class _SQLStore:
     async def teardown_store(self, store: Any) -> None:
         await store.close()
 
+    async def reopen(self, store: Any) -> Any:
+        """A new store on the same database (file, schema): the reopen rules."""
+        return await self.flavour.make()
+
 
 class _SQLite(_SQLStore):
     @pytest.fixture(autouse=True)

@@ -12,7 +12,6 @@ from typing import Any
 from chatkit.store import NotFoundError
 from chatkit.types import (
     Attachment,
-    HiddenContextItem,
     Page,
     Thread,
     ThreadItem,
@@ -272,16 +271,15 @@ class GlobalItemIds(MemoryStore[Any]):
 
 
 class UpsertMovesItem(MemoryStore[Any]):
-    """`ON CONFLICT (id) DO UPDATE SET thread_id = ...`: an upsert takes the item along."""
-
-    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
-        for (_, other_thread), rows in list(self._items.items()):
-            if other_thread != thread_id and item.id in rows.positions:
-                rows.remove(item.id)
-        await super().add_thread_item(thread_id, item, context)
+    """save_item as `UPDATE items SET thread_id = ... WHERE owner = ? AND id = ?`: replacing an
+    item takes it out of the thread it was in (add_thread_item is scoped correctly)."""
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
-        await self.add_thread_item(thread_id, item, context)
+        for (owner, other_thread), rows in list(self._items.items()):
+            if owner == self.owner_key(context) and other_thread != thread_id:
+                if item.id in rows.positions:
+                    rows.remove(item.id)
+        await super().save_item(thread_id, item, context)
 
 
 class PhantomThreadOnRead(MemoryStore[Any]):
@@ -297,30 +295,26 @@ class PhantomThreadOnRead(MemoryStore[Any]):
         return await super().load_thread_items(thread_id, after, limit, order, context)
 
 
-def _normalize_numbers(value: Any) -> Any:
-    """What a numeric JSON column does: integral floats become ints, -0.0 becomes 0."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _normalize_numbers(inner) for key, inner in value.items()}
-    if isinstance(value, list):
-        return [_normalize_numbers(inner) for inner in value]
-    return value
-
-
-class NormalizesNumbers(MemoryStore[Any]):
-    """Round-trips JSON through a numeric type: 1.06e19 comes back as an int, -0.0 as 0."""
+class LosesJsonStrings(MemoryStore[Any]):
+    """Parses JSON strings that look like numbers: the string "1e3" comes back as 1000.0."""
 
     async def load_thread(self, thread_id: str, context: Any) -> ThreadMetadata:
         thread = await super().load_thread(thread_id, context)
-        thread.metadata = _normalize_numbers(thread.metadata)
+        thread.metadata = _parse_numeric_strings(thread.metadata)
         return thread
 
-    async def load_item(self, thread_id: str, item_id: str, context: Any) -> ThreadItem:
-        item = await super().load_item(thread_id, item_id, context)
-        if isinstance(item, HiddenContextItem):
-            item.content = _normalize_numbers(item.content)
-        return item
+
+def _parse_numeric_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if isinstance(value, dict):
+        return {key: _parse_numeric_strings(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_parse_numeric_strings(inner) for inner in value]
+    return value
 
 
 class LostUpdates(MemoryStore[Any]):
@@ -379,6 +373,28 @@ class FlattensTemplateWidgets(MemoryStore[Any]):
 _PLAIN_ITEM: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 
 
+class ForeignCursorAccepted(MemoryStore[Any]):
+    """Resolves `after` among all the owner's items (`WHERE owner = ? AND id = ?`, the thread
+    forgotten): another thread's item is accepted as a cursor of this one."""
+
+    async def load_thread_items(
+        self, thread_id: str, after: str | None, limit: int, order: str, context: Any
+    ) -> Page[ThreadItem]:
+        owner = self.owner_key(context)
+        rows = self._items.get((owner, thread_id))
+        if after is not None and (rows is None or after not in rows.positions):
+            for (other_owner, _), other in self._items.items():
+                if other_owner == owner and after in other.positions and rows is not None:
+                    key = other.positions[after]
+                    ordered = sorted(rows.keys, reverse=order == "desc")
+                    later = [k for k in ordered if (k > key if order == "asc" else k < key)]
+                    window = later[: limit + 1]
+                    data = [await self.load_item(thread_id, k[2], context) for k in window[:limit]]
+                    more = len(window) > limit
+                    return Page(data=data, has_more=more, after=data[-1].id if more else None)
+        return await super().load_thread_items(thread_id, after, limit, order, context)
+
+
 BROKEN_STORES: dict[type[MemoryStore[Any]], str] = {
     IgnoresOwner: "owner-isolation",
     OffByOnePage: "exclusive-cursor",
@@ -398,10 +414,28 @@ BROKEN_STORES: dict[type[MemoryStore[Any]], str] = {
     GlobalItemIds: "same-id-two-rows",
     UpsertMovesItem: "upsert-never-moves",
     PhantomThreadOnRead: "unknown-thread-creates-nothing",
-    NormalizesNumbers: "json-exact",
+    LosesJsonStrings: "json-exact",
     LostUpdates: "concurrent-adds-exactly-once",
     StaleReadsAcrossRequests: "thread-round-trip",
     FlattensTemplateWidgets: "item-round-trip",
+    ForeignCursorAccepted: "unknown-cursor",
 }
 """Each broken store and the rule that must catch it (run alone). `does-not-block-loop` has
 its own broken store, `SyncSQLiteStore` in sync_sqlite_store.py, which needs a file."""
+
+
+class LeaksConnections(MemoryStore[Any]):
+    """Opens a database connection per write (a pool without a limit) and close() forgets
+    them: every reopened store leaves its connections open."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self.connections: list[sqlite3.Connection] = []
+
+    async def save_thread(self, thread: ThreadMetadata, context: Any) -> None:
+        self.connections.append(sqlite3.connect(self.path))
+        await super().save_thread(thread, context)
+
+    async def close(self) -> None:
+        return None  # the connections stay open

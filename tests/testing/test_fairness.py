@@ -14,8 +14,11 @@ from .variant_stores import (
     VARIANT_STORES,
     EmptyPageForUnknownCursorStore,
     ForeignKeyStore,
+    InsertionOrderStore,
+    JsonbNumbersStore,
     LenientOrderStore,
     NoAttachmentsStore,
+    ProjectionStore,
     ResortOnUpsertStore,
     SimpleStore,
     ThreadRequiredStore,
@@ -23,18 +26,38 @@ from .variant_stores import (
 
 CONTRACT = [name for name, rule in RULES.items() if rule.tier == "contract"]
 ATTACHMENT_RULES = {name for name in CONTRACT if "attachments" in RULES[name].needs}
+REOPEN_RULES = {name for name in CONTRACT if "reopen" in RULES[name].needs}
 
 
 @pytest.mark.parametrize("store_class", list(VARIANT_STORES), ids=lambda c: c.__name__)
 def test_variant_store_passes_the_contract_tier(store_class: type[SimpleStore]) -> None:
-    report = run_conformance(store_class)
+    options = getattr(store_class, "conformance_options", {})
+    report = run_conformance(store_class, **options)
     assert report.ok, f"{VARIANT_STORES[store_class]}:\n{report}"
     supported = [name for name in CONTRACT if name not in report.not_supported]
     assert report.passed == supported
 
 
+def test_projection_store_runs_the_rules_that_write_no_items() -> None:
+    """Declared items_written_elsewhere: item-writing rules are not supported (with the
+    declaration as the reason); the thread, read and isolation rules still run and pass."""
+    report = run_conformance(ProjectionStore, items_written_elsewhere=True)
+    assert report.ok, str(report)
+    writing = {name for name in CONTRACT if "item-writes" in RULES[name].needs}
+    assert set(report.not_supported) == writing | REOPEN_RULES
+    assert {"thread-round-trip", "stateful-model", "unknown-thread-creates-nothing"} <= set(
+        report.passed
+    )
+    assert all("items_written_elsewhere" in report.not_supported[name] for name in writing)
+    undeclared = run_conformance(ProjectionStore, rules={"item-round-trip", "same-id-two-rows"})
+    assert not undeclared.ok, "a store losing writes must fail"
+    assert "the item was not stored" in undeclared.failed["same-id-two-rows"]
+    assert undeclared.not_checked == {"item-round-trip": "not checked: blocked by same-id-two-rows"}
+
+
 def test_store_without_attachments_reports_them_not_supported() -> None:
     report = run_conformance(NoAttachmentsStore, rules=ATTACHMENT_RULES | {"thread-upsert"})
+    assert "reopen-reads-back" not in ATTACHMENT_RULES
     assert (
         set(report.not_supported)
         == ATTACHMENT_RULES
@@ -62,8 +85,8 @@ def test_declared_without_attachments_runs_no_attachment_call() -> None:
 
     report = run_conformance(Refuses, supports_attachments=False)
     assert report.ok, str(report)
-    assert set(report.not_supported) == ATTACHMENT_RULES
-    assert all(reason.startswith("declared") for reason in report.not_supported.values())
+    assert set(report.not_supported) - REOPEN_RULES == ATTACHMENT_RULES
+    assert all(report.not_supported[name].startswith("declared") for name in ATTACHMENT_RULES)
 
 
 @pytest.mark.parametrize(
@@ -75,6 +98,8 @@ def test_declared_without_attachments_runs_no_attachment_call() -> None:
         (ResortOnUpsertStore, "upsert-keeps-position"),
         (LenientOrderStore, "bad-order-and-limit"),
         (EmptyPageForUnknownCursorStore, "unknown-cursor-raises"),
+        (InsertionOrderStore, "items-sorted-by-created-at"),
+        (JsonbNumbersStore, "json-types-exact"),
     ],
     ids=lambda value: value if isinstance(value, str) else value.__name__,
 )

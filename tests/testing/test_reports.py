@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chatkit.store import NotFoundError
 from chatkit.types import ThreadItem
 from chatkit.widgets import BasicRoot, Card, DynamicWidgetRoot, ListView
 
@@ -19,21 +20,43 @@ from chatkit_kit.cli import main
 from chatkit_kit.stores import MemoryStore
 from chatkit_kit.testing import RULES, run_conformance
 
-from .broken_stores import GlobalItemIds, StaleReadsAcrossRequests
+from .broken_stores import (
+    DropsTimeZone,
+    FlattensTemplateWidgets,
+    GlobalItemIds,
+    StaleReadsAcrossRequests,
+)
+from .variant_stores import SimpleStore
 
 
 def test_store_exception_names_the_call_and_the_rule() -> None:
-    report = run_conformance(GlobalItemIds, rules={"same-id-two-rows"})
-    assert report.failed["same-id-two-rows"].endswith(
-        ": the store raised IntegrityError: UNIQUE constraint failed: items.id in "
-        "`add_thread_item('thr_2', AssistantMessageItem(id='__fake_id__'), ctx)` "
-        "while checking same-id-two-rows"
+    class CursorExplodes(MemoryStore[Any]):
+        async def load_thread_items(self, thread_id: str, after: Any, *args: Any) -> Any:
+            if after == "h2":
+                raise KeyError("connection reset")
+            return await super().load_thread_items(thread_id, after, *args)
+
+    report = run_conformance(CursorExplodes, rules={"hidden-item-cursor"})
+    assert report.failed["hidden-item-cursor"] == (
+        "[hidden-item-cursor] the store raised KeyError: 'connection reset' in "
+        "`load_thread_items('thr', 'h2', 5, 'desc', ctx)` while checking hidden-item-cursor"
     )
+
+
+def test_a_broken_basic_fact_says_what_the_probe_saw_and_what_a_user_sees() -> None:
+    message = run_conformance(GlobalItemIds, rules={"same-id-two-rows"}).failed["same-id-two-rows"]
+    assert message.startswith(
+        "[same-id-two-rows] probe (item keys are scoped by thread and owner) fails: the "
+        "store raised IntegrityError: UNIQUE constraint failed: items.id in `add_thread_item("
+    ), message
+    assert "In ChatKit: a message changes or vanishes" in message and len(message) <= 400
 
 
 def test_store_exception_inside_examples_is_attributed() -> None:
     class Explodes(MemoryStore[Any]):
         async def load_thread(self, thread_id: str, context: Any) -> Any:
+            if thread_id.startswith("thr_probe"):  # the probe's basic facts hold
+                return await super().load_thread(thread_id, context)
             raise KeyError("connection reset")
 
     message = run_conformance(Explodes, rules={"thread-round-trip"}).failed["thread-round-trip"]
@@ -223,3 +246,113 @@ def test_docs_list_every_rule() -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
     missing = [name for name in RULES if f"| `{name}` |" not in page]
     assert missing == []
+
+
+# Messages: the operation, its arguments, the field, both values; no bare suite errors
+
+
+def test_lost_widget_properties_are_named() -> None:
+    message = run_conformance(FlattensTemplateWidgets, rules={"item-round-trip"}).failed[
+        "item-round-trip"
+    ]
+    assert (
+        "load_item(" in message and "came back as a Card, expected a DynamicWidgetRoot" in message
+    )
+    assert "lost properties" in message and len(message) <= 400
+
+
+def test_datetimes_exact_says_item_or_thread() -> None:
+    message = run_conformance(DropsTimeZone, rules={"datetimes-exact"}).failed["datetimes-exact"]
+    assert "load_item(" in message and "item created_at expected datetime.datetime(" in message
+
+
+def test_a_store_losing_metadata_fails_returned_copies_without_a_key_error() -> None:
+    class LosesMetadata(MemoryStore[Any]):
+        async def load_thread(self, thread_id: str, context: Any) -> Any:
+            thread = await super().load_thread(thread_id, context)
+            if not thread_id.startswith("thr_probe"):
+                thread.metadata = {}
+            return thread
+
+    message = run_conformance(LosesMetadata, rules={"returned-copies"}).failed["returned-copies"]
+    assert message.startswith("[returned-copies] load_thread('thr') after ")
+    assert "KeyError" not in message and ".metadata" in message
+
+
+def test_an_empty_first_page_fails_timestamps_strictly_ordered_without_an_index_error() -> None:
+    class EmptyDesc(MemoryStore[Any]):
+        async def load_thread_items(
+            self, thread_id: str, after: Any, limit: int, order: str, context: Any
+        ) -> Any:
+            page = await super().load_thread_items(thread_id, after, limit, order, context)
+            if thread_id == "thr" and order == "desc":
+                page.data, page.has_more, page.after = [], False, None
+            return page
+
+    message = run_conformance(EmptyDesc, rules={"timestamps-strictly-ordered"}).failed[
+        "timestamps-strictly-ordered"
+    ]
+    assert "IndexError" not in message
+    assert "load_thread_items('thr', None, 20, 'desc') of 25 items gave 0 rows" in message
+
+
+def test_strict_messages_name_the_store_method_and_no_none_message() -> None:
+    report = run_conformance(SimpleStore, strict=True, rules={"item-write-needs-thread"})
+    message = report.failed["item-write-needs-thread"]
+    assert "add_thread_item into a thread never saved" in message and "call_async" not in message
+
+    class NoThreadMessage(MemoryStore[Any]):
+        async def load_thread(self, thread_id: str, context: Any) -> Any:
+            if thread_id == "thr_missing":
+                raise NotFoundError("missing")
+            return await super().load_thread(thread_id, context)
+
+    report = run_conformance(NoThreadMessage, strict=True, rules={"thread-not-found-message"})
+    message = report.failed["thread-not-found-message"]
+    assert "raised NotFoundError('missing')" in message and "None" not in message
+
+
+def test_a_huge_generated_title_is_cut_short() -> None:
+    class DropsLongTitles(MemoryStore[Any]):
+        async def load_thread(self, thread_id: str, context: Any) -> Any:
+            thread = await super().load_thread(thread_id, context)
+            if thread.title and len(thread.title) > 1000:
+                thread.title = "x"
+            return thread
+
+    message = run_conformance(DropsLongTitles, rules={"thread-round-trip"}).failed[
+        "thread-round-trip"
+    ]
+    assert ".title expected '" in message and "chars), got 'x'" in message
+    assert len(message) <= 400
+
+
+def test_pytest_test_names_are_the_rule_names() -> None:
+    from chatkit_kit.testing import StrictStoreConformance
+
+    names = {name for name in dir(StrictStoreConformance) if name.startswith("test_")}
+    expected = {
+        "test_" + name.replace("-", "_")
+        for name, rule in RULES.items()
+        if rule.tier in ("contract", "strict")
+    }
+    assert names == expected
+
+
+def test_cli_writes_nothing_to_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = main(["conformance", "chatkit_kit.stores:MemoryStore", "--rule", "stateful-model"])
+    assert code == 0, capsys.readouterr().out
+    argv = ["conformance", "chatkit_kit.stores:MemoryStore", "--rule", "thread-round-trip"]
+    assert main([*argv, "--profile", "deep"]) == 0  # the deep profile keeps a database
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_declares_a_projection_store(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["conformance", "tests.testing.variant_stores:ProjectionStore", "--rule"]
+    assert main([*argv, "item-round-trip", "--items-written-elsewhere"]) == 0
+    assert "not supported declared: items_written_elsewhere" in capsys.readouterr().out
+    assert main([*argv, "item-round-trip"]) == 1  # undeclared: its lost writes fail the run
+    assert "not checked: blocked by same-id-two-rows" in capsys.readouterr().out

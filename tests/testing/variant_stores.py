@@ -9,10 +9,18 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import timezone
+from typing import Any, ClassVar, TypeVar
 
 from chatkit.store import NotFoundError, Store
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from chatkit.types import (
+    Attachment,
+    ClientToolCallItem,
+    HiddenContextItem,
+    Page,
+    ThreadItem,
+    ThreadMetadata,
+)
 
 from chatkit_kit.stores import _codec
 from chatkit_kit.stores._rules import sort_key
@@ -186,6 +194,114 @@ class EmptyPageForUnknownCursorStore(SimpleStore):
     unknown_cursor_gives_empty_page = True
 
 
+class AfterOnLastPageStore(SimpleStore):
+    """Sets `after` to the last row's id on every page, the last one included (class 1)."""
+
+    def _page(
+        self, rows: _Rows, after: str | None, limit: int, order: str, decode: Callable[[str], T]
+    ) -> Page[T]:
+        page = super()._page(rows, after, limit, order, decode)
+        if page.data and not page.has_more:
+            page.after = getattr(page.data[-1], "id", None)
+        return page
+
+
+class AwareThreadTimesStore(SimpleStore):
+    """A timestamptz column: a thread's naive created_at comes back as aware UTC (class 2)."""
+
+    async def load_thread(self, thread_id: str, context: Any) -> ThreadMetadata:
+        return _aware(await super().load_thread(thread_id, context))
+
+    async def load_threads(
+        self, limit: int, after: str | None, order: str, context: Any
+    ) -> Page[ThreadMetadata]:
+        page = await super().load_threads(limit, after, order, context)
+        page.data = [_aware(row) for row in page.data]
+        return page
+
+
+def _aware(thread: ThreadMetadata) -> ThreadMetadata:
+    if thread.created_at.tzinfo is None:
+        thread.created_at = thread.created_at.replace(tzinfo=timezone.utc)
+    return thread
+
+
+class KeepsThreadCreatedAtStore(SimpleStore):
+    """An upsert of a thread keeps its first created_at (class 3): the server never changes it."""
+
+    async def save_thread(self, thread: ThreadMetadata, context: Any) -> None:
+        old = self.threads.get(self.owner(context), {}).get(thread.id)
+        if old is not None:
+            kept = _codec.decode_thread(old[1]).created_at
+            thread = thread.model_copy(update={"created_at": kept})
+        await super().save_thread(thread, context)
+
+
+class InsertionOrderStore(SimpleStore):
+    """Items listed in insertion order, not by created_at (class 4): the server adds them in
+    time order."""
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        rows = self.items.setdefault((self.owner(context), thread_id), {})
+        old = rows.get(item.id)
+        key = old[0] if old is not None else (0, next(self.seq))
+        rows[item.id] = (key, _codec.encode_item(item))
+
+
+def _jsonb(value: Any) -> Any:
+    """What PostgreSQL's jsonb does to numbers: integral floats become ints, -0.0 becomes 0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _jsonb(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_jsonb(inner) for inner in value]
+    return value
+
+
+class JsonbNumbersStore(SimpleStore):
+    """Stores JSON as jsonb (class 5): 1.06e19 comes back as an int, -0.0 as 0; the client
+    reads the same numbers."""
+
+    async def save_thread(self, thread: ThreadMetadata, context: Any) -> None:
+        thread = thread.model_copy(update={"metadata": _jsonb(thread.metadata)})
+        await super().save_thread(thread, context)
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        fields = ("content", "arguments", "output")
+        changes = {
+            name: _jsonb(getattr(item, name))
+            for name in fields
+            if isinstance(item, (HiddenContextItem, ClientToolCallItem)) and hasattr(item, name)
+        }
+        await super().add_thread_item(thread_id, item.model_copy(update=changes), context)
+
+
+class ComparesDatetimesStore(SimpleStore):
+    """Sorts by the datetime objects themselves (class 6): naive and aware values side by side
+    would raise TypeError, and the server only ever creates naive ones."""
+
+    def _upsert(self, rows: _Rows, row_id: str, created_at: Any, payload: str) -> None:
+        old = rows.get(row_id)
+        key: Any = (created_at, next(self.seq))
+        if old is not None and not self.resort_on_upsert:
+            key = old[0]
+        rows[row_id] = (key, payload)
+
+
+class ProjectionStore(SimpleStore):
+    """Items are written by another runtime (class 7, like adk-chatkit's ADKStore):
+    add_thread_item and save_item store nothing. Declared: items_written_elsewhere = True."""
+
+    conformance_options: ClassVar[dict[str, Any]] = {"items_written_elsewhere": True}
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        return None
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        return None
+
+
 VARIANT_STORES: dict[type[SimpleStore], str] = {
     SimpleStore: "no id policy (NUL and very long ids stored)",
     ForeignKeyStore: "items need a saved thread (foreign key)",
@@ -195,5 +311,12 @@ VARIANT_STORES: dict[type[SimpleStore], str] = {
     ResortOnUpsertStore: "an upsert re-sorts by the new created_at",
     LenientOrderStore: "any order/limit accepted",
     EmptyPageForUnknownCursorStore: "unknown cursor gives an empty page",
+    AfterOnLastPageStore: "`after` set on the last page (class 1)",
+    AwareThreadTimesStore: "a thread's naive created_at comes back aware UTC (class 2)",
+    KeepsThreadCreatedAtStore: "a thread's created_at kept on upsert (class 3)",
+    InsertionOrderStore: "items in insertion order (class 4)",
+    JsonbNumbersStore: "jsonb number normalisation (class 5)",
+    ComparesDatetimesStore: "compares datetime objects, naive ones only seen (class 6)",
+    ProjectionStore: "items written elsewhere, declared (class 7)",
 }
 """Each variant store and the legitimate choice it makes."""

@@ -135,7 +135,15 @@ def run_demo(args: argparse.Namespace) -> int:
             f"http://<this machine's address>:{args.port}/",
             flush=True,
         )
-    uvicorn.run(build_app(config), host=args.host, port=args.port, log_level="warning")
+    # The `server` extra installs uvloop and httptools; "auto" picks them (docs/asgi.md#running-it).
+    uvicorn.run(
+        build_app(config),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        loop="auto",
+        http="auto",
+    )
     print("chatkit-kit demo: stopped")
     return 0
 

@@ -10,7 +10,9 @@ import argparse
 import importlib
 import inspect
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -53,24 +55,48 @@ def run(args: argparse.Namespace) -> int:
     try:
         factory = _load(args.factory, "FACTORY")
         make_context = _load(args.context, "--context") if args.context else None
+        reopen = _load(args.reopen, "--reopen") if args.reopen else None
         from .._optional import require
 
         require("hypothesis", "testing")
+        from hypothesis.configuration import set_hypothesis_home_dir
+
         from .conformance import run_conformance
 
-        report = run_conformance(
-            factory,
-            make_context=make_context,
-            teardown_store=_close,
-            profile=args.profile,
-            strict=args.strict,
-            rules=set(args.rule) if args.rule else None,
-        )
+        # Hypothesis keeps its files (example database, constants cache) in ./.hypothesis by
+        # default: the CLI writes nothing to the current directory unless --hypothesis-dir.
+        scratch = None if args.hypothesis_dir else tempfile.mkdtemp(prefix="chatkit-kit-hyp-")
+        set_hypothesis_home_dir(args.hypothesis_dir or scratch)
+        try:
+            report = _run(args, factory, make_context, reopen, run_conformance)
+        finally:
+            set_hypothesis_home_dir(None)  # back to hypothesis's default
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
     except (_UsageError, ImportError, ValueError) as exc:
         print(f"chatkit-kit conformance: {exc}", file=sys.stderr)
         return 2
     print(report.to_json() if args.json else report)
     return 0 if report.ok else 1
+
+
+def _run(
+    args: argparse.Namespace,
+    factory: Callable[..., Any],
+    make_context: Callable[..., Any] | None,
+    reopen: Callable[..., Any] | None,
+    run_conformance: Callable[..., Any],
+) -> Any:
+    return run_conformance(
+        factory,
+        make_context=make_context,
+        teardown_store=_close,
+        profile=args.profile,
+        strict=args.strict,
+        rules=set(args.rule) if args.rule else None,
+        reopen=reopen,
+        items_written_elsewhere=args.items_written_elsewhere,
+    )
 
 
 def add_conformance(subparsers: Any) -> None:
@@ -102,5 +128,24 @@ def add_conformance(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--rule", action="append", metavar="NAME", help="run only this rule (repeatable)"
+    )
+    parser.add_argument(
+        "--reopen",
+        metavar="MODULE:CALLABLE",
+        default=None,
+        help="returns a new store on the same location as the store it is given (enables "
+        "the reopen rules)",
+    )
+    parser.add_argument(
+        "--hypothesis-dir",
+        metavar="DIR",
+        default=None,
+        help="keep hypothesis's files (example database) in DIR; by default they go to a "
+        "temporary directory and nothing is written to the current directory",
+    )
+    parser.add_argument(
+        "--items-written-elsewhere",
+        action="store_true",
+        help="a projection store: items are written by another component, not add_thread_item",
     )
     parser.set_defaults(handler=run)

@@ -15,6 +15,7 @@ from typing import Any
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 
 from ..stores._rules import sort_key
+from .conformance._values import row_difference, short
 
 
 @dataclass
@@ -24,6 +25,8 @@ class _Row:
     latest: tuple[int, int]
     """The same for the latest write: re-sort-on-upsert order."""
     value: Any
+    first_created_at: Any = None
+    """The first write's created_at (a store may keep a thread's on upsert)."""
 
 
 @dataclass
@@ -39,7 +42,7 @@ class ReferenceModel:
         position = (sort_key(created_at), next(self._seq))
         row = rows.get(key)
         if row is None:
-            rows[key] = _Row(position, position, value)
+            rows[key] = _Row(position, position, value, created_at)
         else:
             row.latest, row.value = position, value
 
@@ -104,26 +107,43 @@ def expected_page(
     )
 
 
-def listing_problem(got: list[Any], rows: dict[str, _Row], order: str) -> str | None:
+def listing_problem(
+    got: list[Any],
+    rows: dict[str, _Row],
+    order: str,
+    *,
+    insertion_order: bool = False,
+    ordered: bool = True,
+) -> str | None:
     """What is wrong with a complete listing under the contract tier, or None.
 
-    Every row exactly once with its latest payload, in `created_at` order by either upsert
-    policy (keep the first position, or re-sort by the latest write); ties in any order.
+    Every row exactly once with its latest payload (as `row_difference` compares: a thread's
+    created_at may be kept from its first write, or come back in UTC), in `created_at` order
+    by either upsert policy (keep the first position, or re-sort by the latest write); ties in
+    any order. With `insertion_order` (items: the server adds them in time order), the order
+    of the writes is accepted too. Without `ordered`, any order is accepted (racing writes).
     """
     got_ids = [row.id for row in got]
     if len(set(got_ids)) != len(got_ids):
         twice = sorted({i for i in got_ids if got_ids.count(i) > 1})
-        return f"rows listed more than once: {twice}"
+        return f"rows listed more than once: {short(twice)}"
     if set(got_ids) != set(rows):
         missing, extra = sorted(set(rows) - set(got_ids)), sorted(set(got_ids) - set(rows))
-        return f"listing {got_ids}: missing {missing}, unexpected {extra}"
+        return f"listing {short(got_ids)}: missing {short(missing)}, unexpected {short(extra)}"
     for row in got:
-        if row != rows[row.id].value:
-            return f"row {row.id!r} is {row!r}, expected {rows[row.id].value!r}"
-    for policy in ("key", "latest"):
-        stamps = [getattr(rows[i], policy)[0] for i in got_ids]
+        problem = row_difference(
+            rows[row.id].value, row, created_at_choices=(rows[row.id].first_created_at,)
+        )
+        if problem is not None:
+            return problem
+    if not ordered:
+        return None
+    for policy, part in (("key", 0), ("latest", 0), ("key", 1), ("latest", 1)):
+        if part == 1 and not insertion_order:
+            continue
+        stamps = [getattr(rows[i], policy)[part] for i in got_ids]
         if order == "desc":
             stamps.reverse()
         if all(a <= b for a, b in itertools.pairwise(stamps)):
             return None
-    return f"{order} listing {got_ids} is not in created_at order"
+    return f"{order} listing {short(got_ids)} is not in created_at order"

@@ -88,6 +88,7 @@ __all__ = [
     "item_kinds",
     "json_values",
     "sdk_hidden_context_items",
+    "server_created_at",
     "storable_ids",
     "structured_input_items",
     "task_items",
@@ -142,6 +143,12 @@ created_at: st.SearchStrategy[datetime] = st.datetimes(
     timezones=st.one_of(st.none(), _offsets),
 )
 """Naive or aware datetimes with microseconds, in the range a platform can localize."""
+
+server_created_at: st.SearchStrategy[datetime] = st.datetimes(
+    min_value=datetime(1971, 1, 2), max_value=datetime(2099, 12, 30)
+)
+"""Naive datetimes with microseconds: what `ChatKitServer` stamps (`datetime.now()`). The
+conformance rules use these, except the rule about aware values (`datetimes-exact`)."""
 
 _json_scalars = st.one_of(
     st.none(),

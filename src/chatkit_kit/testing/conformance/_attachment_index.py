@@ -81,7 +81,7 @@ class AttachmentIndexConformance(SuiteBase):
         tier="attachment-index",
         needs=(ATTACHMENTS,),
     )
-    async def test_list_thread_attachments(self, h: Harness) -> None:
+    async def test_index_thread_attachments(self, h: Harness) -> None:
         index = _index(h)
         alice, bob = h.context(), h.context()
         await index.save_attachment(_attachment("x", "thr_1"), alice)
@@ -102,7 +102,7 @@ class AttachmentIndexConformance(SuiteBase):
         tier="attachment-index",
         needs=(ATTACHMENTS,),
     )
-    async def test_list_unattached(self, h: Harness) -> None:
+    async def test_index_orphans(self, h: Harness) -> None:
         index = _index(h)
         alice, bob = h.context(), h.context()
         tag = uuid.uuid4().hex[:8]
@@ -146,7 +146,7 @@ class AttachmentIndexConformance(SuiteBase):
         tier="attachment-index",
         needs=(ATTACHMENTS,),
     )
-    async def test_delete_orphan(self, h: Harness) -> None:
+    async def test_index_orphan_delete(self, h: Harness) -> None:
         index = _index(h)
         alice, bob = h.context(), h.context()
         tag = uuid.uuid4().hex[:8]
@@ -190,7 +190,7 @@ class AttachmentIndexConformance(SuiteBase):
         tier="attachment-index",
         needs=(ATTACHMENTS,),
     )
-    async def test_delete_thread_hook(self, h: Harness) -> None:
+    async def test_index_delete_thread_hook(self, h: Harness) -> None:
         store = h.recorder.wrapped
         ctx = h.context()
         listener = _Listener(h)

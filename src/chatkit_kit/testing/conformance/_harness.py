@@ -27,7 +27,7 @@ from hypothesis.errors import Flaky
 from pydantic import BaseModel
 
 from .._quiet import quiet_widget_deprecation
-from ._capabilities import ATTACHMENTS, Capabilities, detect_capabilities
+from ._capabilities import Capabilities, detect_capabilities
 
 T = TypeVar("T")
 Tier = Literal["contract", "strict", "attachment-index"]
@@ -53,6 +53,24 @@ class Rule:
     """The upstream (ChatKitServer or client) behaviour this rule protects, or the policy."""
     needs: frozenset[str]
     """Capabilities the rule needs (`"attachments"`); without them it is reported not supported."""
+    depends: tuple[str, ...] = ()
+    """The probe's facts (by rule name) this rule relies on; while one is broken the rule is
+    reported not checked."""
+
+
+ALL_FACTS: tuple[str, ...] = (
+    "owner-isolation",
+    "same-id-two-rows",
+    "add-item-idempotent",
+    "unknown-cursor",
+)
+"""The rules the probe phase reports basic facts under (see `_probe`), in probe order."""
+_ON_ITS_OWN_DATA = frozenset({"does-not-block-loop"})
+"""Rules that build their own fresh data and rely on no probed fact."""
+_EXTRA_NEEDS = {"does-not-block-loop": frozenset({"item-writes"})}
+"""Capabilities of rules whose decorator is being rewritten elsewhere (kept out of it)."""
+MESSAGE_LIMIT = 400
+"""A failure message is at most this long."""
 
 
 RULES: dict[str, Rule] = {}
@@ -64,10 +82,11 @@ class ConformanceFailure(AssertionError):
 
     def __init__(self, rule_name: str, detail: str) -> None:
         self.rule = rule_name
-        if len(detail) > 4000:
-            detail = detail[:4000] + f"... ({len(detail)} characters)"
+        room = MESSAGE_LIMIT - len(rule_name) - 3
+        if len(detail) > room:
+            detail = detail[: room - 24] + f"... ({len(detail)} chars)"
         self.detail = detail
-        super().__init__(f"[{rule_name}] {RULES[rule_name].description}: {detail}")
+        super().__init__(f"[{rule_name}] {detail}")
 
 
 class NotSupported(unittest.SkipTest):
@@ -77,6 +96,17 @@ class NotSupported(unittest.SkipTest):
         self.rule = rule_name
         self.reason = reason
         super().__init__(f"[{rule_name}] not supported by this store: {reason}")
+
+
+class NotChecked(unittest.SkipTest):
+    """A basic fact the rule relies on is broken (another rule reports it); pytest shows a
+    skip naming that rule, and the run fails through that rule."""
+
+    def __init__(self, rule_name: str, blocker: str) -> None:
+        self.rule = rule_name
+        self.blocker = blocker
+        self.reason = f"not checked: blocked by {blocker}"
+        super().__init__(f"[{rule_name}] {self.reason} (that rule's failure says why)")
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -178,6 +208,7 @@ class StoreRecorder:
                     self._remember(exc, shown)
                     raise
 
+            call_async.__name__ = call_async.__qualname__ = name
             return call_async
 
         def call_sync(*args: Any, **kwargs: Any) -> Any:
@@ -189,6 +220,7 @@ class StoreRecorder:
                 self._remember(exc, shown)
                 raise
 
+        call_sync.__name__ = call_sync.__qualname__ = name
         return call_sync
 
 
@@ -222,6 +254,8 @@ class Harness:
             phases=[phase for phase in Phase if profile["shrink"] or phase is not Phase.shrink],
         )
         self.stateful_settings = settings(self.settings, max_examples=profile["stateful_examples"])
+        self.torn_down = False
+        """Set by a rule that closed the store itself (the reopen step)."""
 
     def check(self, condition: bool, detail: str) -> None:
         """Fail the rule being checked unless `condition` holds."""
@@ -237,6 +271,10 @@ class Harness:
     def context(self) -> Any:
         """A context for a brand-new owner."""
         return self.suite.make_context(f"conformance-{uuid.uuid4().hex}")
+
+    def fresh_id(self, prefix: str) -> str:
+        """A new id for one example: `prefix_` and 8 random hex digits."""
+        return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
     def examples(
         self, *strats: st.SearchStrategy[Any], max_examples: int | None = None
@@ -269,18 +307,26 @@ def rule(
     protects: str,
     tier: Tier = "contract",
     needs: tuple[str, ...] = (),
+    depends: tuple[str, ...] | None = None,
 ) -> Callable[[Scenario], Callable[[Any], None]]:
     """Register a rule and turn its scenario `(self, h)` into a test method."""
 
     def decorate(scenario: Scenario) -> Callable[[Any], None]:
         if name in RULES:
             raise ValueError(f"rule {name!r} is defined twice")
-        info = Rule(name, description, tier, protects, frozenset(needs))
+        facts = ALL_FACTS if depends is None else depends
+        if depends is None and (tier == "attachment-index" or name in _ON_ITS_OWN_DATA):
+            facts = ()
+        needed = frozenset(needs) | _EXTRA_NEEDS.get(name, frozenset())
+        info = Rule(name, description, tier, protects, needed, facts)
         RULES[name] = info
 
         def test(self: SuiteBase) -> None:
             self._run_rule(info, scenario)
 
+        expected = "test_" + name.replace("-", "_")
+        if scenario.__name__ != expected:  # pytest test names are the rule names
+            raise ValueError(f"rule {name!r}: name its scenario method {expected}")
         test.__name__ = scenario.__name__
         test.__qualname__ = scenario.__qualname__
         test.__doc__ = f"[{name}] {description}"
@@ -332,6 +378,9 @@ class SuiteBase:
     conformance_profile: str = "ci"
     supports_attachments: bool | None = None
     """None: detect (a NotImplementedError from save_attachment means no); or declare it."""
+    items_written_elsewhere: bool = False
+    """True for a projection store: items come from another component, and add_thread_item /
+    save_item store nothing. Rules that write items are then reported not supported."""
     loop_cpu_threshold_ms: float = 10.0
     """`does-not-block-loop`: a call that runs this much CPU without yielding is CPU-bound."""
     loop_block_threshold_ms: float = 1.0
@@ -361,27 +410,54 @@ class SuiteBase:
                 made = self.make_store()
                 store = loop.run_until_complete(made) if inspect.isawaitable(made) else made
                 recorder = StoreRecorder(store)
+                harness: Harness | None = None
                 try:
                     capabilities = loop.run_until_complete(
                         detect_capabilities(store, self, info.needs)
                     )
-                    if ATTACHMENTS in info.needs and not capabilities.attachments:
-                        raise NotSupported(info.name, capabilities.attachments_reason)
-                    h = Harness(self, info, loop, recorder, profile, capabilities)
+                    missing = capabilities.missing(info.needs)
+                    if missing is not None:
+                        raise NotSupported(info.name, missing)
+                    h = harness = Harness(self, info, loop, recorder, profile, capabilities)
+                    from ._probe import run_probe
+
+                    probe = run_probe(h, type(self), capabilities.item_writes)
+                    if info.name in probe.broken:  # this rule's own fact: reported here
+                        raise ConformanceFailure(info.name, probe.broken[info.name])
+                    blocker = probe.blocker(info.name, info.depends)
+                    if blocker is not None:
+                        raise NotChecked(info.name, blocker)
                     outcome = scenario(self, h)
                     if inspect.isawaitable(outcome):
                         loop.run_until_complete(outcome)
-                except (ConformanceFailure, NotSupported):
+                except ConformanceFailure as failure:
+                    _shorten_notes(failure)
                     raise
+                except (NotSupported, NotChecked):
+                    raise
+                except Flaky as exc:
+                    # The diagnosis says it all: no hypothesis replay error beside it.
+                    raise attribute(info.name, exc, recorder) from None
                 except Exception as exc:
                     raise attribute(info.name, exc, recorder) from exc
                 finally:
-                    done = self.teardown_store(store)
-                    if inspect.isawaitable(done):
-                        loop.run_until_complete(done)
+                    if harness is None or not harness.torn_down:
+                        done = self.teardown_store(store)
+                        if inspect.isawaitable(done):
+                            loop.run_until_complete(done)
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+
+def _shorten_notes(failure: BaseException) -> None:
+    """Cut hypothesis's notes (the falsifying example, stateful steps) so a generated value
+    thousands of characters long does not fill the report."""
+    notes = getattr(failure, "__notes__", None)
+    if isinstance(notes, list):
+        notes[:] = [
+            note if len(note) <= 300 else f"{note[:280]}... ({len(note)} chars)" for note in notes
+        ]
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from chatkit.store import Store
 
-from ._harness import RULES, ConformanceFailure, NotSupported, Rule
+from ._harness import RULES, ConformanceFailure, NotChecked, NotSupported, Rule
 from ._suites import StoreConformance, StrictStoreConformance, suite_rules
 
-Outcome = Literal["passed", "failed", "not supported"]
+Outcome = Literal["passed", "failed", "not supported", "not checked"]
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,15 @@ class RuleResult:
 
 @dataclass
 class ConformanceReport:
-    """What passed, failed, and was not supported when a store ran through the suite."""
+    """What passed, failed, was not supported, or was not checked (blocked by a broken basic
+    fact another rule reports) when a store ran through the suite."""
 
     results: list[RuleResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """No rule failed (rules the store does not support do not count)."""
-        return not self.failed
+        """No rule failed and none was left unchecked (unsupported rules do not count)."""
+        return not self.failed and not self.not_checked
 
     @property
     def passed(self) -> list[str]:
@@ -50,6 +51,12 @@ class ConformanceReport:
         return {r.rule.name: r.message for r in self.results if r.outcome == "not supported"}
 
     @property
+    def not_checked(self) -> dict[str, str]:
+        """`not checked: blocked by <rule>` by rule name: a basic fact the rule relies on is
+        broken, and that rule's failure says which."""
+        return {r.rule.name: r.message for r in self.results if r.outcome == "not checked"}
+
+    @property
     def failed_rules(self) -> set[str]:
         return set(self.failed)
 
@@ -58,14 +65,24 @@ class ConformanceReport:
         lines = [f"{'rule':{width}}{'tier':10}result"]
         for r in self.results:
             first = r.message.splitlines()[0] if r.message else ""
-            shown = {"passed": "passed", "failed": "FAILED", "not supported": "not supported"}
-            detail = f" {first}" if r.outcome != "passed" else ""
-            lines.append(f"{r.rule.name:{width}}{r.rule.tier:10}{shown[r.outcome]}{detail}")
+            shown = {
+                "passed": "passed",
+                "failed": "FAILED",
+                "not supported": "not supported",
+                "not checked": "not checked",
+            }
+            status = f"{shown[r.outcome]} {first}" if r.outcome != "passed" else "passed"
+            if r.outcome == "not checked":
+                status = first  # "not checked: blocked by <rule>"
+            lines.append(f"{r.rule.name:{width}}{r.rule.tier:10}{status}")
         counts = {o: sum(r.outcome == o for r in self.results) for o in shown}
-        lines.append(
+        summary = (
             f"{counts['passed']} passed, {counts['failed']} failed, "
             f"{counts['not supported']} not supported"
         )
+        if counts["not checked"]:
+            summary += f", {counts['not checked']} not checked"
+        lines.append(summary)
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -96,12 +113,16 @@ def run_conformance(
     rules: set[str] | None = None,
     strict: bool = False,
     supports_attachments: bool | None = None,
+    items_written_elsewhere: bool = False,
+    reopen: Callable[[Any], Store[Any] | Awaitable[Store[Any]]] | None = None,
 ) -> ConformanceReport:
     """Run the suite (the contract tier; with `strict=True` the strict tier too) outside pytest.
 
     `rules` limits the run to those rule names. Every rule builds its own store with
-    `make_store`. The report lists every rule run as passed, failed (with the message) or not
-    supported (with the reason).
+    `make_store`. `reopen(store)` (optional) returns a new store on the same location as
+    `store`, for the reopen rules; `items_written_elsewhere` declares a projection store.
+    The report lists every rule run as passed, failed (with the message), not supported
+    (with the reason) or not checked (blocked by the rule of a broken basic fact).
     """
     unknown = set(rules or ()) - set(RULES)
     if unknown:
@@ -123,6 +144,14 @@ def run_conformance(
             return make_context(user_id)
 
     Suite.supports_attachments = supports_attachments
+    Suite.items_written_elsewhere = items_written_elsewhere
+    if reopen is not None:
+        hook = reopen
+
+        def reopen_store(self: Any, store: Any) -> Store[Any] | Awaitable[Store[Any]]:
+            return hook(store)
+
+        Suite.reopen = reopen_store
     available = {info.name for _, info in suite_rules(Suite)}
     elsewhere = sorted(set(rules or ()) - available)
     if elsewhere:
@@ -140,6 +169,8 @@ def run_conformance(
             report.results.append(RuleResult(info, "failed", str(failure)))
         except NotSupported as skipped:
             report.results.append(RuleResult(info, "not supported", skipped.reason))
+        except NotChecked as blocked:
+            report.results.append(RuleResult(info, "not checked", blocked.reason))
         else:
             report.results.append(RuleResult(info, "passed"))
     return report

@@ -14,9 +14,18 @@ from chatkit.types import FileAttachment, ThreadItem
 
 from ...stores._rules import MAX_ID_BYTES, is_storable_id
 from .._model import ReferenceModel, expected_page
+from ._capabilities import ITEM_WRITES
 from ._harness import Harness, SuiteBase, rule
 from ._stateful import run_machine
-from ._values import T0, assistant, ids, raises, raises_not_found, thread
+from ._values import (
+    T0,
+    assistant,
+    check_json_values,
+    ids,
+    raises,
+    raises_not_found,
+    thread,
+)
 
 _UNSTORABLE_IDS = ("nul\x00id", "x" * (MAX_ID_BYTES + 1), "é" * (MAX_ID_BYTES // 2 + 1))
 
@@ -29,12 +38,18 @@ class StrictRules(SuiteBase):
         "load_thread's NotFoundError reads 'Thread <id> not found'",
         protects="policy: upstream's server tests match this message",
         tier="strict",
+        depends=(),
     )
     async def test_thread_not_found_message(self, h: Harness) -> None:
         exc = await raises_not_found(h.store.load_thread("thr_missing", h.context()))
         h.check(
-            exc is not None and "Thread thr_missing not found" in str(exc),
-            f"message {str(exc)!r} lacks 'Thread thr_missing not found'",
+            exc is not None,
+            "load_thread('thr_missing') did not raise NotFoundError (thread-not-found)",
+        )
+        h.check(
+            "Thread thr_missing not found" in str(exc),
+            f"load_thread('thr_missing') raised NotFoundError({str(exc)[:80]!r}); expected a "
+            "message containing 'Thread thr_missing not found'",
         )
 
     @rule(
@@ -42,6 +57,7 @@ class StrictRules(SuiteBase):
         "an `after` naming no row of that collection raises NotFoundError (no empty page)",
         protects="policy: a stale cursor is an error the caller can see",
         tier="strict",
+        needs=(ITEM_WRITES,),
     )
     async def test_unknown_cursor_raises(self, h: Harness) -> None:
         alice, bob = h.context(), h.context()
@@ -64,6 +80,7 @@ class StrictRules(SuiteBase):
         "stored but does not move it)",
         protects="policy: a replaced item stays where the user saw it",
         tier="strict",
+        needs=(ITEM_WRITES,),
     )
     async def test_upsert_keeps_position(self, h: Harness) -> None:
         ctx = h.context()
@@ -82,12 +99,46 @@ class StrictRules(SuiteBase):
         h.check(ids(threads.data) == ["thr", "thr_late"], f"threads: {ids(threads.data)}")
 
     @rule(
+        "items-sorted-by-created-at",
+        "items added out of created_at order still list by created_at (not insertion order)",
+        protects="policy: an app that back-dates an item sees it where its time puts it",
+        tier="strict",
+        needs=(ITEM_WRITES,),
+    )
+    async def test_items_sorted_by_created_at(self, h: Harness) -> None:
+        ctx = h.context()
+        names = ["msg_100000", "msg_000001", "msg_050000", "msg_999999", "msg_000000"]
+        await h.store.save_thread(thread("thr_1"), ctx)
+        for i in [3, 0, 4, 1, 2]:
+            await h.store.add_thread_item(
+                "thr_1", assistant(names[i], "thr_1", T0 + timedelta(seconds=i)), ctx
+            )
+        asc = await h.store.load_thread_items("thr_1", None, 10, "asc", ctx)
+        h.check(
+            ids(asc.data) == names,
+            f"load_thread_items('thr_1', None, 10, 'asc') gave {ids(asc.data)}; expected "
+            f"{names} (added as {[names[i] for i in [3, 0, 4, 1, 2]]})",
+        )
+
+    @rule(
+        "json-types-exact",
+        "JSON values come back with their exact types: 1.06e19 stays a float, -0.0 stays "
+        "-0.0, big integers stay integers",
+        protects="policy: app code reading metadata back in Python sees the types it wrote",
+        tier="strict",
+        needs=(ITEM_WRITES,),
+    )
+    async def test_json_types_exact(self, h: Harness) -> None:
+        await check_json_values(h, client_view=False)
+
+    @rule(
         "ties-insertion-order",
         "rows sharing a created_at keep insertion order",
         protects="policy: ties read in the order they were written",
         tier="strict",
+        needs=(ITEM_WRITES,),
     )
-    def test_ties_keep_insertion_order(self, h: Harness) -> None:
+    def test_ties_insertion_order(self, h: Harness) -> None:
         from hypothesis import strategies as st
 
         @h.examples(
@@ -115,6 +166,7 @@ class StrictRules(SuiteBase):
         "an order other than asc/desc or a limit below 1 raises ValueError; huge limits are capped",
         protects="policy: app code may pass anything; refuse it instead of guessing",
         tier="strict",
+        needs=(ITEM_WRITES,),
     )
     async def test_bad_order_and_limit(self, h: Harness) -> None:
         ctx = h.context()
@@ -148,6 +200,7 @@ class StrictRules(SuiteBase):
         "with ValueError on write, and not found (or an empty page, or a no-op) on read",
         protects="policy: every key fits the database's index limits",
         tier="strict",
+        needs=(ITEM_WRITES,),
     )
     async def test_unstorable_ids(self, h: Harness) -> None:
         ctx = h.context()
@@ -205,6 +258,7 @@ class StrictRules(SuiteBase):
         "generated thread and item ids are storable ids",
         protects="policy: what the store generates, it accepts",
         tier="strict",
+        depends=(),
     )
     async def test_generated_ids_storable(self, h: Harness) -> None:
         ctx = h.context()
@@ -219,6 +273,7 @@ class StrictRules(SuiteBase):
         "and stores nothing",
         protects="policy: no orphan items; a write racing delete_thread cannot outlive it",
         tier="strict",
+        needs=(ITEM_WRITES,),
     )
     async def test_item_write_needs_thread(self, h: Harness) -> None:
         alice, bob = h.context(), h.context()
