@@ -1051,8 +1051,11 @@ def test_missing_starlette_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "starlette", None)
     monkeypatch.delitem(sys.modules, "chatkit_kit.asgi")
 
-    with pytest.raises(ImportError, match=r'pip install "chatkit-kit\[server\]"'):
+    from chatkit_kit._install import install_command
+
+    with pytest.raises(ImportError) as raised:
         importlib.import_module("chatkit_kit.asgi")
+    assert str(raised.value).endswith(install_command("server")), raised.value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1391,9 +1394,11 @@ async def test_silent_stream_sends_keepalive_comments_over_http() -> None:
     # Every line is an event, a keepalive comment, or the blank line ending one of them.
     assert all(line == "" or line.startswith(("data: ", ": keepalive")) for _, line in lines)
     assert {line for _, line in comments} == {": keepalive"}
-    # About one per 0.25 s of the 1.5 s pause (fewer if this machine is busy), none before it.
-    assert 2 <= len(comments) <= 7, comments
+    # At most one per 0.25 s of silence after the delta as this client saw it (fewer if this
+    # machine is busy), at least one, none before it.
     [delta_at] = [t for t, line in lines if line.startswith("data: ") and "thinking" in line]
+    ended_at = lines[-1][0]
+    assert 1 <= len(comments) <= (ended_at - delta_at) / 0.25 + 1, (comments, ended_at)
     assert all(t > delta_at for t, _ in comments)
     # The stream itself is complete and the message was stored.
     assert events[-1]["type"] == "thread.item.done"

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # runs a bench script end to end: `nox -s slow`
 
 
 def test_asgi_benchmark_runs() -> None:

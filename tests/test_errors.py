@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chatkit_kit import errors, stores
+from chatkit_kit._install import install_command
 from chatkit_kit.attachments import (
     AttachmentError,
     AttachmentPolicyError,
@@ -69,7 +70,13 @@ def test_missing_dependency_names_the_extra() -> None:
     assert error.name == "boto3" and error.extra == "s3"
     assert str(error) == (
         "S3BlobStorage needs 'boto3', which is not installed; "
-        'install it with: pip install "chatkit-kit[s3]"'
+        f"install it with: {install_command('s3')}"
     )
+    # One command naming the extra once, even when the alternative is the same extra.
+    same = MissingDependencyError("asyncmy", "mysql", "a mysql:// URL", alternative="mysql")
+    assert str(same).count("mysql]") == 1 and str(same).count("pip install") == 1
+    other = MissingDependencyError("asyncpg", "asyncpg", "a postgresql URL", alternative="psycopg")
+    assert "the psycopg extra provides another driver" in str(other)
+    assert str(other).count("pip install") == 1
     with pytest.raises(ImportError):
         raise error

@@ -46,6 +46,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ._install import install_command
+
 __all__ = [
     "AttachmentStorageError",
     "AttachmentStorageUnavailableError",
@@ -67,7 +69,10 @@ class ChatKitKitError(Exception):
 class MissingDependencyError(ChatKitKitError, ImportError):
     """An optional dependency is not installed; the message names the extra that provides it.
 
-    `extra` is the pip extra (`pip install "chatkit-kit[<extra>]"`), `module` the missing import.
+    `extra` is the chatkit-kit extra, `module` the missing import. The message ends with the one
+    pip command that installs the extra where this chatkit-kit came from (the clone's path or
+    the wheel's, as pip recorded it), e.g. `pip install "/src/chatkit-kit[mysql]"`. An
+    `alternative` extra that also provides a driver is mentioned by name only.
     """
 
     def __init__(
@@ -76,11 +81,12 @@ class MissingDependencyError(ChatKitKitError, ImportError):
         self.module = module
         self.extra = extra
         needed_by = what or "this part of chatkit-kit"
-        install = f'pip install "chatkit-kit[{extra}]"'
-        if alternative is not None:
-            install += f' (or "chatkit-kit[{alternative}]")'
+        other = ""
+        if alternative is not None and alternative != extra:
+            other = f" (the {alternative} extra provides another driver)"
         super().__init__(
-            f"{needed_by} needs {module!r}, which is not installed; install it with: {install}",
+            f"{needed_by} needs {module!r}, which is not installed{other}; install it with: "
+            f"{install_command(extra)}",
             name=module,
         )
 

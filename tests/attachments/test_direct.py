@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -532,15 +533,24 @@ async def test_client_disconnect_mid_upload_stores_nothing(env: Env, multipart: 
         + start
     )
     await writer.drain()
-    await asyncio.sleep(0.2)
-    writer.close()  # the connection drops with 15 kB of the body missing
+    # Counted, not timed: the server has read part of the body before the connection drops
+    # with 15 kB of it missing, and then removed its temporary file (60 s only stops a hang).
+    await _until(lambda: env.body_bytes_read > 0)
+    writer.close()
     await writer.wait_closed()
-    for _ in range(50):
-        await asyncio.sleep(0.02)
-        if not any(p.name.endswith(".tmp") for p in env.root.rglob("*")):
-            break
+    await _until(lambda: not any(p.name.endswith(".tmp") for p in env.root.rglob("*")))
     await assert_nothing_stored(env)
     assert env.body_bytes_read > 0  # the upload had started
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    """Wait (yielding to the server) until `condition()` holds; fails after `seconds`."""
+
+    async def poll() -> None:
+        while not condition():  # noqa: ASYNC110 (the server's state, no event to wait on)
+            await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(poll(), seconds)
 
 
 async def test_routes_mounted_in_fastapi(tmp_path: Path, serve: Any) -> None:

@@ -7,6 +7,7 @@ import sys
 
 SCRIPT = """
 import sys
+from chatkit_kit._install import install_command
 for name in ("boto3", "botocore", "starlette", "python_multipart"):
     sys.modules[name] = None  # as if not installed
 import chatkit_kit.attachments as attachments
@@ -20,7 +21,7 @@ for name, extra in (
     try:
         getattr(attachments, name)
     except ImportError as exc:
-        assert f'chatkit-kit[{extra}]' in str(exc), str(exc)
+        assert str(exc).endswith(install_command(extra)), str(exc)
     else:
         raise AssertionError(name + " imported without its extra")
 print("ok")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from . import run_bench
+
+pytestmark = pytest.mark.slow  # runs a bench script end to end: `nox -s slow`
 
 
 def test_load_benchmark_runs_and_its_data_check_passes(postgres_dsn: str) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from . import run_bench
+
+pytestmark = pytest.mark.slow  # runs a bench script end to end: `nox -s slow`
 
 
 def test_retention_benchmark_runs(postgres_dsn: str) -> None:

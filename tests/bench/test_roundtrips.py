@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from . import run_bench
+
+pytestmark = pytest.mark.slow  # runs a bench script end to end: `nox -s slow`
 
 STORE_CALLS = {
     "threads.create": 3,  # save_thread, add_thread_item (user), add_thread_item (assistant)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from . import run_bench
+
+pytestmark = pytest.mark.slow  # runs a bench script end to end: `nox -s slow`
 
 
 def test_store_benchmark_runs_and_prints_every_table(postgres_dsn: str, mariadb_url: str) -> None:

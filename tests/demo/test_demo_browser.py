@@ -22,6 +22,8 @@ import pytest
 from ..conftest import IN_CI
 from ._process import Demo, free_port
 
+pytestmark = pytest.mark.slow  # a real headless browser: `nox -s slow`
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -4,6 +4,10 @@ SQLAlchemyStore on SQLite (aiosqlite), on PostgreSQL via asyncpg and via psycopg
 via asyncmy and via aiomysql, and AsyncpgStore on PostgreSQL: the real local servers, in this
 session's fresh PostgreSQL schema or MariaDB database; and the PostgreSQL
 ones again through PgBouncer in transaction pooling mode (`pgbouncer=True`).
+
+The PgBouncer runs and the second MariaDB driver (aiomysql) repeat the suite on a path the fast
+suite already covers elsewhere (test_pgbouncer.py, test_mysql.py): they are `slow` (CI runs them
+in `nox -s slow`).
 """
 
 from __future__ import annotations
@@ -111,7 +115,7 @@ class TestSQLAlchemyAsyncmyMariaDBConformance(_SQLAlchemyAsyncmy, StrictStoreCon
 
 
 class TestSQLAlchemyAiomysqlMariaDBConformance(_SQLAlchemyAiomysql, StrictStoreConformance):
-    pass
+    pytestmark = pytest.mark.slow
 
 
 class TestSQLAlchemyAsyncmyMariaDBAttachmentIndex(_SQLAlchemyAsyncmy, AttachmentIndexConformance):
@@ -124,6 +128,7 @@ class TestSQLAlchemyAiomysqlMariaDBAttachmentIndex(_SQLAlchemyAiomysql, Attachme
 
 class _PgBouncer(_SQLStore):
     driver: str
+    pytestmark = pytest.mark.slow
 
     @pytest.fixture(autouse=True)
     def _database(self, pgbouncer_dsn: str, postgres_dsn: str, pg_schema: str) -> None:

@@ -362,11 +362,27 @@ async def check_delete_thread_racing_item_writes(
                 n += 1
 
         tasks = [asyncio.ensure_future(writer(w)) for w in range(writers)]
-        await asyncio.sleep(0.05 + 0.01 * round_)
+        # Counted, not timed: some writes are stored first (more in later rounds), and every
+        # writer finishes a write that started after the delete returned. The outer 60 s only
+        # stops a hang.
+        stored = writers + round_
+
+        def enough_stored(outcome: dict[str, str] = outcome, stored: int = stored) -> bool:
+            return list(outcome.values()).count("stored") >= stored
+
+        await _until(enough_stored)
         delete_called = time.monotonic()
         await store.delete_thread(thread_id, ctx)
         delete_returned = time.monotonic()
-        await asyncio.sleep(0.05)  # writers keep writing after the delete returned
+
+        def writers_went_on(
+            started: dict[str, float] = started,
+            outcome: dict[str, str] = outcome,
+            returned: float = delete_returned,
+        ) -> bool:
+            return sum(at > returned and i in outcome for i, at in started.items()) >= writers
+
+        await _until(writers_went_on)
         stop.set()
         await asyncio.gather(*tasks)
 
@@ -382,6 +398,16 @@ async def check_delete_thread_racing_item_writes(
         with pytest.raises(NotFoundError):
             await store.load_thread(thread_id, ctx)
         await assert_unlocked()
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    """Wait (yielding to the other tasks) until `condition()` holds; fails after `seconds`."""
+
+    async def poll() -> None:
+        while not condition():  # noqa: ASYNC110 (the writers' state, no event to wait on)
+            await asyncio.sleep(0.001)
+
+    await asyncio.wait_for(poll(), seconds)
 
 
 def _count_items(dsn: str, items_table: str, owner: str, thread_id: str) -> int:

@@ -10,7 +10,13 @@ import asyncio
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import DatabaseConfigurationError, DatabaseUnavailableError, SchemaVersionError
+from .._install import install_command
+from ..errors import (
+    DatabaseConfigurationError,
+    DatabaseUnavailableError,
+    MissingDependencyError,
+    SchemaVersionError,
+)
 from ..stores import redact_database_url
 
 DRIVER_EXTRAS = {
@@ -75,13 +81,13 @@ def _database_problem(exc: Exception, url: str) -> str:
 def missing_module_message(exc: ImportError) -> str:
     """One line naming the chatkit-kit extra that installs the module `exc` is missing."""
     message = str(exc)
-    if 'pip install "chatkit-kit[' in message:
+    if isinstance(exc, MissingDependencyError) or "install it with: " in message:
         return message.splitlines()[0]
     module = (exc.name or "").split(".")[0]
     extra = DRIVER_EXTRAS.get(module, "demo")
     return (
         f"the Python module {module or '?'!r} is not installed; "
-        f'install it with: pip install "chatkit-kit[{extra}]"'
+        f"install it with: {install_command(extra)}"
     )
 
 
