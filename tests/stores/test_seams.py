@@ -15,6 +15,7 @@ import asyncio
 import base64
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,7 @@ async def test_the_database_holds_what_the_codec_wrote(tmp_path: Path) -> None:
         page = await store.load_threads(10, None, "asc", ALICE)
     assert [t.id for t in page.data] == ["t1"]
     assert codec.encoded == 1 and codec.decoded == 2
-    with sqlite3.connect(sqlite_db) as conn:
+    with closing(sqlite3.connect(sqlite_db)) as conn:
         ((payload,),) = conn.execute("SELECT payload FROM chatkit_threads WHERE id = 't1'")
     assert payload.startswith(_TAG) and "hi" not in payload
     # A store without the codec cannot read it: the payload really is the codec's.

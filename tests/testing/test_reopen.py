@@ -41,12 +41,23 @@ def test_unclosed_connections_fail_close_releases_connections(tmp_path: Path) ->
     async def close(store: Any) -> None:
         await store.close()
 
-    report = run_conformance(
-        lambda: LeaksConnections(path),
-        teardown_store=close,
-        reopen=lambda store: LeaksConnections(path),
-        rules={"close-releases-connections"},
-    )
+    made: list[LeaksConnections] = []
+
+    def make() -> LeaksConnections:
+        made.append(LeaksConnections(path))
+        return made[-1]
+
+    try:
+        report = run_conformance(
+            make,
+            teardown_store=close,
+            reopen=lambda store: make(),
+            rules={"close-releases-connections"},
+        )
+    finally:  # what the broken store leaks, closed here (not by the garbage collector later)
+        for store in made:
+            for connection in store.connections:
+                connection.close()
     assert report.failed_rules == {"close-releases-connections"}, str(report)
     assert "more file descriptor(s) are open" in report.failed["close-releases-connections"]
 
