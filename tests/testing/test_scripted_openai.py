@@ -44,7 +44,8 @@ async def test_tool_calls_and_text_in_order(api: Any, streamed: bool) -> None:
     else:
         output = (await Runner.run(agent, "add things")).final_output
     assert output == "3 and 7"
-    assert calls == ["1+2", "3+4"]
+    # openai-agents runs the two tool calls of one response concurrently: either may go first.
+    assert sorted(calls) == ["1+2", "3+4"]
     assert [bool(body.get("stream")) for body in llm.requests] == [streamed, streamed]
     assert llm.remaining == 0 and len(llm.requests) == 2
 
