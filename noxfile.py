@@ -1,11 +1,11 @@
-"""Developer tasks: `nox` runs what CI runs; `nox -s tests` every Python; `nox -s bench` benchmarks.
+"""Developer tasks: `nox` runs the checks and the fast tests; `CI=true nox` what CI runs.
 
 `nox` (no arguments, the README's test command, what `.ci/run` calls) runs lint, typecheck,
-docs, the minimal-install and demo-extra checks, and the fast test suite on the lowest and the
-highest supported Python that this machine has. Under `CI=true` it also runs the `slow`
-session (long property runs, bench smoke tests, the headless-browser demo test) and every
-supported Python must be found. `nox -s tests` runs the fast suite on every supported Python;
-`nox -s tests-3.12` on one; `nox -s slow` the slow tests.
+docs, the minimal-install and demo-extra checks, and the fast test suite on the lowest supported
+Python that this machine has. Under `CI=true` it also runs the fast suite on the highest one and
+the `slow` session (long property runs, bench smoke tests, the headless-browser demo test), and
+every supported Python must be found. `nox -s tests` runs the fast suite on every supported
+Python; `nox -s tests-3.12` on one; `nox -s slow` the slow tests.
 
 Interpreters are found without set-up (`find_python`): `python3.X` on PATH (a pyenv shim that
 refuses an unselected version does not count), then pyenv's own builds
@@ -190,8 +190,13 @@ if MISSING and IN_CI:
         f"(searched {SEARCHED})"
     )
 _link_interpreters(FOUND)
-TEST_PYTHONS = sorted({min(FOUND), max(FOUND)}) if FOUND else [PYTHONS[0], PYTHONS[-1]]
-"""The default `tests` sessions: the lowest and the highest supported Python found."""
+if IN_CI:
+    TEST_PYTHONS = sorted({min(FOUND), max(FOUND)}) if FOUND else [PYTHONS[0], PYTHONS[-1]]
+else:
+    TEST_PYTHONS = [min(FOUND)] if FOUND else [PYTHONS[0]]
+"""The default `tests` sessions: under CI=true the lowest and the highest supported Python
+found; elsewhere the lowest only (the highest is a `nox -s tests-3.X` away), which keeps the
+default command within ten minutes on a 2-core machine."""
 PYTHON = PREFERRED_PYTHON if PREFERRED_PYTHON in FOUND or not FOUND else max(FOUND)
 print(
     "nox: Pythons found: "
@@ -202,6 +207,12 @@ if MISSING:
     print(
         f"nox: skipped Python {', '.join(MISSING)} (not found; searched {SEARCHED}); "
         f"the tests run on {' and '.join(TEST_PYTHONS)}",
+        file=sys.stderr,
+    )
+if not IN_CI and len(FOUND) > 1:
+    print(
+        f"nox: the fast tests run on Python {TEST_PYTHONS[0]} only; CI=true adds "
+        f"{max(FOUND)} and the slow session (`nox -s tests` runs every Python found)",
         file=sys.stderr,
     )
 
