@@ -164,11 +164,13 @@ PUBLIC_API: dict[str, list[str]] = {
         "PostgreSQLDialect",
         "SQLDialect",
         "SQLiteDialect",
+        "URLDriver",
         "dialect_for_backend",
         "dialect_for_url",
         "dialect_named",
         "register_dialect",
         "registered_dialects",
+        "resolve_database_url",
         "sql_literal",
     ],
     "chatkit_kit.testing": [

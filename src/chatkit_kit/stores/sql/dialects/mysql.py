@@ -35,7 +35,7 @@ from ....errors import (
     DeadlockError,
 )
 from ..._rules import Order
-from .base import Execute, FetchValue, SQLDialect, TableNames
+from .base import Execute, FetchValue, SQLDialect, TableNames, URLDriver
 
 _TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"
 
@@ -141,6 +141,11 @@ class MySQLDialect(SQLDialect):
     name = "mysql"
     title = "MySQL/MariaDB"
     backends = ("mysql", "mariadb")
+    # mariadb:// keeps SQLAlchemy's MariaDB dialect (the same store on the same tables).
+    url_schemes: ClassVar[Mapping[str, str]] = {"mysql": "mysql", "mariadb": "mariadb"}
+    # asyncmy is the mysql extra's driver; aiomysql works too (docs/stores.md compares them).
+    drivers = (URLDriver("asyncmy", "asyncmy", "mysql"), URLDriver("aiomysql", "aiomysql", "mysql"))
+    url_example = "mysql://user@host/db"
     returning = False
     upsert_style = "on_duplicate_key"
     quote_char = "`"
