@@ -38,16 +38,18 @@ from ..._rules import Order
 from .base import Execute, FetchValue, SQLDialect, TableNames, URLDriver
 
 _TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"
+# The columns after the keys of threads and items: insertion order, sort key, payload.
+_ORDERED_PAYLOAD = """seq BIGINT NOT NULL AUTO_INCREMENT,
+    sort_key BIGINT NOT NULL,
+    payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    PRIMARY KEY (seq)"""
 
 MIGRATIONS: Mapping[int, tuple[str, ...]] = {
     1: (
         f"""CREATE TABLE IF NOT EXISTS {{threads}} (
     owner VARBINARY(1024) NOT NULL,
     id VARBINARY(512) NOT NULL,
-    seq BIGINT NOT NULL AUTO_INCREMENT,
-    sort_key BIGINT NOT NULL,
-    payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-    PRIMARY KEY (seq),
+    {_ORDERED_PAYLOAD},
     UNIQUE KEY {{threads_key_idx}} (owner, id),
     KEY {{threads_page_idx}} (owner, sort_key, seq)
 ) {_TABLE_OPTIONS}""",
@@ -55,10 +57,7 @@ MIGRATIONS: Mapping[int, tuple[str, ...]] = {
     owner VARBINARY(1024) NOT NULL,
     thread_id VARBINARY(512) NOT NULL,
     id VARBINARY(512) NOT NULL,
-    seq BIGINT NOT NULL AUTO_INCREMENT,
-    sort_key BIGINT NOT NULL,
-    payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-    PRIMARY KEY (seq),
+    {_ORDERED_PAYLOAD},
     UNIQUE KEY {{items_key_idx}} (owner, thread_id, id),
     KEY {{items_page_idx}} (owner, thread_id, sort_key, seq)
 ) {_TABLE_OPTIONS}""",
