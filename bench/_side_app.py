@@ -196,15 +196,19 @@ class DocsPostgresStore(Store[Ctx]):
         where = "id = $1 AND user_id = $2"
         return await self._load(_THREAD, "threads", where, thread_id, context.user_id)
 
-    async def save_thread(self, thread: ThreadMetadata, context: Ctx) -> None:
+    async def _upsert(self, table: str, columns: str, *values: Any) -> None:
+        """Insert a row of `columns` (the last one `data`), or replace the `data` of its id."""
+        placeholders = ", ".join(f"${n}" for n in range(1, len(values) + 1))
         await self.pool.execute(
-            f"INSERT INTO {self.s}.threads (id, user_id, created_at, data) VALUES ($1, $2, $3, $4)"
+            f"INSERT INTO {self.s}.{table} ({columns}) VALUES ({placeholders})"
             " ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
-            thread.id,
-            context.user_id,
-            thread.created_at,
-            thread.model_dump_json(),
+            *values,
         )
+
+    async def save_thread(self, thread: ThreadMetadata, context: Ctx) -> None:
+        columns = "id, user_id, created_at, data"
+        values = (thread.id, context.user_id, thread.created_at, thread.model_dump_json())
+        await self._upsert("threads", columns, *values)
 
     async def _page(
         self,
@@ -254,15 +258,9 @@ class DocsPostgresStore(Store[Ctx]):
         await self.save_item(thread_id, item, context)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: Ctx) -> None:
-        await self.pool.execute(
-            f"INSERT INTO {self.s}.items (id, thread_id, user_id, created_at, data)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
-            item.id,
-            thread_id,
-            context.user_id,
-            item.created_at,
-            item.model_dump_json(),
-        )
+        columns = "id, thread_id, user_id, created_at, data"
+        values = (item.id, thread_id, context.user_id, item.created_at, item.model_dump_json())
+        await self._upsert("items", columns, *values)
 
     async def load_item(self, thread_id: str, item_id: str, context: Ctx) -> ThreadItem:
         where = "id = $1 AND thread_id = $2 AND user_id = $3"
@@ -288,13 +286,8 @@ class DocsPostgresStore(Store[Ctx]):
         )
 
     async def save_attachment(self, attachment: Attachment, context: Ctx) -> None:
-        await self.pool.execute(
-            f"INSERT INTO {self.s}.attachments (id, user_id, data) VALUES ($1, $2, $3)"
-            " ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
-            attachment.id,
-            context.user_id,
-            attachment.model_dump_json(),
-        )
+        values = (attachment.id, context.user_id, attachment.model_dump_json())
+        await self._upsert("attachments", "id, user_id, data", *values)
 
     async def load_attachment(self, attachment_id: str, context: Ctx) -> Attachment:
         where = "id = $1 AND user_id = $2"
