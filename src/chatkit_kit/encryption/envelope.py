@@ -1,0 +1,286 @@
+"""`EnvelopeCodec`: payloads sealed with AES-256-GCM under their owner's data key.
+
+A payload is the default JSON (`chatkit_kit.stores.JSONCodec`) encrypted and stored as text:
+
+    ckenc1:<base64 of header | nonce | ciphertext | tag>
+    header = kind (1 byte) | data-key version (4) | owner | thread id | row id (each 2-byte
+             length + UTF-8)
+
+The associated data is the header with the owner the row is read for, so a payload only opens
+as the row it was written as: copied to another owner (another data key, another owner in the
+associated data), another thread, or another id, it raises `DecryptionError`, never returns
+garbage. Ids, owners and timestamps stay in their clear columns; the header repeats the ids so
+rows can be checked without the columns (the codec sees only payloads).
+
+The codec is sync, like every `StoreCodec`; the keys come from the `EncryptedStore` call around
+it (a context variable holding the owner's unwrapped data keys), so it is used only inside an
+`EncryptedStore`. With `accept_clear=True` it also reads clear JSON payloads written before the
+store was encrypted (live migration); `chatkit-kit encrypt-existing` then encrypts them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import struct
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from chatkit.types import Attachment, ThreadItem, ThreadMetadata
+
+from ..errors import DataKeyDestroyedError, DecryptionError
+from ..stores import JSONCodec, PayloadKind
+from . import _aead
+from .cache import OwnerKeys
+
+PREFIX = "ckenc1:"
+_AAD_TAG = b"chatkit-kit/payload/1\x00"
+_KIND_CODES: Mapping[PayloadKind, int] = {"thread": 0x74, "item": 0x69, "attachment": 0x61}
+_KINDS = {code: kind for kind, code in _KIND_CODES.items()}
+_FIXED = struct.Struct(">BI")
+_LENGTH = struct.Struct(">H")
+_JSON = JSONCodec()
+
+
+class _KeyNeeded(Exception):
+    """The scope lacks `owner`'s data key `version`: the store loads it and runs the call again."""
+
+    def __init__(self, owner: str, version: int | None) -> None:
+        super().__init__(owner, version)
+        self.owner = owner
+        self.version = version
+
+
+@dataclass
+class _Scope:
+    """What one `EncryptedStore` call lets the codec use.
+
+    `owner`: the owner every row belongs to (None for a sweep across owners: each envelope's
+    owner). `thread_id`: the thread item rows belong to, where the call names one.
+    """
+
+    owner: str | None
+    keys: dict[str, OwnerKeys] = field(default_factory=dict)
+    thread_id: str | None = None
+    shredded: frozenset[str] = frozenset()
+
+
+_SCOPE: ContextVar[_Scope | None] = ContextVar("chatkit_kit_encryption_scope", default=None)
+
+
+@contextmanager
+def scope(active: _Scope) -> Iterator[_Scope]:
+    token = _SCOPE.set(active)
+    try:
+        yield active
+    finally:
+        _SCOPE.reset(token)
+
+
+@dataclass(frozen=True)
+class Header:
+    """The clear part of an envelope."""
+
+    kind: PayloadKind
+    version: int
+    owner: str
+    thread_id: str
+    row_id: str
+
+    def pack(self, owner: str | None = None) -> bytes:
+        parts = [_FIXED.pack(_KIND_CODES[self.kind], self.version)]
+        for text in (self.owner if owner is None else owner, self.thread_id, self.row_id):
+            raw = text.encode()
+            parts.append(_LENGTH.pack(len(raw)) + raw)
+        return b"".join(parts)
+
+
+def is_envelope(payload: str | bytes) -> bool:
+    if isinstance(payload, bytes):
+        return payload.startswith(PREFIX.encode())
+    return payload.startswith(PREFIX)
+
+
+def _split(payload: str | bytes) -> tuple[Header, bytes]:
+    """The header and the sealed part of an envelope (DecryptionError if malformed)."""
+    text = payload.decode() if isinstance(payload, bytes) else payload
+    try:
+        raw = base64.b64decode(text[len(PREFIX) :], validate=True)
+        code, version = _FIXED.unpack_from(raw, 0)
+        offset = _FIXED.size
+        fields: list[str] = []
+        for _ in range(3):
+            (length,) = _LENGTH.unpack_from(raw, offset)
+            offset += _LENGTH.size
+            if offset + length > len(raw):
+                raise ValueError("truncated")
+            fields.append(raw[offset : offset + length].decode())
+            offset += length
+        kind = _KINDS[code]
+    except (binascii.Error, struct.error, ValueError, KeyError, UnicodeDecodeError):
+        raise DecryptionError("a stored payload is not a valid chatkit-kit envelope") from None
+    return Header(kind, version, fields[0], fields[1], fields[2]), raw[offset:]
+
+
+def header_of(payload: str | bytes) -> Header | None:
+    """The header of an envelope, None for a clear payload (DecryptionError if malformed)."""
+    return _split(payload)[0] if is_envelope(payload) else None
+
+
+def _active() -> _Scope:
+    active = _SCOPE.get()
+    if active is None:
+        raise RuntimeError(
+            "EnvelopeCodec works only inside an EncryptedStore: wrap the store, e.g. "
+            "EncryptedStore(MemoryStore(codec=EnvelopeCodec()), provider)"
+        )
+    return active
+
+
+class EnvelopeCodec:
+    """A `StoreCodec` that seals every payload under its owner's data key (see this module).
+
+    Pass it as `codec=` of any chatkit-kit store and wrap that store in `EncryptedStore`.
+    `accept_clear=True` also reads clear JSON rows (while existing data is being encrypted);
+    without it a clear row raises `DecryptionError`, so rows inserted in clear behind the
+    store's back are not served.
+    """
+
+    __slots__ = ("accept_clear",)
+
+    def __init__(self, *, accept_clear: bool = False) -> None:
+        self.accept_clear = bool(accept_clear)
+
+    def __repr__(self) -> str:
+        return f"EnvelopeCodec(accept_clear={self.accept_clear})"
+
+    # Sealing
+
+    def _seal(self, kind: PayloadKind, thread_id: str, row_id: str, text: str) -> str:
+        active = _active()
+        owner = active.owner
+        keys = None if owner is None else active.keys.get(owner)
+        if owner is None or keys is None or keys.current is None:
+            raise RuntimeError("EncryptedStore did not provide a data key for this write")
+        header = Header(kind, keys.current, owner, thread_id, row_id)
+        packed = header.pack()
+        sealed = _aead.seal(keys.ciphers[keys.current], text.encode(), _AAD_TAG + packed)
+        return PREFIX + base64.b64encode(packed + sealed).decode("ascii")
+
+    def _open(self, kind: PayloadKind, payload: str | bytes) -> tuple[Header | None, str | bytes]:
+        if not is_envelope(payload):
+            if self.accept_clear:
+                return None, payload
+            raise DecryptionError(
+                "a stored payload is not encrypted; while existing rows are being encrypted "
+                "use EnvelopeCodec(accept_clear=True)"
+            )
+        active = _active()
+        header, sealed = _split(payload)
+        owner = header.owner if active.owner is None else active.owner
+        if header.kind != kind or header.owner != owner:
+            raise DecryptionError(
+                f"a stored {kind} payload was written as a {header.kind} of another owner or "
+                "row (copied or altered): it is not returned",
+                owner=owner,
+                row_id=header.row_id,
+            )
+        if active.thread_id is not None and kind == "item" and header.thread_id != active.thread_id:
+            raise DecryptionError(
+                f"item {header.row_id} was written in another thread than {active.thread_id} "
+                "(copied or altered): it is not returned",
+                owner=owner,
+                row_id=header.row_id,
+            )
+        keys = active.keys.get(owner)
+        aead = None if keys is None else keys.ciphers.get(header.version)
+        if aead is None:
+            if owner in active.shredded:
+                raise DataKeyDestroyedError(
+                    f"the data key of owner {owner!r} was destroyed (crypto-shredded, e.g. by "
+                    "erase_owner): its rows can never be read again",
+                    owner=owner,
+                    row_id=header.row_id,
+                )
+            raise _KeyNeeded(owner, header.version)
+        try:
+            plain = _aead.open_sealed(aead, sealed, _AAD_TAG + header.pack(owner))
+        except _aead.InvalidTag:
+            raise DecryptionError(
+                f"a stored {kind} payload does not decrypt for owner {owner!r} and row "
+                f"{header.row_id!r}: it was copied from another row or altered",
+                owner=owner,
+                row_id=header.row_id,
+            ) from None
+        return header, plain
+
+    @staticmethod
+    def _check(header: Header | None, row_id: str, thread_id: str | None = None) -> None:
+        if header is None:
+            return
+        if header.row_id != row_id or (thread_id is not None and header.thread_id != thread_id):
+            raise DecryptionError(
+                f"a stored payload names row {row_id!r}, not {header.row_id!r}, its sealed "
+                "header (altered)",
+                owner=header.owner,
+                row_id=header.row_id,
+            )
+
+    # StoreCodec
+
+    def encode_thread(self, thread: ThreadMetadata) -> str:
+        return self._seal("thread", thread.id, thread.id, _JSON.encode_thread(thread))
+
+    def decode_thread(self, payload: str | bytes) -> ThreadMetadata:
+        header, plain = self._open("thread", payload)
+        thread = _JSON.decode_thread(plain)
+        self._check(header, thread.id, thread.id)
+        return thread
+
+    def decode_threads(self, payloads: Sequence[str | bytes]) -> list[ThreadMetadata]:
+        opened = [self._open("thread", p) for p in payloads]
+        threads = _JSON.decode_threads([plain for _, plain in opened])
+        for (header, _), thread in zip(opened, threads, strict=True):
+            self._check(header, thread.id, thread.id)
+        return threads
+
+    def encode_item(self, item: ThreadItem) -> str:
+        active = _SCOPE.get()
+        thread_id = active.thread_id if active and active.thread_id else item.thread_id
+        return self._seal("item", thread_id, item.id, _JSON.encode_item(item))
+
+    def decode_item(self, payload: str | bytes) -> ThreadItem:
+        header, plain = self._open("item", payload)
+        item = _JSON.decode_item(plain)
+        self._check(header, item.id)
+        return item
+
+    def decode_items(self, payloads: Sequence[str | bytes]) -> list[ThreadItem]:
+        opened = [self._open("item", p) for p in payloads]
+        items = _JSON.decode_items([plain for _, plain in opened])
+        for (header, _), item in zip(opened, items, strict=True):
+            self._check(header, item.id)
+        return items
+
+    def encode_attachment(self, attachment: Attachment) -> str:
+        text = _JSON.encode_attachment(attachment)
+        return self._seal("attachment", attachment.thread_id or "", attachment.id, text)
+
+    def decode_attachment(self, payload: str | bytes) -> Attachment:
+        header, plain = self._open("attachment", payload)
+        attachment = _JSON.decode_attachment(plain)
+        self._check(header, attachment.id)
+        return attachment
+
+
+def reseal(codec: EnvelopeCodec, kind: PayloadKind, payload: str) -> str:
+    """`payload` (clear or sealed) decoded and sealed again under the scope's current key."""
+    if not is_envelope(payload):
+        codec = EnvelopeCodec(accept_clear=True)  # an explicit migration reads clear rows
+    if kind == "thread":
+        return codec.encode_thread(codec.decode_thread(payload))
+    if kind == "item":
+        return codec.encode_item(codec.decode_item(payload))
+    return codec.encode_attachment(codec.decode_attachment(payload))
