@@ -373,3 +373,20 @@ async def test_the_codec_refuses_to_run_outside_an_encrypted_store() -> None:
         EnvelopeCodec().encode_thread(thread("t"))
     with pytest.raises(TypeError, match="EnvelopeCodec"):
         EncryptedStore(MemoryStore(), provider())
+
+
+async def test_an_altered_payload_is_a_decryption_error_never_garbage() -> None:
+    inner = MemoryStore(codec=EnvelopeCodec())
+    store = EncryptedStore(inner, provider())
+    await store.save_thread(thread("t"), ctx("alice"))
+    payload = inner._threads["alice"].payloads["t"]
+    for position in (len("ckenc1:") + 2, len(payload) // 2, len(payload) - 3):
+        flipped = "A" if payload[position] != "A" else "B"
+        inner._threads["alice"].payloads["t"] = (
+            payload[:position] + flipped + payload[position + 1 :]
+        )
+        with pytest.raises(DecryptionError):
+            await store.load_thread("t", ctx("alice"))
+    inner._threads["alice"].payloads["t"] = "ckenc1:not base64 at all!"
+    with pytest.raises(DecryptionError, match="not a valid"):
+        await store.load_thread("t", ctx("alice"))
