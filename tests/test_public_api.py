@@ -115,6 +115,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "DataKeyCache",
         "DataKeyDestroyedError",
         "DecryptionError",
+        "EncryptedBlobStorage",
         "EncryptedStore",
         "EnvelopeCodec",
         "KMSKeyProvider",

@@ -15,6 +15,7 @@ import chatkit_kit.encryption as encryption
 assert encryption.KeyProvider is not None and encryption.DataKeyCache(8).max_owners == 8
 for name, extra in (
     ("EncryptedStore", "encryption"),
+    ("EncryptedBlobStorage", "encryption"),
     ("EnvelopeCodec", "encryption"),
     ("LocalKeyProvider", "encryption"),
     ("rotate_kek", "encryption"),

@@ -27,6 +27,7 @@ __all__ = [
     "DataKeyCache",
     "DataKeyDestroyedError",
     "DecryptionError",
+    "EncryptedBlobStorage",
     "EncryptedStore",
     "EnvelopeCodec",
     "KMSKeyProvider",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 _LAZY: dict[str, tuple[str, str]] = {
+    "EncryptedBlobStorage": ("blobs", "encryption"),
     "EncryptedStore": ("store", "encryption"),
     "EnvelopeCodec": ("envelope", "encryption"),
     "LocalKeyProvider": ("local", "encryption"),
@@ -52,6 +54,7 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 if TYPE_CHECKING:
+    from .blobs import EncryptedBlobStorage
     from .envelope import EnvelopeCodec
     from .kms import KMSKeyProvider
     from .local import LocalKeyProvider
