@@ -33,7 +33,7 @@ from chatkit_kit.encryption import (
     rotate_data_key,
     rotate_kek,
 )
-from chatkit_kit.stores import MemoryStore
+from chatkit_kit.stores import MemoryStore, StoredPayload
 
 from .encryption_support import KEYRING, MARKER, encrypted_sql, provider
 from .sql_support import Flavour, admin_execute, mysql_execute
@@ -285,9 +285,15 @@ async def test_data_key_rotation_reencrypts_and_retires(
     assert raw.thread_payload(owner, "t1") != before
     assert (await store.load_item("t1", "i2", ctx(owner))).id == "i2"
     assert (await store.load_attachment("a1", ctx(owner))).thread_id == "t1"
-    # Resumable: a second run only rotates again, everything still reads.
-    again = await rotate_data_key(store, owner, batch_size=5)
-    assert again.remaining == 0
+    # Another rotation, "interrupted" after one row: resume finishes it without a new version.
+    await store.new_data_key(owner, await store.load_keys(owner, refresh=True))
+    (first,) = await store.key_table.payload_rows(
+        "thread", StoredPayload("thread", owner, "", "", ""), 1
+    )
+    assert await store.reseal_row(first, await store.load_keys(owner, refresh=True))
+    again = await rotate_data_key(store, owner, batch_size=5, resume=True)
+    assert again.rewritten == 5 and again.remaining == 0
+    assert [k.version for k in await store.key_table.load_data_keys(owner)] == [2, 3]
     assert len((await store.load_threads(10, None, "asc", ctx(owner))).data) == 2
 
 

@@ -80,7 +80,7 @@ def _run_rotate_data_key(args: argparse.Namespace) -> int:
 
     async def run(store: Any) -> int:
         report = await rotate_data_key(
-            store, args.owner, batch_size=args.batch_size, retire=args.retire
+            store, args.owner, batch_size=args.batch_size, retire=args.retire, resume=args.resume
         )
         print(_report(f"rotated the data key of owner {args.owner!r}", report))
         return 0 if report.remaining == 0 else 1
@@ -157,6 +157,11 @@ def add_encryption(subparsers: Any, common: argparse.ArgumentParser) -> None:
         _run_rotate_data_key,
     )
     rotate.add_argument("--owner", required=True, help="the owner key")
+    rotate.add_argument(
+        "--resume",
+        action="store_true",
+        help="carry on an interrupted rotation (no new key version)",
+    )
     rotate.add_argument(
         "--retire",
         action="store_true",

@@ -143,17 +143,22 @@ async def rotate_data_key(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
     retire: bool = False,
+    resume: bool = False,
 ) -> RewriteReport:
     """Give `owner` a new data key version and re-encrypt their rows under it, in batches.
 
-    With `retire=True` the old versions are deleted once a scan finds no row left under them.
+    `resume=True` carries on an interrupted rotation: no new version, only the rows not yet
+    under the newest one are re-encrypted. With `retire=True` the old versions are deleted once
+    a scan finds no row left under them.
     Only retire after every process has reloaded the owner's keys (the `DataKeyCache` ttl):
     a process still holding the old version in its cache writes rows under it until then.
     """
     check_owner(owner)
     batch_size = check_batch(batch_size)
     before = await store.load_keys(owner, refresh=True)
-    keys = await store.new_data_key(owner, before)
+    keys = (
+        before if resume and before.current is not None else await store.new_data_key(owner, before)
+    )
     current = keys.current
     report = RewriteReport()
 
