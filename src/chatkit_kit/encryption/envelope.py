@@ -181,7 +181,7 @@ class EnvelopeCodec:
         return PREFIX + binascii.b2a_base64(packed + sealed, newline=False).decode("ascii")
 
     def _open(
-        self, kind: PayloadKind, payload: str | bytes
+        self, kind: PayloadKind, payload: str | bytes, active: _Scope | None = None
     ) -> tuple[tuple[bytes, bytes] | None, str | bytes]:
         """(the sealed (row id, thread id), the plaintext JSON); (None, payload) for a clear
         payload. The hot path of every read: parsed with slices, no objects per field."""
@@ -192,7 +192,8 @@ class EnvelopeCodec:
                 "a stored payload is not encrypted; while existing rows are being encrypted "
                 "use EnvelopeCodec(accept_clear=True)"
             )
-        active = _active()
+        if active is None:
+            active = _active()
         try:
             raw = binascii.a2b_base64(payload[_PREFIX_LENGTH:])
             version = int.from_bytes(raw[1:5], "big")
@@ -272,7 +273,8 @@ class EnvelopeCodec:
         return thread
 
     def decode_threads(self, payloads: Sequence[str | bytes]) -> list[ThreadMetadata]:
-        opened = [self._open("thread", p) for p in payloads]
+        active = _SCOPE.get()
+        opened = [self._open("thread", p, active) for p in payloads]
         threads = _JSON.decode_threads([plain for _, plain in opened])
         for (header, _), thread in zip(opened, threads, strict=True):
             self._check(header, thread.id, thread.id)
@@ -290,7 +292,8 @@ class EnvelopeCodec:
         return item
 
     def decode_items(self, payloads: Sequence[str | bytes]) -> list[ThreadItem]:
-        opened = [self._open("item", p) for p in payloads]
+        active = _SCOPE.get()
+        opened = [self._open("item", p, active) for p in payloads]
         items = _JSON.decode_items([plain for _, plain in opened])
         for (header, _), item in zip(opened, items, strict=True):
             self._check(header, item.id)
