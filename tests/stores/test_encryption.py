@@ -396,3 +396,17 @@ async def test_an_altered_payload_is_a_decryption_error_never_garbage() -> None:
     inner._threads["alice"].payloads["t"] = "ckenc1:not base64 at all!"
     with pytest.raises(DecryptionError, match="not a valid"):
         await store.load_thread("t", ctx("alice"))
+
+
+async def test_a_rewrite_never_overwrites_a_concurrent_write(
+    encrypted: tuple[EncryptedStore[Any], Raw],
+) -> None:
+    store, _ = encrypted
+    owner = owner_name()
+    await store.save_thread(thread("t1", "old"), ctx(owner))
+    (row,) = await store.key_table.payload_rows(
+        "thread", StoredPayload("thread", owner, "", "", ""), 1
+    )
+    await store.save_thread(thread("t1", "new"), ctx(owner))  # the app writes meanwhile
+    assert not await store.reseal_row(row, await store.load_keys(owner, refresh=True))
+    assert (await store.load_thread("t1", ctx(owner))).title == "title new"
