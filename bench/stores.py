@@ -41,6 +41,7 @@ from chatkit.types import (
     UserMessageTextContent,
 )
 
+from chatkit_kit.encryption import EncryptedStore, EnvelopeCodec, LocalKeyProvider
 from chatkit_kit.stores import _codec, _schema
 from chatkit_kit.stores._rules import sort_key
 from chatkit_kit.stores.asyncpg import AsyncpgStore
@@ -655,6 +656,103 @@ async def _bench_operations(
     return results
 
 
+BENCH_KEYRING = LocalKeyProvider.new_keyring("bench")
+ENCRYPTED_ITEMS = 200
+
+
+async def bench_encryption(
+    plain: Any, sealed: Any, sizes: Sizes
+) -> dict[str, tuple[Result, Result]]:
+    """The same operations on `sealed` (an EncryptedStore) and on `plain` (the same kind of
+    store, unencrypted), interleaved sample by sample; name -> (encrypted, clear)."""
+    run = uuid.uuid4().hex[:6]
+    results: dict[str, tuple[Result, Result]] = {}
+    contexts = {id(plain): Ctx(f"clear-{run}"), id(sealed): Ctx(f"sealed-{run}")}
+    for store in (plain, sealed):
+        ctx = contexts[id(store)]
+        for n in range(25):
+            await store.save_thread(
+                ThreadMetadata(id=f"thr_{n:06d}", created_at=T0 + timedelta(seconds=n)), ctx
+            )
+        for n in range(ENCRYPTED_ITEMS):
+            item = user_item(f"msg_{n:06d}", "thr_000000", n)
+            await store.add_thread_item("thr_000000", item, ctx)
+        await store.save_attachment(
+            FileAttachment(id="att", name="a.pdf", mime_type="application/pdf"), ctx
+        )
+
+    def op(store: Any, name: str) -> Timed:
+        ctx = contexts[id(store)]
+        calls: dict[str, Timed] = {
+            "load_thread": lambda i: store.load_thread("thr_000003", ctx),
+            "save_thread": lambda i: store.save_thread(
+                ThreadMetadata(id="thr_000004", created_at=T0, title=f"t{i}"), ctx
+            ),
+            "load_threads desc 20": lambda i: store.load_threads(20, None, "desc", ctx),
+            "load_item": lambda i: store.load_item("thr_000000", "msg_000010", ctx),
+            "save_item": lambda i: store.save_item(
+                "thr_000000", assistant_item("msg_000011", "thr_000000", i), ctx
+            ),
+            "add_thread_item (new)": lambda i: store.add_thread_item(
+                "thr_000001", user_item(f"new_{i + 1000:06d}", "thr_000001", i), ctx
+            ),
+            "load_thread_items desc 20": lambda i: store.load_thread_items(
+                "thr_000000", None, 20, "desc", ctx
+            ),
+            "load_attachment": lambda i: store.load_attachment("att", ctx),
+        }
+        return calls[name]
+
+    for name in (
+        "load_thread",
+        "save_thread",
+        "load_threads desc 20",
+        "load_item",
+        "save_item",
+        "add_thread_item (new)",
+        "load_thread_items desc 20",
+        "load_attachment",
+    ):
+        sealed_op, plain_op = op(sealed, name), op(plain, name)
+        for i in range(sizes.warmup):
+            await sealed_op(-1 - i)
+            await plain_op(-1 - i)
+        samples: dict[int, tuple[list[float], list[float]]] = {0: ([], []), 1: ([], [])}
+        for i in range(sizes.iterations):
+            for index, timed in ((0, sealed_op), (1, plain_op)):
+                start, start_cpu = time.perf_counter_ns(), time.process_time_ns()
+                await timed(i)
+                samples[index][0].append((time.perf_counter_ns() - start) / 1000)
+                samples[index][1].append((time.process_time_ns() - start_cpu) / 1000)
+        results[name] = (
+            summarize(name, *samples[0]),
+            summarize(name, *samples[1]),
+        )
+    return results
+
+
+def encryption_table(title: str, results: dict[str, tuple[Result, Result]]) -> str:
+    header = (
+        f"{'operation':<44} {'sealed µs':>10} {'clear µs':>10} {'x clear':>8} "
+        f"{'CPU sealed':>10} {'CPU clear':>10} {'CPU x clear':>11}"
+    )
+    lines = [f"{title}, encrypted (EncryptedStore) beside unencrypted", header, "-" * len(header)]
+    for name, (sealed, clear) in results.items():
+        lines.append(
+            f"{'encrypted ' + name:<44} {sealed.median_us:>10.0f} {clear.median_us:>10.0f} "
+            f"{sealed.median_us / clear.median_us:>8.2f} {sealed.cpu_us:>10.0f} "
+            f"{clear.cpu_us:>10.0f} {_ratio(sealed.cpu_us, clear.cpu_us):>11}"
+        )
+    return "\n".join(lines)
+
+
+async def encrypted_twin(make: Callable[..., Awaitable[Any]]) -> tuple[Any, Any]:
+    """A plain store and an EncryptedStore over a store of the same kind and tables."""
+    plain = await make()
+    inner = await make(codec=EnvelopeCodec())
+    return plain, EncryptedStore(inner, LocalKeyProvider.from_json(BENCH_KEYRING))
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="tiny sizes, for a smoke test")
@@ -686,6 +784,16 @@ async def main(argv: list[str] | None = None) -> int:
         f"(after {sizes.warmup} warm-up), latencies in microseconds\n"
     )
     all_results: dict[str, dict[str, tuple[Result, Result | None]]] = {}
+    encrypted_results: dict[str, dict[str, tuple[Result, Result]]] = {}
+
+    async def encrypted(flavour: str, make: Callable[..., Awaitable[Any]]) -> None:
+        plain, sealed = await encrypted_twin(make)
+        try:
+            encrypted_results[flavour] = await bench_encryption(plain, sealed, sizes)
+        finally:
+            await plain.close()
+            await sealed.store.close()
+
     pg_names = _schema.Names.create("postgresql", f"ckbench_{uuid.uuid4().hex[:8]}", "chatkit_")
     try:
         if pg_flavours:
@@ -715,6 +823,11 @@ async def main(argv: list[str] | None = None) -> int:
                         names = _schema.Names.create("sqlite", None, "chatkit_")
                         data = await asyncio.to_thread(bulk_load_sqlite, path, names, sizes)
                         all_results[flavour] = await bench_store(store, names, data, sizes, True)
+
+                        async def make_sqlite(path: Path = path, **kw: Any) -> Any:
+                            return SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{path}", **kw)
+
+                        await encrypted(flavour, make_sqlite)
                 continue
             if flavour.startswith("mysql+"):
                 url = mysql_url.replace("mysql://", f"{flavour}://", 1)
@@ -723,6 +836,11 @@ async def main(argv: list[str] | None = None) -> int:
                     all_results[flavour] = await bench_store(
                         store, mysql_names, mysql_data, sizes, True
                     )
+
+                async def make_mysql(url: str = url, **kw: Any) -> Any:
+                    return SQLAlchemyStore.from_url(url, pool_size=4, **kw)
+
+                await encrypted(flavour, make_mysql)
                 continue
             if flavour == "asyncpg":
                 store = await AsyncpgStore.connect(
@@ -734,6 +852,17 @@ async def main(argv: list[str] | None = None) -> int:
                 store = SQLAlchemyStore.from_url(url, schema=pg_names.schema, pool_size=4)
             async with store:
                 all_results[flavour] = await bench_store(store, pg_names, pg_data, sizes, True)
+
+            async def make_pg(flavour: str = flavour, **kw: Any) -> Any:
+                if flavour == "asyncpg":
+                    return await AsyncpgStore.connect(
+                        args.dsn, schema=pg_names.schema, min_size=2, max_size=4, **kw
+                    )
+                driver = flavour.split("+", 1)[1]
+                url = args.dsn.replace("postgresql://", f"postgresql+{driver}://", 1)
+                return SQLAlchemyStore.from_url(url, schema=pg_names.schema, pool_size=4, **kw)
+
+            await encrypted(flavour, make_pg)
     finally:
         if mysql_flavours:
             await mysql_admin(args.mysql_url, f"DROP DATABASE IF EXISTS `{mysql_db}`")
@@ -760,6 +889,10 @@ async def main(argv: list[str] | None = None) -> int:
             for name, (result, floor) in results.items()
         ]
         print(table(titles[flavour], rows))
+        print()
+
+    for flavour, sealed_results in encrypted_results.items():
+        print(encryption_table(titles[flavour], sealed_results))
         print()
 
     print("Targets (ratios of medians from this run)")
@@ -816,6 +949,12 @@ async def main(argv: list[str] | None = None) -> int:
                     f"  {titles[flavour]} / AsyncpgStore, CPU, worst operation: "
                     f"{worst[0]:.2f} ({worst[1]}) (<= 1.5)"
                 )
+    for flavour, sealed_results in encrypted_results.items():
+        worst = max((r.median_us / c.median_us, name) for name, (r, c) in sealed_results.items())
+        print(
+            f"  {titles[flavour]} encrypted / unencrypted, worst operation: "
+            f"{worst[0]:.2f} ({worst[1]}) (<= 1.3)"
+        )
     return 0
 
 

@@ -48,18 +48,25 @@ PINNED: dict[str, str] = {
         load_history model_api_of
     """,
     "chatkit_kit.demo.app": "DEMO_USER DemoConfig DemoContext DemoServer build_app demo_context",
+    "chatkit_kit.encryption": """
+        DataKeyCache DataKeyDestroyedError DecryptionError EncryptedBlobStorage EncryptedStore
+        EnvelopeCodec KMSKeyProvider KeyProvider KeyProviderError LocalKeyProvider OwnerKeys
+        RewriteReport encrypt_existing rotate_data_key rotate_kek
+    """,
     "chatkit_kit.errors": """
         AttachmentStorageError AttachmentStorageUnavailableError ChatKitKitError
-        DatabaseConfigurationError DatabaseError DatabaseTimeoutError DatabaseUnavailableError
-        DeadlockError MissingDependencyError SchemaVersionError
+        DataKeyDestroyedError DatabaseConfigurationError DatabaseError DatabaseTimeoutError
+        DatabaseUnavailableError DeadlockError DecryptionError KeyProviderError
+        MissingDependencyError SchemaVersionError
     """,
     "chatkit_kit.stores": """
         DEFAULT_BATCH_SIZE DEFAULT_TABLE_PREFIX MAX_BATCH_SIZE MAX_ID_BYTES MAX_ID_LENGTH
         MAX_OWNER_BYTES MAX_PAGE_LIMIT SCHEMA_VERSION AsyncpgStore AttachmentBytesEraser
-        AttachmentIndex DatabaseConfigurationError DatabaseError DatabaseTimeoutError
+        AttachmentIndex DataKeyTable DatabaseConfigurationError DatabaseError DatabaseTimeoutError
         DatabaseUnavailableError ForwardingStore JSONCodec MemoryStore OwnerResolver
-        OwnerScopedStore RetentionStore SQLAlchemyStore SchemaVersionError StoreCodec
-        StoredAttachment check_id check_owner check_table_prefix default_owner is_storable_id
+        OwnerScopedStore PayloadKind RetentionStore SQLAlchemyStore SchemaVersionError StoreCodec
+        StoredAttachment StoredPayload WrappedDataKey check_id check_owner check_table_prefix
+        default_owner is_storable_id
         migration_script redact_database_url resolve_database_url sort_key
     """,
     "chatkit_kit.stores.sql.dialects": """

@@ -9,6 +9,9 @@ ChatKitKitError                      root: every error chatkit-kit defines deriv
 │   │   └── DeadlockError            the database rolled the call back as a deadlock victim
 │   └── DatabaseConfigurationError   not retryable: fix the configuration or the database
 │       └── SchemaVersionError       (also RuntimeError) tables missing, older or newer
+├── DecryptionError                  (chatkit_kit.encryption) a payload cannot be decrypted here
+│   └── DataKeyDestroyedError        the owner's data key is gone (crypto-shredded)
+├── KeyProviderError                 the key provider (KEK, KMS) refused or could not be reached
 ├── AttachmentStorageError           the blob storage (S3) refused a call: fix its configuration
 │   └── AttachmentStorageUnavailableError  (also ConnectionError) S3 unreachable: retry
 └── AttachmentError                  (chatkit_kit.attachments) a client's upload broke a rule
@@ -52,11 +55,14 @@ __all__ = [
     "AttachmentStorageError",
     "AttachmentStorageUnavailableError",
     "ChatKitKitError",
+    "DataKeyDestroyedError",
     "DatabaseConfigurationError",
     "DatabaseError",
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
     "DeadlockError",
+    "DecryptionError",
+    "KeyProviderError",
     "MissingDependencyError",
     "SchemaVersionError",
 ]
@@ -154,6 +160,31 @@ class SchemaVersionError(DatabaseConfigurationError, RuntimeError):
     Run `await store.migrate()` (or `chatkit-kit migrate DATABASE_URL`) for missing or older
     tables; upgrade chatkit-kit for newer ones. The call was not applied.
     """
+
+
+class DecryptionError(ChatKitKitError):
+    """An encrypted payload does not decrypt for the row it was read from: it was copied from
+    another owner, thread or row, altered, or written under a key this store cannot find.
+
+    Never retried and never turned into garbage: the row is not returned. `owner` and `row_id`
+    name the row as read (both are stored in clear).
+    """
+
+    def __init__(self, message: str, *, owner: str | None = None, row_id: str | None = None):
+        super().__init__(message)
+        self.owner = owner
+        self.row_id = row_id
+
+
+class DataKeyDestroyedError(DecryptionError):
+    """The owner's data key no longer exists (erased by `erase_owner`: crypto-shredding), so
+    their encrypted rows, e.g. in a restored backup, can never be read again."""
+
+
+class KeyProviderError(ChatKitKitError):
+    """The key provider could not wrap or unwrap a data key: an unknown or disabled
+    key-encryption key, access denied, or the provider (AWS KMS) unreachable. The cause is the
+    `__cause__`; nothing was written."""
 
 
 class AttachmentStorageError(ChatKitKitError):

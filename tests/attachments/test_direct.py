@@ -608,3 +608,22 @@ async def test_failed_metadata_save_removes_the_bytes(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="database down"):
         await backend.upload(name="a.txt", mime_type="text/plain", data=body(), context=ALICE)
     assert files_in(tmp_path) == []
+
+
+async def test_direct_uploads_encrypted_on_local_disk(tmp_path: Path, serve: Any) -> None:
+    from chatkit_kit.encryption import EncryptedBlobStorage
+    from tests.stores.encryption_support import provider
+
+    root = tmp_path / "blobs"
+    blobs = EncryptedBlobStorage(LocalBlobStorage(root), provider())
+    env = await _start(Env(root, "", blobs=blobs), serve)
+    try:
+        created = (await env.upload_multipart(ALICE, "cat.png", PNG, "image/png")).json()
+        (path,) = files_in(root)
+        assert PNG not in path.read_bytes() and path.read_bytes().startswith(b"ckblob1\n")
+        download = await env.client.get(f"/attachments/{created['id']}", headers=env.auth(ALICE))
+        assert download.content == PNG
+        stored = await env.chat_store.load_attachment(created["id"], ALICE)
+        assert (await env.backend.verify_attachment(stored, ALICE)).upload_descriptor is None
+    finally:
+        await env.client.aclose()

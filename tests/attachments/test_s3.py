@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlsplit
 
+import boto3
 import httpx
 import pytest
 from chatkit.store import NotFoundError
@@ -22,6 +23,7 @@ from chatkit_kit.attachments import (
     AttachmentTypeNotAllowedError,
     AttachmentVerificationError,
     S3AttachmentStore,
+    S3BlobStorage,
     StoreWithAttachments,
     UploadPolicy,
 )
@@ -436,3 +438,37 @@ def test_expiry_options_are_checked(s3_client: Any) -> None:
         S3AttachmentStore(store, client=s3_client, bucket="b", upload_expires_in=0)
     with pytest.raises(ValueError, match="key_prefix"):
         S3AttachmentStore(store, client=s3_client, bucket="b", key_prefix="no-slash")
+
+
+async def test_server_side_encryption_with_kms_is_requested_and_signed(
+    s3_client: Any, bucket: str, s3_endpoint: str
+) -> None:
+    kms = boto3.client(
+        "kms",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    _store, _backend, server = make(
+        s3_client, bucket, server_side_encryption="aws:kms", kms_key_id=key_id
+    )
+    created = await create(server, ALICE, "notes.txt", 5, "text/plain")
+    descriptor = created["upload_descriptor"]
+    assert descriptor["headers"]["x-amz-server-side-encryption"] == "aws:kms"
+    signed = query(descriptor["url"])["X-Amz-SignedHeaders"].split(";")
+    assert "x-amz-server-side-encryption" in signed
+    assert "x-amz-server-side-encryption-aws-kms-key-id" in signed
+    assert (await upload(descriptor, b"hello")).status_code == 200
+    head = s3_client.head_object(Bucket=bucket, Key=object_key(descriptor["url"], bucket))
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"].endswith(key_id)
+    # Direct writes (generated images, direct uploads) ask for it too.
+    blobs = S3BlobStorage(s3_client, bucket, server_side_encryption="AES256")
+    await blobs.put("sse/direct", b"bytes", content_type="text/plain")
+    assert s3_client.head_object(Bucket=bucket, Key="sse/direct")["ServerSideEncryption"] == (
+        "AES256"
+    )
+    with pytest.raises(ValueError, match="kms_key_id"):
+        S3BlobStorage(s3_client, bucket, kms_key_id=key_id)

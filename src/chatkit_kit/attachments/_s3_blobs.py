@@ -93,13 +93,51 @@ class S3BlobStorage:
 
     Pass a boto3 S3 client you configured (region, credentials, `endpoint_url` for S3-compatible
     stores). For presigned uploads it should use SigV4: `Config(signature_version="s3v4")`.
+
+    `server_side_encryption`: `"aws:kms"` (with `kms_key_id`, else the account's default
+    `aws/s3` key) or `"AES256"` (S3-managed keys) is requested on every upload, presigned ones
+    included (the headers are signed, and returned for the uploader to send); None (the default)
+    leaves it to the bucket's default encryption.
     """
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        server_side_encryption: str | None = None,
+        kms_key_id: str | None = None,
+    ) -> None:
         if not bucket:
             raise ValueError("bucket must be a non-empty S3 bucket name")
+        if server_side_encryption not in (None, "aws:kms", "AES256"):
+            raise ValueError(
+                "server_side_encryption must be 'aws:kms', 'AES256' or None, got "
+                f"{server_side_encryption!r}"
+            )
+        if kms_key_id is not None and server_side_encryption != "aws:kms":
+            raise ValueError("kms_key_id needs server_side_encryption='aws:kms'")
         self.client = client
         self.bucket = bucket
+        self.server_side_encryption = server_side_encryption
+        self.kms_key_id = kms_key_id
+
+    def _encryption_params(self) -> dict[str, str]:
+        """The S3 request parameters asking for server-side encryption (none by default)."""
+        params: dict[str, str] = {}
+        if self.server_side_encryption is not None:
+            params["ServerSideEncryption"] = self.server_side_encryption
+        if self.kms_key_id is not None:
+            params["SSEKMSKeyId"] = self.kms_key_id
+        return params
+
+    def _encryption_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.server_side_encryption is not None:
+            headers["x-amz-server-side-encryption"] = self.server_side_encryption
+        if self.kms_key_id is not None:
+            headers["x-amz-server-side-encryption-aws-kms-key-id"] = self.kms_key_id
+        return headers
 
     async def put(
         self,
@@ -125,7 +163,7 @@ class S3BlobStorage:
                 spool,
                 self.bucket,
                 key,
-                ExtraArgs={"ContentType": content_type},
+                ExtraArgs={"ContentType": content_type, **self._encryption_params()},
                 missing_ok=False,
             )
         return BlobInfo(size, content_type, datetime.now(timezone.utc))
@@ -200,11 +238,12 @@ class S3BlobStorage:
                 "Key": key,
                 "ContentType": content_type,
                 "ContentLength": content_length,
+                **self._encryption_params(),
             },
             ExpiresIn=expires_in,
             HttpMethod="PUT",
         )
-        return url, {"Content-Type": content_type}
+        return url, {"Content-Type": content_type, **self._encryption_headers()}
 
     async def presign_get(self, key: str, *, expires_in: int) -> str:
         """Return a presigned GET URL for `key`."""

@@ -40,6 +40,10 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
     `Content-Length` signed. Give ChatKit `StoreWithAttachments(store, backend)` so image
     `preview_url`s are re-signed whenever attachments leave the store, and the upload
     descriptor is dropped once the object is in S3. See docs/attachments.md.
+
+    `server_side_encryption="aws:kms"` (and `kms_key_id`) has S3 encrypt every object with a KMS
+    key: the presigned PUT signs the encryption headers and returns them in the descriptor's
+    headers, so an upload without them is refused (docs/encryption.md).
     """
 
     backend_name = "s3"
@@ -56,8 +60,12 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
         preview_expires_in: int = 3600,
         owner: OwnerResolver | None = None,
         delete_with_thread: bool = False,
+        server_side_encryption: str | None = None,
+        kms_key_id: str | None = None,
     ) -> None:
-        self._s3 = S3BlobStorage(client, bucket)
+        self._s3 = S3BlobStorage(
+            client, bucket, server_side_encryption=server_side_encryption, kms_key_id=kms_key_id
+        )
         super().__init__(
             store,
             self._s3,

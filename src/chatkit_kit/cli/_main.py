@@ -1,4 +1,5 @@
-"""The `chatkit-kit` command line: `migrate`, `prune`, `erase-owner`, `demo` and `conformance`.
+"""The `chatkit-kit` command line: `migrate`, `prune`, `erase-owner`, `encryption`, `demo` and
+`conformance`.
 
 User errors print one line saying what to do, with no traceback (`--debug` shows it): exit
 status 2 for usage errors (a bad URL, option or name), 1 for failures (a missing extra, an
@@ -22,6 +23,7 @@ from ..errors import (
 )
 from ..stores import migration_script, redact_database_url
 from ._conformance import add_conformance
+from ._encryption import add_encryption
 from ._options import (
     EXIT_FAILURE,
     EXIT_USAGE,
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_migrate(subparsers, common)
     add_retention(subparsers, common)
+    add_encryption(subparsers, common)
     try:
         from ..demo.cli import add_demo
 

@@ -93,20 +93,69 @@ def _uses_asyncpg_directly(options: DatabaseOptions) -> bool:
     )
 
 
-async def open_store(options: DatabaseOptions) -> Any:
+async def open_store(options: DatabaseOptions, codec: Any = None) -> Any:
     """A store for the options: AsyncpgStore for PostgreSQL when asyncpg is installed
-    (SQLAlchemy not needed), else SQLAlchemyStore with the driver `resolve_database_url` picks."""
+    (SQLAlchemy not needed), else SQLAlchemyStore with the driver `resolve_database_url` picks.
+    `codec`: the store's `codec=` (default JSON)."""
     url, schema, prefix = options.url, options.schema, options.table_prefix
     if _uses_asyncpg_directly(options):
         from ..stores.asyncpg import AsyncpgStore
 
         dsn = "postgresql://" + url.partition("://")[2]
         return await AsyncpgStore.connect(
-            dsn, schema=schema, table_prefix=prefix, pgbouncer=options.pgbouncer
+            dsn, schema=schema, table_prefix=prefix, pgbouncer=options.pgbouncer, codec=codec
         )
     resolve_database_url(url)  # a missing driver is reported before a missing SQLAlchemy
     from ..stores.sqlalchemy import SQLAlchemyStore
 
     return SQLAlchemyStore.from_url(
-        url, schema=schema, table_prefix=prefix, pgbouncer=options.pgbouncer
+        url, schema=schema, table_prefix=prefix, pgbouncer=options.pgbouncer, codec=codec
     )
+
+
+def add_key_provider_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the key-encryption keys come from (the encryption subcommands)."""
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--keyring",
+        metavar="FILE",
+        default=None,
+        help="a LocalKeyProvider keyring JSON file (default: the keyring in the environment "
+        "variable named by --keyring-env)",
+    )
+    keys.add_argument(
+        "--kms-key-id",
+        metavar="KEY",
+        default=None,
+        help="wrap data keys with this AWS KMS key (id, ARN or alias/...); AWS credentials and "
+        "region come from the usual AWS configuration",
+    )
+    parser.add_argument(
+        "--keyring-env",
+        metavar="VAR",
+        default="CHATKIT_KIT_KEYRING",
+        help="environment variable holding the keyring JSON, or @FILE (default: "
+        "CHATKIT_KIT_KEYRING)",
+    )
+    parser.add_argument(
+        "--kms-endpoint-url", default=None, help="AWS KMS endpoint (e.g. a local test server)"
+    )
+    parser.add_argument("--kms-region", default=None, help="AWS region of the KMS key")
+
+
+def key_provider(args: argparse.Namespace) -> Any:
+    """The key provider `add_key_provider_arguments` describes (UsageError if unusable)."""
+    if args.kms_key_id is not None:
+        from ..encryption import KMSKeyProvider
+
+        return KMSKeyProvider(
+            args.kms_key_id, region_name=args.kms_region, endpoint_url=args.kms_endpoint_url
+        )
+    from ..encryption import LocalKeyProvider
+
+    try:
+        if args.keyring is not None:
+            return LocalKeyProvider.from_file(args.keyring)
+        return LocalKeyProvider.from_env(args.keyring_env)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"no usable keyring: {error}") from None

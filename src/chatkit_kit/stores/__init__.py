@@ -19,6 +19,7 @@ from ..errors import (
 )
 from ._base import OwnerScopedStore
 from ._codec import JSONCodec, StoreCodec
+from ._datakeys import DataKeyTable, PayloadKind, StoredPayload, WrappedDataKey
 from ._forwarding import ForwardingStore
 from ._index import AttachmentIndex, StoredAttachment
 from ._retention import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, AttachmentBytesEraser, RetentionStore
@@ -53,6 +54,7 @@ __all__ = [
     "AsyncpgStore",
     "AttachmentBytesEraser",
     "AttachmentIndex",
+    "DataKeyTable",
     "DatabaseConfigurationError",
     "DatabaseError",
     "DatabaseTimeoutError",
@@ -62,11 +64,14 @@ __all__ = [
     "MemoryStore",
     "OwnerResolver",
     "OwnerScopedStore",
+    "PayloadKind",
     "RetentionStore",
     "SQLAlchemyStore",
     "SchemaVersionError",
     "StoreCodec",
     "StoredAttachment",
+    "StoredPayload",
+    "WrappedDataKey",
     "check_id",
     "check_owner",
     "check_table_prefix",

@@ -95,6 +95,10 @@ class Names:
         return self.table("attachments")
 
     @property
+    def data_keys(self) -> str:
+        return self.table("data_keys")
+
+    @property
     def versions(self) -> str:
         return self.table("schema_version")
 
@@ -111,8 +115,11 @@ class Names:
             threads=self.threads,
             items=self.items,
             attachments=self.attachments,
+            data_keys=self.data_keys,
             versions=self.versions,
             owner_text=self.dialect.text_column("owner"),
+            id_text=self.dialect.text_column("id"),
+            thread_id_text=self.dialect.text_column("thread_id"),
             threads_page_idx=self._quote("threads_page_idx"),
             items_page_idx=self._quote("thread_items_page_idx"),
             threads_key_idx=self._quote("threads_key_idx"),
@@ -148,6 +155,7 @@ MIGRATIONS: Sequence[Migration] = (
     Migration(1, "threads and thread items"),
     Migration(2, "attachments"),
     Migration(3, "attachment indexes: by thread, and unattached (orphans) by age"),
+    Migration(4, "data keys: each owner's wrapped data keys (encryption at rest)"),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -342,6 +350,16 @@ def build_metadata(schema: str | None = None, table_prefix: str = DEFAULT_TABLE_
         attachments.c.owner,
         attachments.c.id,
         postgresql_where=attachments.c.thread_id.is_(None),
+    )
+    Table(
+        names.raw("data_keys"),
+        metadata,
+        Column("owner", Text, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("kek_id", Text, nullable=False),
+        Column("wrapped", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("owner", "version", name=names.raw("data_keys_pkey")),
     )
     Table(
         names.raw("schema_version"),

@@ -33,6 +33,7 @@ from ._base import (
     item_not_found,
     thread_not_found,
 )
+from ._datakeys import PayloadKind, StoredPayload, WrappedDataKey, check_kind
 from ._index import StoredAttachment
 from ._rules import (
     Order,
@@ -228,6 +229,11 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         async with self._connection(transaction=True) as conn:
             await conn.fetch(lock, params)
             return await self._count_written(conn, sql, params)
+
+    @property
+    def codec(self) -> _codec.StoreCodec:
+        """The codec every payload goes through (`codec=`)."""
+        return self._codec
 
     # Schema
 
@@ -517,6 +523,79 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
             cutoff, owner, batch_size, dry_run, progress, attachments
         )
 
+    # Data keys and raw payloads (chatkit_kit.stores.DataKeyTable)
+
+    async def load_data_keys(self, owner: str) -> list[WrappedDataKey]:
+        _retention.check_owner(owner)
+        rows = await self._fetch(self._sql.load_data_keys, {"owner": owner})
+        return [WrappedDataKey(owner, int(row[0]), str(row[1]), str(row[2])) for row in rows]
+
+    async def add_data_key(self, key: WrappedDataKey) -> None:
+        _retention.check_owner(key.owner)
+        await self._execute((self._sql.add_data_key,), _key_params(key))
+
+    async def rewrap_data_key(self, key: WrappedDataKey, previous: WrappedDataKey) -> None:
+        if (key.owner, key.version) != (previous.owner, previous.version):
+            raise ValueError("a data key is rewrapped under its own owner and version")
+        params = {
+            **_key_params(key),
+            "previous_kek_id": previous.kek_id,
+            "previous_wrapped": previous.wrapped,
+        }
+        await self._execute((self._sql.rewrap_data_key,), params)
+
+    async def delete_data_keys(self, owner: str, version: int | None = None) -> None:
+        _retention.check_owner(owner)
+        if version is None:
+            await self._execute((self._sql.delete_data_keys,), {"owner": owner})
+        else:
+            params = {"owner": owner, "version": int(version)}
+            await self._execute((self._sql.delete_data_key,), params)
+
+    async def data_keys_not_under(self, kek_id: str, limit: int) -> list[WrappedDataKey]:
+        limit = check_limit(limit)
+        rows = await self._fetch(self._sql.data_keys_not_under, {"kek_id": kek_id, "limit": limit})
+        return [WrappedDataKey(str(r[0]), int(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+    async def payload_rows(
+        self, kind: PayloadKind, after: StoredPayload | None, limit: int
+    ) -> list[StoredPayload]:
+        kind, limit = check_kind(kind), check_limit(limit)
+        params: dict[str, Any] = {
+            "owner": "" if after is None else after.owner,
+            "id": "" if after is None else after.id,
+            "limit": limit,
+        }
+        if kind == "thread":
+            rows = await self._fetch(self._sql.thread_payloads, params)
+            return [StoredPayload(kind, str(r[0]), str(r[1]), str(r[1]), r[2]) for r in rows]
+        if kind == "item":
+            params["thread_id"] = "" if after is None else str(after.thread_id)
+            rows = await self._fetch(self._sql.item_payloads, params)
+            return [StoredPayload(kind, str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+        rows = await self._fetch(self._sql.attachment_payloads, params)
+        return [
+            StoredPayload(kind, str(r[0]), None if r[1] is None else str(r[1]), str(r[2]), r[3])
+            for r in rows
+        ]
+
+    async def replace_payload(self, row: StoredPayload, payload: str) -> bool:
+        kind = check_kind(row.kind)
+        params: dict[str, Any] = {
+            "owner": row.owner,
+            "id": row.id,
+            "payload": payload,
+            "previous": row.payload,
+        }
+        if kind == "thread":
+            sql = self._sql.replace_thread_payload
+        elif kind == "item":
+            sql = self._sql.replace_item_payload
+            params["thread_id"] = row.thread_id
+        else:
+            sql = self._sql.replace_attachment_payload
+        return await self._written(sql, params) > 0
+
 
 def _utc(value: datetime | str) -> datetime:
     """A stored `created_at` (timestamptz, or SQLite's UTC text) as an aware UTC datetime."""
@@ -563,3 +642,12 @@ class _Runner:
 
     def decode_attachment(self, payload: Any) -> Attachment:
         return self._store._codec.decode_attachment(payload)
+
+
+def _key_params(key: WrappedDataKey) -> dict[str, Any]:
+    return {
+        "owner": key.owner,
+        "version": key.version,
+        "kek_id": key.kek_id,
+        "wrapped": key.wrapped,
+    }

@@ -19,6 +19,7 @@ from ._base import (
     item_not_found,
     thread_not_found,
 )
+from ._datakeys import PayloadKind, StoredPayload, WrappedDataKey, check_kind
 from ._index import StoredAttachment
 from ._rules import Order, OwnerResolver, build_page, check_id, check_limit, check_order, sort_key
 
@@ -85,6 +86,12 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         self._items: dict[tuple[str, str], _Collection] = {}
         self._attachments: dict[tuple[str, str], str] = {}
         self._attachment_saved_at: dict[tuple[str, str], datetime] = {}
+        self._data_keys: dict[str, dict[int, WrappedDataKey]] = {}
+
+    @property
+    def codec(self) -> _codec.StoreCodec:
+        """The codec every payload goes through (`codec=`)."""
+        return self._codec
 
     # Threads
 
@@ -326,3 +333,88 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         if progress is not None and pruned % batch_size:
             progress(pruned)
         return pruned
+
+    # Data keys and raw payloads (chatkit_kit.stores.DataKeyTable)
+
+    async def load_data_keys(self, owner: str) -> list[WrappedDataKey]:
+        keys = self._data_keys.get(_retention.check_owner(owner), {})
+        return [keys[version] for version in sorted(keys)]
+
+    async def add_data_key(self, key: WrappedDataKey) -> None:
+        _retention.check_owner(key.owner)
+        self._data_keys.setdefault(key.owner, {}).setdefault(key.version, key)
+
+    async def rewrap_data_key(self, key: WrappedDataKey, previous: WrappedDataKey) -> None:
+        keys = self._data_keys.get(previous.owner, {})
+        if (key.owner, key.version) == (previous.owner, previous.version) and (
+            keys.get(previous.version) == previous
+        ):
+            keys[key.version] = key
+
+    async def delete_data_keys(self, owner: str, version: int | None = None) -> None:
+        _retention.check_owner(owner)
+        if version is None:
+            self._data_keys.pop(owner, None)
+            return
+        keys = self._data_keys.get(owner, {})
+        keys.pop(version, None)
+        if not keys:
+            self._data_keys.pop(owner, None)
+
+    async def data_keys_not_under(self, kek_id: str, limit: int) -> list[WrappedDataKey]:
+        limit = check_limit(limit)
+        found = [
+            key
+            for owner in sorted(self._data_keys)
+            for _, key in sorted(self._data_keys[owner].items())
+            if key.kek_id != kek_id
+        ]
+        return found[:limit]
+
+    def _payload_map(self, kind: PayloadKind) -> dict[tuple[str, str, str], tuple[str | None, str]]:
+        if kind == "thread":
+            return {
+                (owner, thread_id, thread_id): (thread_id, payload)
+                for owner, threads in self._threads.items()
+                for thread_id, payload in threads.payloads.items()
+            }
+        if kind == "item":
+            return {
+                (owner, thread_id, item_id): (thread_id, payload)
+                for (owner, thread_id), items in self._items.items()
+                for item_id, payload in items.payloads.items()
+            }
+        return {(owner, "", row_id): (None, p) for (owner, row_id), p in self._attachments.items()}
+
+    async def payload_rows(
+        self, kind: PayloadKind, after: StoredPayload | None, limit: int
+    ) -> list[StoredPayload]:
+        """Rows in key order (the memory store sorts all rows of `kind` on every call)."""
+        kind, limit = check_kind(kind), check_limit(limit)
+        rows = self._payload_map(kind)
+        cursor = None if after is None else _payload_key(after)
+        keys = sorted(key for key in rows if cursor is None or key > cursor)[:limit]
+        return [StoredPayload(kind, key[0], rows[key][0], key[2], rows[key][1]) for key in keys]
+
+    async def replace_payload(self, row: StoredPayload, payload: str) -> bool:
+        kind = check_kind(row.kind)
+        if kind == "attachment":
+            if self._attachments.get((row.owner, row.id)) != row.payload:
+                return False
+            self._attachments[(row.owner, row.id)] = payload
+            return True
+        collection = (
+            self._threads.get(row.owner)
+            if kind == "thread"
+            else self._items.get((row.owner, str(row.thread_id)))
+        )
+        if collection is None or collection.payloads.get(row.id) != row.payload:
+            return False
+        collection.payloads[row.id] = payload
+        return True
+
+
+def _payload_key(row: StoredPayload) -> tuple[str, str, str]:
+    if row.kind == "attachment":
+        return (row.owner, "", row.id)
+    return (row.owner, str(row.thread_id), row.id)

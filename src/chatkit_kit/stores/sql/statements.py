@@ -110,6 +110,56 @@ class Statements:
     def items_page(self, order: Order, with_cursor: bool) -> str:
         return self.sql(self.names.dialect.items_page(order, with_cursor))
 
+    # Data keys and raw payloads (encryption)
+
+    @cached_property
+    def load_data_keys(self) -> str:
+        return self.sql(self.names.dialect.load_data_keys)
+
+    @cached_property
+    def add_data_key(self) -> str:
+        return self.sql(self.names.dialect.add_data_key)
+
+    @cached_property
+    def rewrap_data_key(self) -> str:
+        return self.sql(self.names.dialect.rewrap_data_key)
+
+    @cached_property
+    def delete_data_keys(self) -> str:
+        return self.sql(self.names.dialect.delete_data_keys)
+
+    @cached_property
+    def delete_data_key(self) -> str:
+        return self.sql(self.names.dialect.delete_data_key)
+
+    @cached_property
+    def data_keys_not_under(self) -> str:
+        return self.sql(self.names.dialect.data_keys_not_under)
+
+    @cached_property
+    def thread_payloads(self) -> str:
+        return self.sql(self.names.dialect.thread_payloads)
+
+    @cached_property
+    def item_payloads(self) -> str:
+        return self.sql(self.names.dialect.item_payloads)
+
+    @cached_property
+    def attachment_payloads(self) -> str:
+        return self.sql(self.names.dialect.attachment_payloads)
+
+    @cached_property
+    def replace_thread_payload(self) -> str:
+        return self.sql(self.names.dialect.replace_thread_payload)
+
+    @cached_property
+    def replace_item_payload(self) -> str:
+        return self.sql(self.names.dialect.replace_item_payload)
+
+    @cached_property
+    def replace_attachment_payload(self) -> str:
+        return self.sql(self.names.dialect.replace_attachment_payload)
+
     # Retention
 
     @cached_property

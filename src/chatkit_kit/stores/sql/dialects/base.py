@@ -398,6 +398,52 @@ class SQLDialect:
         "AND i.sort_key >= :cutoff)"
     )
 
+    # Data keys (encryption at rest) and raw payload rows, for rotation and migration.
+
+    load_data_keys = (
+        "SELECT version, kek_id, wrapped FROM {data_keys} WHERE owner = :owner ORDER BY version"
+    )
+    add_data_key = (
+        "INSERT INTO {data_keys} (owner, version, kek_id, wrapped) "
+        "VALUES (:owner, :version, :kek_id, :wrapped) ON CONFLICT (owner, version) DO NOTHING"
+    )
+    rewrap_data_key = (
+        "UPDATE {data_keys} SET kek_id = :kek_id, wrapped = :wrapped "
+        "WHERE owner = :owner AND version = :version AND kek_id = :previous_kek_id "
+        "AND wrapped = :previous_wrapped"
+    )
+    delete_data_keys = "DELETE FROM {data_keys} WHERE owner = :owner"
+    delete_data_key = "DELETE FROM {data_keys} WHERE owner = :owner AND version = :version"
+    data_keys_not_under = (
+        "SELECT {owner_text}, version, kek_id, wrapped FROM {data_keys} "
+        "WHERE kek_id <> :kek_id ORDER BY owner, version LIMIT :limit"
+    )
+    thread_payloads = (
+        "SELECT {owner_text}, {id_text}, payload FROM {threads} "
+        "WHERE (owner, id) > (:owner, :id) ORDER BY owner, id LIMIT :limit"
+    )
+    item_payloads = (
+        "SELECT {owner_text}, {thread_id_text}, {id_text}, payload FROM {items} "
+        "WHERE (owner, thread_id, id) > (:owner, :thread_id, :id) "
+        "ORDER BY owner, thread_id, id LIMIT :limit"
+    )
+    attachment_payloads = (
+        "SELECT {owner_text}, {thread_id_text}, {id_text}, payload FROM {attachments} "
+        "WHERE (owner, id) > (:owner, :id) ORDER BY owner, id LIMIT :limit"
+    )
+    replace_thread_payload = (
+        "UPDATE {threads} SET payload = :payload "
+        "WHERE owner = :owner AND id = :id AND payload = :previous RETURNING 1"
+    )
+    replace_item_payload = (
+        "UPDATE {items} SET payload = :payload WHERE owner = :owner AND thread_id = :thread_id "
+        "AND id = :id AND payload = :previous RETURNING 1"
+    )
+    replace_attachment_payload = (
+        "UPDATE {attachments} SET payload = :payload "
+        "WHERE owner = :owner AND id = :id AND payload = :previous RETURNING 1"
+    )
+
     def stale_threads(self, owner: bool) -> str:
         """Up to :limit (owner, id) of threads whose latest activity is before :cutoff."""
         columns = f"{self.text_column('t.owner')}, {self.text_column('t.id')} "

@@ -88,6 +88,16 @@ MIGRATIONS: Mapping[int, tuple[str, ...]] = {
         "EXECUTE chatkit_kit_ddl",
         "DEALLOCATE PREPARE chatkit_kit_ddl",
     ),
+    4: (
+        f"""CREATE TABLE IF NOT EXISTS {{data_keys}} (
+    owner VARBINARY(1024) NOT NULL,
+    version INT NOT NULL,
+    kek_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    wrapped TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+    PRIMARY KEY (owner, version)
+) {_TABLE_OPTIONS}""",
+    ),
 }
 """Each schema version's MySQL statements (the same versions as `_schema.MIGRATIONS`)."""
 
@@ -264,6 +274,15 @@ class MySQLDialect(SQLDialect):
         "AND sort_key < :cutoff LIMIT :limit"
     )
     delete_empty_thread = SQLDialect.delete_empty_thread.removesuffix(" RETURNING 1")
+
+    # Data keys and raw payloads (encryption): no UPDATE ... RETURNING, no ON CONFLICT.
+    add_data_key = (
+        "INSERT INTO {data_keys} (owner, version, kek_id, wrapped) "
+        "VALUES (:owner, :version, :kek_id, :wrapped) ON DUPLICATE KEY UPDATE version = version"
+    )
+    replace_thread_payload = SQLDialect.replace_thread_payload.removesuffix(" RETURNING 1")
+    replace_item_payload = SQLDialect.replace_item_payload.removesuffix(" RETURNING 1")
+    replace_attachment_payload = SQLDialect.replace_attachment_payload.removesuffix(" RETURNING 1")
 
     def timestamp_parameter(self, moment: datetime) -> Any:
         return moment.replace(tzinfo=None)  # DATETIME(6) in UTC, no time zone

@@ -148,6 +148,16 @@ class PostgreSQLDialect(SQLDialect):
 )""",
         ),
         3: ATTACHMENT_INDEXES,
+        4: (
+            """CREATE TABLE {data_keys} (
+    owner text NOT NULL,
+    version integer NOT NULL,
+    kek_id text NOT NULL,
+    wrapped text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner, version)
+)""",
+        ),
     }
     create_versions = """CREATE TABLE IF NOT EXISTS {versions} (
     version integer PRIMARY KEY,

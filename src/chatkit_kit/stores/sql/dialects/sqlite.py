@@ -70,6 +70,16 @@ class SQLiteDialect(SQLDialect):
 )""",
         ),
         3: ATTACHMENT_INDEXES,
+        4: (
+            """CREATE TABLE {data_keys} (
+    owner TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    kek_id TEXT NOT NULL,
+    wrapped TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (owner, version)
+)""",
+        ),
     }
     create_versions = """CREATE TABLE IF NOT EXISTS {versions} (
     version INTEGER PRIMARY KEY,

@@ -1,0 +1,90 @@
+"""Every store, encrypted (`EncryptedStore` around `codec=EnvelopeCodec()`), passes the strict
+conformance tier and the attachment-index suite: memory, SQLAlchemy on SQLite, PostgreSQL
+(asyncpg, psycopg) and MariaDB (asyncmy), and AsyncpgStore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatkit_kit.testing import AttachmentIndexConformance, StrictStoreConformance
+
+from .encryption_support import encrypted_memory, encrypted_sql
+from .sql_support import Flavour
+
+
+class TestEncryptedMemoryConformance(StrictStoreConformance):
+    def make_store(self) -> Any:
+        return encrypted_memory()
+
+
+class TestEncryptedMemoryAttachmentIndex(AttachmentIndexConformance):
+    def make_store(self) -> Any:
+        return encrypted_memory()
+
+
+class _EncryptedSQL:
+    flavour: Flavour
+
+    async def make_store(self) -> Any:
+        return await encrypted_sql(self.flavour)
+
+    async def teardown_store(self, store: Any) -> None:
+        await store.store.close()
+
+    async def reopen(self, store: Any) -> Any:
+        return await encrypted_sql(self.flavour)
+
+
+class _SQLite(_EncryptedSQL):
+    @pytest.fixture(autouse=True)
+    def _database(self, sqlite_db: Path) -> None:
+        self.flavour = Flavour("sqlite", None, sqlite_db)
+
+
+class _Postgres(_EncryptedSQL):
+    driver: str
+
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_dsn: str, pg_schema: str) -> None:
+        self.flavour = Flavour(self.driver, postgres_dsn, schema=pg_schema)
+
+
+class _MariaDB(_EncryptedSQL):
+    @pytest.fixture(autouse=True)
+    def _database(self, mysql_database: str) -> None:
+        self.flavour = Flavour("mysql+asyncmy", mysql_database)
+
+
+class TestEncryptedSQLiteConformance(_SQLite, StrictStoreConformance):
+    pass
+
+
+class TestEncryptedSQLiteAttachmentIndex(_SQLite, AttachmentIndexConformance):
+    pass
+
+
+class TestEncryptedSQLAlchemyAsyncpgConformance(_Postgres, StrictStoreConformance):
+    driver = "sqlalchemy+asyncpg"
+
+
+class TestEncryptedSQLAlchemyPsycopgConformance(_Postgres, StrictStoreConformance):
+    driver = "sqlalchemy+psycopg"
+
+
+class TestEncryptedAsyncpgStoreConformance(_Postgres, StrictStoreConformance):
+    driver = "asyncpg"
+
+
+class TestEncryptedAsyncpgStoreAttachmentIndex(_Postgres, AttachmentIndexConformance):
+    driver = "asyncpg"
+
+
+class TestEncryptedMariaDBConformance(_MariaDB, StrictStoreConformance):
+    pass
+
+
+class TestEncryptedMariaDBAttachmentIndex(_MariaDB, AttachmentIndexConformance):
+    pass
