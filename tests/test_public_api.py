@@ -125,6 +125,7 @@ PUBLIC_API: dict[str, list[str]] = {
     ],
     "chatkit_kit.stores": [
         "DEFAULT_BATCH_SIZE",
+        "DEFAULT_STATEMENT_TIMEOUT_SECONDS",
         "DEFAULT_TABLE_PREFIX",
         "MAX_BATCH_SIZE",
         "MAX_ID_BYTES",

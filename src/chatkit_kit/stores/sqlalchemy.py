@@ -23,9 +23,10 @@ from ..errors import (
     DatabaseTimeoutError,
     DatabaseUnavailableError,
 )
-from . import _schema
+from . import _deadline, _schema
 from ._codec import StoreCodec
 from ._dberrors import database_error
+from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS
 from ._rules import OwnerResolver
 from ._sqlstore import Params, Row, SQLStoreBase
 from ._urls import redact_database_url, resolve_database_url
@@ -60,10 +61,11 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         pgbouncer: bool = False,
         codec: StoreCodec | None = None,
+        statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
         dialect = dialect_for_backend(engine.url.get_backend_name())
         names = _schema.Names.create(dialect, schema, table_prefix)
-        super().__init__(names, owner=owner, codec=codec)
+        super().__init__(names, owner=owner, codec=codec, statement_timeout=statement_timeout)
         self._engine = engine
         self._direct = self._dialect.direct_driver
         # Behind PgBouncer in transaction mode the asyncpg driver prepares a statement and
@@ -91,6 +93,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         pgbouncer: bool = False,
         codec: StoreCodec | None = None,
+        statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
         **engine_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
@@ -121,6 +124,14 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
 
         `codec` turns the ChatKit models into stored text and back (`StoreCodec`; default: the
         JSON of `JSONCodec`).
+
+        `statement_timeout` (seconds, default DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30; None: no
+        bound) bounds how long a statement waits for the database's answer; then the call
+        raises `DatabaseTimeoutError`. On PostgreSQL and MySQL/MariaDB the store bounds it on
+        the client (it works on a frozen connection and through PgBouncer; the driver asks the
+        server to cancel the statement where it can, and the connection is discarded); on
+        SQLite it is the busy timeout (how long a write waits for another writer's lock;
+        `connect_args={"timeout": ...}` still wins). Migrations are not bounded.
         """
         resolved = resolve_database_url(url)
         try:
@@ -131,6 +142,11 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             ) from None
         dialect = dialect_for_backend(parsed.get_backend_name())
         parsed = dialect.configure_url(parsed)
+        dialect.statement_timeout_arguments(
+            parsed.get_driver_name(),
+            engine_kwargs,
+            _deadline.check_statement_timeout(statement_timeout),
+        )
         dialect.engine_arguments(parsed.get_driver_name(), engine_kwargs, pgbouncer=pgbouncer)
         try:
             engine = create_async_engine(parsed, **engine_kwargs)
@@ -145,6 +161,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 owner=owner,
                 pgbouncer=pgbouncer,
                 codec=codec,
+                statement_timeout=statement_timeout,
             )
         except BaseException:
             engine.sync_engine.dispose()
