@@ -280,10 +280,34 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
 
     async def _migrate_once(self, target: int | None) -> int:
         transaction = self._dialect.transactional_ddl
-        async with self._connection(transaction=transaction, ready=False, bounded=False) as conn:
-            _found, now = await _schema.apply_migrations(
-                self._names, *_raw_runners(conn), target=target
+        executed = 0
+        try:
+            async with self._connection(
+                transaction=transaction, ready=False, bounded=False
+            ) as conn:
+                execute, fetch_value = _raw_runners(conn)
+
+                async def counted(sql: str) -> None:
+                    nonlocal executed
+                    await execute(sql)
+                    executed += 1
+
+                _found, now = await _schema.apply_migrations(
+                    self._names, counted, fetch_value, target=target
+                )
+        except DatabaseError as error:
+            if not executed or transaction or error.may_have_applied:
+                raise
+            # DDL commits implicitly (MySQL): what ran before the failure stays applied,
+            # whatever the error says about the failed statement itself.
+            partial = type(error)(
+                f"{error}. But the migration's earlier statements were applied: "
+                f"{self._dialect.title} commits DDL as it runs; every step can run again, so "
+                "fix the cause and run migrate() again"
             )
+            partial.code = error.code
+            partial.may_have_applied = True
+            raise partial from error.__cause__
         return now
 
     async def schema_version(self) -> int:
