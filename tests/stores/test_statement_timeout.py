@@ -16,11 +16,12 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
-from chatkit_kit.errors import DatabaseTimeoutError
+from chatkit_kit.errors import DatabaseTimeoutError, DatabaseUnavailableError
 from chatkit_kit.stores import DEFAULT_STATEMENT_TIMEOUT_SECONDS
 from chatkit_kit.stores.asyncpg import AsyncpgStore
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
@@ -30,11 +31,13 @@ from .sql_support import (
     FLAVOURS,
     MYSQL_FLAVOURS,
     PGBOUNCER_FLAVOURS,
+    POSTGRES_FLAVOURS,
     Flavour,
     database_of,
     mysql_connect,
 )
 from .test_cancellation import _checked_out, _wait_until_returned
+from .test_sql_connection import TcpProxy, _via
 from .test_sql_faults import item, thread
 
 TIMEOUT = 0.3
@@ -159,3 +162,60 @@ async def test_an_unusable_statement_timeout_is_refused(value: Any, tmp_path: An
         SQLAlchemyStore.from_url(f"sqlite:///{tmp_path}/c.db", statement_timeout=value)
     with pytest.raises(ValueError, match="statement_timeout"):
         AsyncpgStore(object(), statement_timeout=value)
+
+
+@pytest.fixture(params=POSTGRES_FLAVOURS + MYSQL_FLAVOURS)
+def network_flavour(request: pytest.FixtureRequest) -> Flavour:
+    name: str = request.param
+    if name in MYSQL_FLAVOURS:
+        return Flavour(name, request.getfixturevalue("mysql_database"))
+    dsn: str = request.getfixturevalue("postgres_dsn")
+    return Flavour(name, dsn, schema=request.getfixturevalue("pg_schema"))
+
+
+async def test_calls_on_a_frozen_connection_end_with_database_timeout_error(
+    network_flavour: Flavour,
+) -> None:
+    """A network black hole (the proxy drops every byte, closes nothing): single statements and
+    transactions (delete_thread) end after the statement timeout instead of waiting for TCP to
+    give up; once the network is back the store works again."""
+    assert network_flavour.dsn is not None
+    parts = urlsplit(network_flavour.dsn)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 0)
+    await proxy.start()
+    flavour = Flavour(
+        network_flavour.name, _via(network_flavour.dsn, proxy.port), schema=network_flavour.schema
+    )
+    # A checkout is bounded by the pool timeout plus the statement timeout: a short pool wait.
+    kwargs: dict[str, Any] = {"statement_timeout": TIMEOUT, "pool_size": 2, "pool_timeout": 2}
+    if flavour.driver_name != "asyncpg":
+        kwargs["max_overflow"] = 0
+    store = await flavour.make(**kwargs)
+    ctx = Ctx(f"frozen-{uuid.uuid4().hex}")
+    try:
+        await store.save_thread(thread("t"), ctx)
+        await store.save_thread(thread("gone"), ctx)
+        proxy.frozen = True
+        calls = [
+            lambda: store.load_thread("t", ctx),
+            lambda: store.save_thread(thread("t"), ctx),
+            lambda: store.delete_thread("gone", ctx),
+        ]
+        for n, call in enumerate(calls):
+            # The first call's statement goes out on a pooled connection and gets no answer
+            # (MySQL: the pool's pre-ping of it gets none); later calls need a new connection,
+            # whose connect is bounded as well (a failed connect: DatabaseUnavailableError).
+            expected = (
+                DatabaseTimeoutError if n == 0 else (DatabaseTimeoutError, DatabaseUnavailableError)
+            )
+            with pytest.raises(expected) as raised:
+                await asyncio.wait_for(call(), OUTER_BOUND)
+            assert raised.value.retryable, n
+        proxy.frozen = False
+        assert (await store.load_thread("t", ctx)).id == "t"
+        await store.delete_thread("gone", ctx)
+        assert await _wait_until_returned(store) == 0
+    finally:
+        proxy.frozen = False
+        await store.close()
+        await proxy.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic
@@ -20,7 +21,7 @@ from ..errors import (
 from . import _schema
 from ._codec import StoreCodec
 from ._dberrors import database_error
-from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS, StatementTimedOut
+from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS, StatementTimedOut, check_statement_timeout
 from ._rules import OwnerResolver
 from ._sqlstore import Params, Row, SQLStoreBase
 from .sql.dialects import POSTGRESQL
@@ -99,6 +100,9 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         _schema.Names.create(POSTGRESQL, schema, table_prefix)  # fail before connecting
         if pgbouncer:
             pool_kwargs.setdefault("statement_cache_size", 0)
+        seconds = check_statement_timeout(statement_timeout)
+        if seconds is not None:  # asyncpg's connect timeout (default 60 s)
+            pool_kwargs.setdefault("timeout", seconds)
         pool_kwargs.setdefault("reset", _keep_session)
         try:
             pool = await asyncpg.create_pool(dsn, **pool_kwargs)
@@ -195,7 +199,13 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
                 conn.terminate()
                 raise
         finally:
-            await self._pool.release(conn, timeout=release_timeout)
+            if release_timeout is None:
+                await self._pool.release(conn)
+            else:
+                # After a statement timeout: a release that times out too has terminated the
+                # connection; the timeout is the error to report.
+                with contextlib.suppress(Exception):
+                    await self._pool.release(conn, timeout=release_timeout)
 
     def _translate(self, error: Exception) -> DatabaseError | None:
         return _translate(error)

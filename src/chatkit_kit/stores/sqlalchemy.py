@@ -82,6 +82,13 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
+        # A checkout (pool wait, connect, the pre-ping of MySQL engines) on a frozen network
+        # would wait for TCP to give up: bounded by the pool timeout plus the statement timeout.
+        self._checkout_seconds: float | None = None
+        if self.statement_timeout is not None and dialect.client_statement_timeout:
+            pool_timeout = getattr(engine.pool, "timeout", None)
+            waits = pool_timeout() if callable(pool_timeout) else 0.0
+            self._checkout_seconds = float(waits) + self.statement_timeout
 
     @classmethod
     def from_url(
@@ -206,7 +213,9 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         direct = self._direct
         by_hand = direct or self._autocommit
         switch = self._switch and not self._autocommit and (direct or not transaction)
-        conn = await _checkout(self._autocommit_engine if switch else self._engine)
+        conn = await _checkout(
+            self._autocommit_engine if switch else self._engine, self._checkout_seconds
+        )
         try:
             if direct:
                 # Straight to the driver: one hop to its thread per statement, not one each
@@ -293,19 +302,34 @@ def _settle(operation: Awaitable[None]) -> asyncio.Future[None]:
     return asyncio.shield(task)
 
 
-async def _checkout(engine: AsyncEngine) -> AsyncConnection:
+async def _checkout(engine: AsyncEngine, seconds: float | None) -> AsyncConnection:
     """A pooled connection of `engine`. Cancelling the caller mid-checkout (mid-connect) lets
-    the checkout finish in the background and returns the connection to the pool."""
+    the checkout finish in the background and returns the connection to the pool.
+
+    A checkout taking longer than `seconds` (None: no bound) is cancelled (SQLAlchemy's pool
+    checks a record whose checkout failed back in) and raises DatabaseTimeoutError: on a frozen
+    network a connect or a pre-ping would otherwise wait for TCP to give up.
+    """
 
     async def connect() -> AsyncConnection:
         return await engine.connect()
 
     task = asyncio.ensure_future(connect())
     try:
-        return await asyncio.shield(task)
+        if seconds is None:
+            return await asyncio.shield(task)
+        done, _pending = await asyncio.wait((task,), timeout=seconds)
     except asyncio.CancelledError:
         task.add_done_callback(_return_when_connected)
         raise
+    if done:
+        return task.result()
+    task.cancel()
+    task.add_done_callback(_return_when_connected)
+    waited = TimeoutError(
+        f"no usable connection within {seconds:g} s (pool wait, connect, liveness check)"
+    )
+    raise database_error(DatabaseTimeoutError, waited)
 
 
 def _return_when_connected(task: asyncio.Future[AsyncConnection]) -> None:
