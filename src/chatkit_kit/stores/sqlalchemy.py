@@ -255,7 +255,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             return dialect.translate(original)
         if isinstance(error, exc.SQLAlchemyError):
             return database_error(DatabaseError, error)
-        if isinstance(error, OSError):
+        if isinstance(error, (OSError, asyncio.TimeoutError)):
+            # (asyncpg's connect timeout: asyncio.TimeoutError, not an OSError before 3.11)
             return database_error(DatabaseUnavailableError, error)
         if type(error).__module__.partition(".")[0] in _DRIVER_MODULES:
             # SQLAlchemy 2.0 (what Python 3.10 installs) lets some connect-time driver errors
