@@ -29,8 +29,15 @@ from ._dberrors import database_error
 from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS
 from ._rules import OwnerResolver
 from ._sqlstore import Params, Row, SQLStoreBase
-from ._urls import redact_database_url, resolve_database_url
-from .sql.dialects import SQLITE, dialect_for_backend
+from ._urls import redact_database_url
+from .sql.dialects import (
+    SQLITE,
+    SQLDialect,
+    dialect_for_backend,
+    dialect_for_url,
+    dialect_named,
+    resolve_database_url,
+)
 from .sql.dialects.sqlite import BUSY_TIMEOUT_SECONDS
 
 require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
@@ -50,6 +57,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     Pass an `AsyncEngine` your app owns, or use `SQLAlchemyStore.from_url(...)`, which creates
     one that `close()` disposes. Create the tables with `await store.migrate()` or
     `chatkit-kit migrate DATABASE_URL`. On PostgreSQL it shares its tables with `AsyncpgStore`.
+    `dialect` (a registered `SQLDialect` or its name) defaults to the one serving the engine's
+    backend; `from_url` passes the dialect whose URL scheme it was given.
     """
 
     def __init__(
@@ -62,8 +71,12 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         pgbouncer: bool = False,
         codec: StoreCodec | None = None,
         statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
+        dialect: SQLDialect | str | None = None,
     ) -> None:
-        dialect = dialect_for_backend(engine.url.get_backend_name())
+        if dialect is None:
+            dialect = dialect_for_backend(engine.url.get_backend_name())
+        else:
+            dialect = dialect_named(dialect)
         names = _schema.Names.create(dialect, schema, table_prefix)
         super().__init__(names, owner=owner, codec=codec, statement_timeout=statement_timeout)
         self._engine = engine
@@ -140,6 +153,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         SQLite it is the busy timeout (how long a write waits for another writer's lock;
         `connect_args={"timeout": ...}` still wins). Migrations are not bounded.
         """
+        dialect = dialect_for_url(url)
         resolved = resolve_database_url(url)
         try:
             parsed = make_url(resolved)
@@ -147,7 +161,6 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             raise ValueError(
                 f"cannot parse the database URL {redact_database_url(url)!r}: {error}"
             ) from None
-        dialect = dialect_for_backend(parsed.get_backend_name())
         parsed = dialect.configure_url(parsed)
         dialect.statement_timeout_arguments(
             parsed.get_driver_name(),
@@ -169,6 +182,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 pgbouncer=pgbouncer,
                 codec=codec,
                 statement_timeout=statement_timeout,
+                dialect=dialect,
             )
         except BaseException:
             engine.sync_engine.dispose()

@@ -67,6 +67,21 @@ async def _listing(h: Harness, ctx: Any, thread_id: str, order: str) -> list[Any
     )
 
 
+async def _check_item_listing(h: Harness, ctx: Any, model: ReferenceModel, after: str) -> None:
+    """Thread 'thr' of owner 'o' lists as `model` says, in both orders, after the write `after`."""
+    for order in ("asc", "desc"):
+        problem = listing_problem(
+            await _listing(h, ctx, "thr", order),
+            model.item_rows("o", "thr"),
+            order,
+            insertion_order=True,
+        )
+        h.check(
+            problem is None,
+            f"load_thread_items('thr', ..., {order!r}) after {after}: {problem}",
+        )
+
+
 async def _check_unknown_cursor_page(h: Harness, load: Any, what: str) -> None:
     """An unknown cursor: NotFoundError, or an empty page without has_more; never a restart."""
     try:
@@ -515,18 +530,7 @@ class ContractRules(SuiteBase):
         again = assistant("m0", "thr", T0 + timedelta(seconds=10), text="second version")
         await h.store.add_thread_item("thr", again, ctx)
         model.upsert_item("o", "thr", again)
-        for order in ("asc", "desc"):
-            problem = listing_problem(
-                await _listing(h, ctx, "thr", order),
-                model.item_rows("o", "thr"),
-                order,
-                insertion_order=True,
-            )
-            h.check(
-                problem is None,
-                f"load_thread_items('thr', ..., {order!r}) after add_thread_item('thr', m0) "
-                f"of an existing m0: {problem}",
-            )
+        await _check_item_listing(h, ctx, model, "add_thread_item('thr', m0) of an existing m0")
         loaded = await h.store.load_item("thr", "m0", ctx)
         problem = row_difference(again, loaded)
         h.check(problem is None, f"load_item('thr', 'm0') after adding m0 again: {problem}")
@@ -550,18 +554,7 @@ class ContractRules(SuiteBase):
         ):
             await write("thr", item, ctx)
             model.upsert_item("o", "thr", item)
-            for order in ("asc", "desc"):
-                problem = listing_problem(
-                    await _listing(h, ctx, "thr", order),
-                    model.item_rows("o", "thr"),
-                    order,
-                    insertion_order=True,
-                )
-                h.check(
-                    problem is None,
-                    f"load_thread_items('thr', ..., {order!r}) after "
-                    f"{write.__name__}('thr', {item.id}): {problem}",
-                )
+            await _check_item_listing(h, ctx, model, f"{write.__name__}('thr', {item.id})")
         loaded = await h.store.load_item("thr", "m0", ctx)
         problem = row_difference(model.load_item("o", "thr", "m0"), loaded)
         h.check(problem is None, f"load_item('thr', 'm0') after save_item: {problem}")
