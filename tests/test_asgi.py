@@ -378,19 +378,28 @@ async def test_events_are_flushed_one_by_one(
     assert seen[-1] == "thread.item.done"
 
 
-async def test_stream_without_events_is_an_empty_event_stream(client: httpx.AsyncClient) -> None:
+async def test_retry_after_an_unknown_item_is_404_not_an_empty_stream(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Upstream finds no such item and streams nothing: before, a 200 with an empty stream."""
     thread_id = await new_thread(client)
-    # Retrying after an item the thread does not have yields no events at all (upstream).
-    payload = {
-        "type": "threads.retry_after_item",
-        "params": {"thread_id": thread_id, "item_id": "msg_unknown"},
-    }
+    before = (await post(client, {"type": "items.list", "params": {"thread_id": thread_id}})).json()
+    caplog.clear()
+    for thread, item in [(thread_id, "msg_unknown"), ("thr_unknown", "msg_unknown")]:
+        payload = {
+            "type": "threads.retry_after_item",
+            "params": {"thread_id": thread, "item_id": item},
+        }
+        response = await post(client, payload)
 
-    response = await post(client, payload)
-
-    assert response.status_code == 200
-    assert response.headers["content-type"] == "text/event-stream"
-    assert response.content == b""
+        assert response.status_code == 404, response.text
+        assert error_of(response) == {
+            "code": "not_found",
+            "message": f"thread {thread} has no item {item} to retry after",
+        }
+    after = (await post(client, {"type": "items.list", "params": {"thread_id": thread_id}})).json()
+    assert after == before  # nothing deleted
+    assert error_records(caplog) == []
 
 
 # ---------------------------------------------------------------------------------------------

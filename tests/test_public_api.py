@@ -60,7 +60,8 @@ PINNED: dict[str, str] = {
         MissingDependencyError SchemaVersionError
     """,
     "chatkit_kit.stores": """
-        DEFAULT_BATCH_SIZE DEFAULT_TABLE_PREFIX MAX_BATCH_SIZE MAX_ID_BYTES MAX_ID_LENGTH
+        DEFAULT_BATCH_SIZE DEFAULT_STATEMENT_TIMEOUT_SECONDS DEFAULT_TABLE_PREFIX MAX_BATCH_SIZE
+        MAX_ID_BYTES MAX_ID_LENGTH
         MAX_OWNER_BYTES MAX_PAGE_LIMIT SCHEMA_VERSION AsyncpgStore AttachmentBytesEraser
         AttachmentIndex DataKeyTable DatabaseConfigurationError DatabaseError DatabaseTimeoutError
         DatabaseUnavailableError ForwardingStore JSONCodec MemoryStore OwnerResolver

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from chatkit.server import ChatKitServer, StreamingResult
-from chatkit.types import ChatKitReq
+from chatkit.store import NotFoundError
+from chatkit.types import ChatKitReq, ThreadsRetryAfterItemReq
 from pydantic import ValidationError
 
 from ._dispatch import REQUEST_ADAPTER, process_parsed
@@ -199,6 +200,28 @@ def _check_request(server: ChatKitServer[Any], request: ChatKitReq) -> ErrorRepl
     return None
 
 
+async def _check_retry_target(
+    server: ChatKitServer[Any], request: ChatKitReq, context: Any
+) -> ErrorReply | None:
+    """A 404 for `threads.retry_after_item` naming an item the thread does not have.
+
+    Upstream finds no such item while walking the thread backwards and then streams nothing:
+    a 200 with an empty stream, which the client cannot tell from a retry that worked. (An item
+    that is not a user message upstream refuses itself, with a 400.)
+    """
+    if not isinstance(request, ThreadsRetryAfterItemReq):
+        return None
+    params = request.params
+    try:
+        await server.store.load_item(params.thread_id, params.item_id, context)
+    except NotFoundError:
+        return client_error(
+            404,
+            f"thread {params.thread_id} has no item {params.item_id} to retry after",
+        )
+    return None
+
+
 def _upload_url(server: ChatKitServer[Any]) -> str | None:
     """The direct-upload URL of the server's attachment store, if it has one."""
     url = getattr(server.attachment_store, "upload_url", None)
@@ -299,6 +322,10 @@ class ChatKitEndpoint:
         token = _current_request.set(info)
         try:
             try:
+                unknown = await _check_retry_target(self.server, parsed, context)
+                if unknown is not None:
+                    await send_error(scope, send, unknown)
+                    return
                 result = await process_parsed(self.server, parsed, body, context)
             except Exception as exc:
                 reply = reply_for(exc, op=info.op, upload_url=info.upload_url)

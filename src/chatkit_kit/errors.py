@@ -27,7 +27,7 @@ What each error says about the call that raised it:
 | Error | May the call have been applied? | Retry? |
 | --- | --- | --- |
 | `DatabaseUnavailableError` | Yes (the connection broke, maybe after the write) | Yes |
-| `DatabaseTimeoutError` | No (the statement was cancelled and rolled back) | Yes |
+| `DatabaseTimeoutError` | No (cancelled and rolled back); client-side timeout: yes | Yes |
 | `DeadlockError` | No (the transaction was rolled back; the SQL stores already retried it) | Yes |
 | `DatabaseConfigurationError` | No | No: fix the URL, role, grants or schema |
 | `SchemaVersionError` | No | No: run `migrate()` or upgrade chatkit-kit |
@@ -106,8 +106,11 @@ class DatabaseError(ChatKitKitError):
 
     retryable: ClassVar[bool] = False
     """Whether retrying the same call later may succeed."""
-    may_have_applied: ClassVar[bool] = False
-    """Whether the call's write may have taken effect despite the error."""
+    may_have_applied: bool = False
+    """Whether the call's write may have taken effect despite the error. Set per class, and
+    per error where the class's default does not hold: a client-side statement timeout
+    (`DatabaseTimeoutError`) and a MySQL/MariaDB migration failing after part of its DDL
+    committed (which DDL does implicitly) say True."""
     code: str | None = None
     """The database's error code (a SQLSTATE, a MySQL error number) when it gave one."""
 
@@ -130,7 +133,9 @@ class DatabaseTimeoutError(DatabaseError, TimeoutError):
     """A statement or lock timeout fired, or no pooled connection became free in time.
 
     The statement was cancelled and rolled back, so the call was not applied. A retry may
-    succeed once the load or the lock holder is gone.
+    succeed once the load or the lock holder is gone. The exception: when the store's own
+    client-side `statement_timeout` fired, the database never answered, so a write may have
+    been applied; that error says `may_have_applied=True`.
     """
 
     retryable = True

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from chatkit.store import NotFoundError
 
 from chatkit_kit.attachments import AttachmentTooLargeError, BlobNotFoundError, LocalBlobStorage
 from chatkit_kit.attachments._blobs import check_key
+from chatkit_kit.errors import AttachmentStorageError, AttachmentStorageUnavailableError
 
 
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -171,3 +174,74 @@ async def test_a_cancelled_put_leaves_no_temp_file(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert list((tmp_path / "o").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (errno.ENOSPC, AttachmentStorageUnavailableError),  # disk full
+        (errno.EDQUOT, AttachmentStorageUnavailableError),  # quota
+        (errno.EIO, AttachmentStorageUnavailableError),
+        (errno.EACCES, AttachmentStorageError),  # permission denied
+        (errno.EROFS, AttachmentStorageError),  # read-only file system
+    ],
+    ids=errno.errorcode.get,
+)
+async def test_local_file_system_failures_are_storage_errors_not_os_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, kind: type[Exception]
+) -> None:
+    """The kernel's answer at fsync (where a full disk or quota shows on delayed-allocation and
+    network file systems): never a raw OSError; the failed put leaves no blob, no temp file,
+    and the old blob."""
+    blobs = LocalBlobStorage(tmp_path)
+    await blobs.put("o/k", b"old", content_type="text/plain")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(AttachmentStorageError) as raised:
+        await blobs.put("o/k", chunks(b"new" * 100), content_type="text/plain")
+    assert type(raised.value) is kind, repr(raised.value)
+    assert raised.value.retryable is (kind is AttachmentStorageUnavailableError)
+    assert isinstance(raised.value.__cause__, OSError)
+    assert str(tmp_path) in str(raised.value) and os.strerror(code) in str(raised.value)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["k"]
+    assert await blobs.get("o/k") == b"old"
+
+
+async def test_a_storage_directory_that_is_a_file_is_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    """A real failure: the configured directory (or a key's parent) is a regular file."""
+    not_a_directory = tmp_path / "blobs"
+    not_a_directory.write_bytes(b"")
+    blobs = LocalBlobStorage(not_a_directory)
+    with pytest.raises(AttachmentStorageError) as raised:
+        await blobs.put("o/k", b"x", content_type="text/plain")
+    assert type(raised.value) is AttachmentStorageError and not raised.value.retryable
+    assert "check that it exists, is a directory" in str(raised.value)
+    with pytest.raises(BlobNotFoundError):  # nothing can be stored there: nothing is
+        await blobs.get("o/k")
+    assert await blobs.stat("o/k") is None
+    await blobs.delete("o/k")
+
+
+async def test_local_read_failures_are_storage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blobs = LocalBlobStorage(tmp_path, durable=False)
+    await blobs.put("o/k", b"x" * 10, content_type="text/plain")
+    real_open = Path.open
+
+    def failing_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "k":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", failing_open)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: failing_open(self))
+    with pytest.raises(AttachmentStorageError, match="could not read a blob"):
+        await blobs.get("o/k")
+    with pytest.raises(AttachmentStorageError, match="could not read a blob"):
+        _ = [c async for c in blobs.stream("o/k")]

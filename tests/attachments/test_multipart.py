@@ -72,6 +72,28 @@ async def test_fields_after_the_file_count_towards_the_overhead() -> None:
         await read(body, 4096)
 
 
+@pytest.mark.parametrize("whole_body_in_one_chunk", [False, True])
+async def test_a_field_after_the_file_in_the_final_chunk_counts_towards_the_overhead(
+    whole_body_in_one_chunk: bool,
+) -> None:
+    """The parser sees the end of the body in the same chunk as the field: before, the field
+    (70,000 bytes) was never counted."""
+    file_bytes = file_part(b"abc")
+    rest = field("x", b"y" * 70_000) + closing()
+
+    async def two_chunks() -> AsyncIterator[bytes]:
+        if whole_body_in_one_chunk:
+            yield file_bytes + rest
+        else:
+            yield file_bytes
+            yield rest
+
+    reader = MultipartFileReader(two_chunks().__aiter__(), BOUNDARY)
+    await reader.open()
+    with pytest.raises(AttachmentTooLargeError, match="besides 'file'"):
+        _ = [c async for c in reader.data()]
+
+
 async def test_fields_before_the_file_are_bounded_in_size_and_number() -> None:
     big = field("x", b"y" * (MULTIPART_OVERHEAD + 1)) + file_part(b"abc") + closing()
     with pytest.raises(AttachmentTooLargeError, match="besides 'file'"):

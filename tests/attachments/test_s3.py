@@ -320,9 +320,30 @@ async def test_image_whose_bytes_are_not_an_image_fails_verification(
     body = b"<html><script>alert(1)</script>"
     created = await create(server, ALICE, "x.png", len(body), "image/png")
     await upload(created["upload_descriptor"], body)
-    attachment = await store.load_attachment(created["id"], ALICE)
+    attachment = await store.store.load_attachment(created["id"], ALICE)
     with pytest.raises(AttachmentVerificationError, match="not a image/png"):
         await backend.read_attachment_bytes(attachment, ALICE)
+    # When the upload is finalized (ChatKit loads the attachment once the upload arrived, it is
+    # verified, sent in a message), as a direct upload is checked: before, only reading the
+    # bytes caught it.
+    with pytest.raises(AttachmentVerificationError, match="not a image/png"):
+        await store.load_attachment(created["id"], ALICE)
+    with pytest.raises(AttachmentVerificationError, match="not a image/png"):
+        await backend.verify_attachment(attachment, ALICE)
+    with pytest.raises(AttachmentVerificationError, match="not a image/png"):
+        await call(
+            server,
+            {"type": "threads.create", "params": {"input": user_message("x", [created["id"]])}},
+            ALICE,
+        )
+    # A real PNG of the declared size passes.
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+    good = await create(server, ALICE, "y.png", len(png), "image/png")
+    await upload(good["upload_descriptor"], png)
+    verified = await backend.verify_attachment(
+        await store.load_attachment(good["id"], ALICE), ALICE
+    )
+    assert verified.upload_descriptor is None
 
 
 async def test_never_uploaded_and_expired_upload(s3_client: Any, bucket: str) -> None:

@@ -864,3 +864,25 @@ async def test_a_migration_killed_midway_reports_that_it_may_have_applied(
             assert await store.schema_version() == SCHEMA_VERSION
         finally:
             await store.close()
+
+
+async def test_a_migration_failing_midway_with_a_sql_error_reports_that_it_may_have_applied(
+    mysql_flavour: Flavour, mariadb_url: str
+) -> None:
+    """A plain SQL error after part of the DDL committed (MySQL DDL commits implicitly): the
+    error says it may have applied, and what did apply is there. Here an attachments table a
+    DBA created by hand lacks the columns the index migration needs."""
+    with fresh_database(mariadb_url) as url:
+        mysql_execute(url, "CREATE TABLE chatkit_attachments (x INT)")
+        store = await Flavour(mysql_flavour.name, url).make()
+        try:
+            with pytest.raises(DatabaseError) as raised:
+                await store.migrate()
+            assert type(raised.value) is DatabaseError, repr(raised.value)
+            assert raised.value.may_have_applied and not raised.value.retryable
+            assert raised.value.code == "1072"  # key column does not exist
+            assert "earlier statements were applied" in str(raised.value)
+            assert await store.schema_version() == 2  # versions 1 and 2 committed
+            assert mysql_execute(url, "SHOW TABLES LIKE 'chatkit_threads'")
+        finally:
+            await store.close()

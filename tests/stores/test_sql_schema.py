@@ -368,3 +368,36 @@ def test_sqlite_attachment_queries_use_their_indexes(tmp_path: Path) -> None:
             )
         )
         assert "TEMP B-TREE" not in orphan_plan, orphan_plan
+
+
+async def test_a_migration_failing_midway_says_whether_part_of_it_applied(fresh: Flavour) -> None:
+    """A hand-made attachments table is in the way. Where DDL is transactional (PostgreSQL,
+    SQLite) the whole migration is rolled back: not applied, version 0. MySQL/MariaDB commits
+    each DDL statement: versions 1 and 2 stay, and the error says it may have applied."""
+    from chatkit_kit.errors import DatabaseError
+
+    if fresh.name == "sqlite":
+        assert fresh.sqlite_path is not None
+        with closing(sqlite3.connect(fresh.sqlite_path)) as conn:
+            conn.execute("CREATE TABLE chatkit_attachments (x INTEGER)")
+            conn.commit()
+    elif fresh.is_mysql:
+        assert fresh.dsn is not None
+        mysql_execute(fresh.dsn, "CREATE TABLE chatkit_attachments (x INT)")
+    else:
+        assert fresh.dsn is not None
+        admin_execute(fresh.dsn, f'CREATE SCHEMA "{fresh.schema}"')
+        admin_execute(fresh.dsn, f'CREATE TABLE "{fresh.schema}".chatkit_attachments (x int)')
+    store = await fresh.make()
+    try:
+        with pytest.raises(DatabaseError) as raised:
+            await store.migrate()
+        assert not raised.value.retryable
+        if fresh.is_mysql:
+            assert raised.value.may_have_applied
+            assert await store.schema_version() == 2
+        else:
+            assert not raised.value.may_have_applied, repr(raised.value)
+            assert await store.schema_version() == 0
+    finally:
+        await store.close()

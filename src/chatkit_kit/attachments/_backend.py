@@ -18,7 +18,7 @@ from ..stores import AttachmentIndex, OwnerResolver, OwnerScopedStore, check_own
 from ._blobs import BlobInfo, BlobStorage, check_key
 from ._compose import StoreWithAttachments
 from ._errors import AttachmentPolicyError, AttachmentTooLargeError, AttachmentVerificationError
-from ._policy import UploadPolicy
+from ._policy import SIGNATURE_BYTES, UploadPolicy
 
 METADATA_KEY = "chatkit_kit"
 """Key of the backend's record inside `Attachment.metadata` (never sent to clients)."""
@@ -186,7 +186,29 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
         if info is None:
             raise NotFoundError(f"Attachment {attachment.id} has not been uploaded")
         self._check_object(stored, info)
+        if self.policy.is_image(stored.mime_type):
+            # A two-phase upload's bytes came straight from the client: the image it declared
+            # must start like one, as a direct upload's must.
+            await self._check_image_signature(stored, key)
         return attachment.model_copy(update={"upload_descriptor": None})
+
+    async def _check_image_signature(self, attachment: Attachment, key: str) -> None:
+        """AttachmentVerificationError unless the stored bytes start as their image type does."""
+        head = b""
+        chunks = self.blobs.stream(key, SIGNATURE_BYTES)
+        try:
+            async for chunk in chunks:
+                head += chunk
+                if len(head) >= SIGNATURE_BYTES:
+                    break
+        finally:
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
+        try:
+            self.policy.check_signature(attachment.mime_type, head[:SIGNATURE_BYTES])
+        except AttachmentPolicyError as exc:
+            raise AttachmentVerificationError(f"attachment {attachment.id}: {exc}") from None
 
     async def read_attachment_bytes(self, attachment: Attachment, context: Any) -> bytes:
         stored, key = await self._load_with_object_key(attachment.id, context)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
 import re
 import uuid
@@ -15,6 +17,7 @@ from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 from chatkit.store import NotFoundError
 
+from ..errors import AttachmentStorageError, AttachmentStorageUnavailableError
 from ._errors import AttachmentTooLargeError
 
 CHUNK_SIZE = 64 * 1024
@@ -113,6 +116,45 @@ WRITE_BUFFER = 1024 * 1024
 (a blob up to this size costs one hop in all: open, write, fsync, rename)."""
 
 
+_TRANSIENT = frozenset(
+    code
+    for code in (
+        errno.ENOSPC,  # disk full
+        getattr(errno, "EDQUOT", None),  # quota exceeded
+        errno.EIO,
+        errno.EAGAIN,
+        errno.EBUSY,
+        errno.EINTR,
+        errno.ENOMEM,
+        errno.EMFILE,  # out of file descriptors
+        errno.ENFILE,
+        errno.ETIMEDOUT,  # a network file system
+        getattr(errno, "ESTALE", None),
+    )
+    if code is not None
+)
+
+
+def local_storage_error(error: OSError, action: str, directory: Path) -> AttachmentStorageError:
+    """The `chatkit_kit.errors` error for a file system failure of LocalBlobStorage.
+
+    Disk full, quota, I/O errors and exhausted descriptors may pass: AttachmentStorageUnavailable
+    (503 + Retry-After at the endpoint). Anything else (permission denied, a read-only file
+    system, a missing or non-directory path) needs the operator: AttachmentStorageError.
+    """
+    cause = f"{type(error).__name__}: {error.strerror or error}"
+    if error.errno in _TRANSIENT:
+        return AttachmentStorageUnavailableError(
+            f"the attachment directory {directory} could not {action} ({cause}); retry later "
+            "(free disk space or raise the quota if it is full)"
+        )
+    return AttachmentStorageError(
+        f"the attachment directory {directory} could not {action} ({cause}); check that it "
+        "exists, is a directory on a writable file system and that this process may read and "
+        "write it"
+    )
+
+
 class LocalBlobStorage:
     """Blobs as files under one directory; writes go to a temporary file, then an atomic rename.
 
@@ -123,6 +165,11 @@ class LocalBlobStorage:
     atomic for every reader, but the last seconds of writes can be lost in a power cut or kernel
     crash (caches, tests). Deletes are never fsynced: a crash can bring a deleted blob back,
     never lose one that was kept.
+
+    File system failures never escape as `OSError`: a full disk or quota, I/O errors and
+    exhausted file descriptors raise `AttachmentStorageUnavailableError` (retry later);
+    permission denied, a read-only file system or a path that is not a directory raise
+    `AttachmentStorageError` (fix the configuration). A failed `put` leaves no blob.
     """
 
     def __init__(self, directory: str | os.PathLike[str], *, durable: bool = True) -> None:
@@ -160,15 +207,24 @@ class LocalBlobStorage:
                 buffered.append(chunk)
                 pending += len(chunk)
                 if pending >= WRITE_BUFFER:
-                    await _in_thread(temp.write, buffered)
+                    await self._on_disk(temp.write, buffered)
                     buffered = []
                     pending = 0
-            stat = await _in_thread(temp.commit, buffered)
+            stat = await self._on_disk(temp.commit, buffered)
         except BaseException:
             if temp.temp is not None:
-                await _in_thread(temp.discard)
+                with contextlib.suppress(OSError):  # the first failure is the one to report
+                    await _in_thread(temp.discard)
             raise
         return BlobInfo(size, None, datetime.fromtimestamp(stat.st_mtime, timezone.utc))
+
+    async def _on_disk(self, function: Callable[..., T], *args: Any) -> T:
+        """`_in_thread(function, *args)`, its file system failures as storage errors (the
+        upload's own errors, e.g. a client that went away, pass as they are)."""
+        try:
+            return await _in_thread(function, *args)
+        except OSError as error:
+            raise local_storage_error(error, "store a blob", self.directory) from error
 
     async def get(self, key: str) -> bytes:
         check_key(key)
@@ -176,6 +232,8 @@ class LocalBlobStorage:
             return await asyncio.to_thread(lambda: self.path_of(key).read_bytes())
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise BlobNotFoundError(f"no blob stored under {key!r}") from None
+        except OSError as error:
+            raise local_storage_error(error, "read a blob", self.directory) from error
 
     async def stream(self, key: str, chunk_size: int = CHUNK_SIZE) -> AsyncIterator[bytes]:
         check_key(key)
@@ -183,8 +241,16 @@ class LocalBlobStorage:
             file = await asyncio.to_thread(lambda: self.path_of(key).open("rb"))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise BlobNotFoundError(f"no blob stored under {key!r}") from None
+        except OSError as error:
+            raise local_storage_error(error, "read a blob", self.directory) from error
         try:
-            while chunk := await asyncio.to_thread(file.read, chunk_size):
+            while True:
+                try:
+                    chunk = await asyncio.to_thread(file.read, chunk_size)
+                except OSError as error:
+                    raise local_storage_error(error, "read a blob", self.directory) from error
+                if not chunk:
+                    break
                 yield chunk
         finally:
             # Closing synchronously also works when the generator is closed by the collector.
@@ -192,7 +258,10 @@ class LocalBlobStorage:
 
     async def stat(self, key: str) -> BlobInfo | None:
         check_key(key)
-        stat = await asyncio.to_thread(self._stat_file, key)
+        try:
+            stat = await asyncio.to_thread(self._stat_file, key)
+        except OSError as error:
+            raise local_storage_error(error, "look a blob up", self.directory) from error
         if stat is None:
             return None
         return BlobInfo(stat.st_size, None, datetime.fromtimestamp(stat.st_mtime, timezone.utc))
@@ -207,7 +276,12 @@ class LocalBlobStorage:
 
     async def delete(self, key: str) -> None:
         check_key(key)
-        await asyncio.to_thread(lambda: self.path_of(key).unlink(missing_ok=True))
+        try:
+            await asyncio.to_thread(lambda: self.path_of(key).unlink(missing_ok=True))
+        except (IsADirectoryError, NotADirectoryError):
+            return  # no blob file under the key
+        except OSError as error:
+            raise local_storage_error(error, "delete a blob", self.directory) from error
 
 
 async def _in_thread(function: Callable[..., T], *args: Any) -> T:

@@ -65,7 +65,6 @@ class MultipartFileReader:
         self._headers: dict[bytes, bytes] = {}
         self._field = b""
         self._value = b""
-        self._finished = False
         self._other_bytes = 0
         callbacks: MultipartCallbacks = {
             "on_part_begin": self._on_part_begin,
@@ -102,7 +101,6 @@ class MultipartFileReader:
         self._events.append(("part_end", None))
 
     def _on_end(self) -> None:
-        self._finished = True
         self._events.append(("end", None))
 
     async def _next(self) -> tuple[str, Any]:
@@ -155,10 +153,14 @@ class MultipartFileReader:
                 yield value
             elif kind == "part_end":
                 break
-        while not self._finished:
+        # Up to the "end" event, not merely until the parser has finished: the final chunk may
+        # hold a whole field after the file, queued as events behind the parser's end.
+        while True:
             kind, value = await self._next()
             if kind == "data":
                 self._count_other(len(value))
+            elif kind == "end":
+                break
 
 
 async def capped(chunks: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:

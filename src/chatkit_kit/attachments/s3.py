@@ -115,7 +115,9 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
         """`AttachmentPresenter`: drop a completed upload's descriptor and re-sign the preview URL.
 
         While an upload descriptor is set, one HEAD request checks whether the object arrived;
-        if it did with another size or type, AttachmentVerificationError is raised. A descriptor
+        if it did with another size or type, or (images) with bytes that do not start as the
+        declared image type does (a read of the first bytes), AttachmentVerificationError
+        is raised. A descriptor
         whose URL has expired is dropped too (the upload can no longer happen).
         """
         if self._record(attachment) is None:
@@ -128,6 +130,8 @@ class S3AttachmentStore(BlobAttachmentStore[TContext], Generic[TContext]):
             info = await self._s3.stat(key)
             if info is not None:
                 self._check_object(attachment, info)
+                if self.policy.is_image(attachment.mime_type):
+                    await self._check_image_signature(attachment, key)
                 update["upload_descriptor"] = None
             elif self._upload_expired(attachment):
                 update["upload_descriptor"] = None

@@ -20,6 +20,7 @@ from ..errors import (
 from ._base import OwnerScopedStore
 from ._codec import JSONCodec, StoreCodec
 from ._datakeys import DataKeyTable, PayloadKind, StoredPayload, WrappedDataKey
+from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS
 from ._forwarding import ForwardingStore
 from ._index import AttachmentIndex, StoredAttachment
 from ._retention import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, AttachmentBytesEraser, RetentionStore
@@ -44,6 +45,7 @@ from .sql.dialects import resolve_database_url
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "DEFAULT_STATEMENT_TIMEOUT_SECONDS",
     "DEFAULT_TABLE_PREFIX",
     "MAX_BATCH_SIZE",
     "MAX_ID_BYTES",

@@ -25,7 +25,7 @@ from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from typing_extensions import Self
 
 from ..errors import ChatKitKitError, DatabaseError
-from . import _codec, _retention, _schema
+from . import _codec, _deadline, _retention, _schema
 from ._base import (
     OwnerScopedStore,
     attachment_not_found,
@@ -97,8 +97,12 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         *,
         owner: OwnerResolver | None,
         codec: _codec.StoreCodec | None = None,
+        statement_timeout: float | None = _deadline.DEFAULT_STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(owner=owner)
+        self.statement_timeout = _deadline.check_statement_timeout(statement_timeout)
+        """Seconds a statement waits for the database's answer before the call raises
+        `DatabaseTimeoutError` (None: no bound; SQLite: its busy timeout bounds lock waits)."""
         self._codec = codec = _codec.check_codec(codec)
         self._decode_threads: Callable[[Sequence[Row]], list[ThreadMetadata]] = lambda rows: (
             codec.decode_threads([row[1] for row in rows])
@@ -152,15 +156,23 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
 
     @asynccontextmanager
     async def _connection(
-        self, *, transaction: bool = False, ready: bool = True
+        self, *, transaction: bool = False, ready: bool = True, bounded: bool = True
     ) -> AsyncIterator[Connection]:
+        """One connection for one call; its statements are bounded by `statement_timeout`
+        unless `bounded=False` (migrations: DDL and the migration lock may take longer)."""
         if ready and not self._schema_ready:
             await self._ready()
+        seconds = self.statement_timeout if self._dialect.client_statement_timeout else None
         try:
             async with self._connect(transaction=transaction) as conn:
-                yield conn
+                if seconds is not None and bounded:
+                    yield _Bounded(conn, seconds)
+                else:
+                    yield conn
         except ChatKitKitError:
             raise
+        except _deadline.StatementTimedOut as error:
+            raise _deadline.timeout_error(error) from error
         except Exception as error:
             translated = self._translate(error)
             if translated is None:
@@ -276,10 +288,34 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
 
     async def _migrate_once(self, target: int | None) -> int:
         transaction = self._dialect.transactional_ddl
-        async with self._connection(transaction=transaction, ready=False) as conn:
-            _found, now = await _schema.apply_migrations(
-                self._names, *_raw_runners(conn), target=target
+        executed = 0
+        try:
+            async with self._connection(
+                transaction=transaction, ready=False, bounded=False
+            ) as conn:
+                execute, fetch_value = _raw_runners(conn)
+
+                async def counted(sql: str) -> None:
+                    nonlocal executed
+                    await execute(sql)
+                    executed += 1
+
+                _found, now = await _schema.apply_migrations(
+                    self._names, counted, fetch_value, target=target
+                )
+        except DatabaseError as error:
+            if not executed or transaction or error.may_have_applied:
+                raise
+            # DDL commits implicitly (MySQL): what ran before the failure stays applied,
+            # whatever the error says about the failed statement itself.
+            partial = type(error)(
+                f"{error}. But the migration's earlier statements were applied: "
+                f"{self._dialect.title} commits DDL as it runs; every step can run again, so "
+                "fix the cause and run migrate() again"
             )
+            partial.code = error.code
+            partial.may_have_applied = True
+            raise partial from error.__cause__
         return now
 
     async def schema_version(self) -> int:
@@ -614,6 +650,28 @@ def _raw_runners(conn: Connection) -> tuple[_schema.Execute, _schema.FetchValue]
         return await conn.fetch_value(sql, None)
 
     return execute, fetch_value
+
+
+class _Bounded:
+    """A connection whose every statement waits at most `seconds` for its answer."""
+
+    __slots__ = ("_conn", "_seconds")
+
+    def __init__(self, conn: Connection, seconds: float) -> None:
+        self._conn = conn
+        self._seconds = seconds
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        return await _deadline.bounded(self._conn.fetch(sql, params), self._seconds)
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        return await _deadline.bounded(self._conn.fetch_value(sql, params), self._seconds)
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        await _deadline.bounded(self._conn.execute(sql, params), self._seconds)
+
+    async def execute_count(self, sql: str, params: Params) -> int:
+        return await _deadline.bounded(self._conn.execute_count(sql, params), self._seconds)
 
 
 class _Runner:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic
@@ -20,6 +21,7 @@ from ..errors import (
 from . import _schema
 from ._codec import StoreCodec
 from ._dberrors import database_error
+from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS, StatementTimedOut, check_statement_timeout
 from ._rules import OwnerResolver
 from ._sqlstore import Params, Row, SQLStoreBase
 from .sql.dialects import POSTGRESQL
@@ -52,9 +54,10 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         pool_timeout: float | None = DEFAULT_POOL_TIMEOUT_SECONDS,
         codec: StoreCodec | None = None,
+        statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
     ) -> None:
         names = _schema.Names.create(POSTGRESQL, schema, table_prefix)
-        super().__init__(names, owner=owner, codec=codec)
+        super().__init__(names, owner=owner, codec=codec, statement_timeout=statement_timeout)
         if pool_timeout is not None and not pool_timeout > 0:
             raise ValueError(
                 f"pool_timeout must be a positive number of seconds or None, got {pool_timeout!r}"
@@ -76,6 +79,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         pool_timeout: float | None = DEFAULT_POOL_TIMEOUT_SECONDS,
         pgbouncer: bool = False,
         codec: StoreCodec | None = None,
+        statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
         **pool_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new pool for `dsn`; `close()` closes it.
@@ -87,10 +91,18 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         mode: it sets `statement_cache_size=0`, so no named prepared statement outlives its
         call (a pool you create yourself for PgBouncer needs the same setting). `codec` turns
         the ChatKit models into stored text and back (`StoreCodec`; default: `JSONCodec`).
+
+        `statement_timeout` (seconds, default DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30; None: no
+        bound) bounds how long a statement waits for PostgreSQL's answer, on the client (so it
+        holds on a frozen connection and through PgBouncer): asyncpg then sends the server a
+        cancel request and the call raises `DatabaseTimeoutError`. Migrations are not bounded.
         """
         _schema.Names.create(POSTGRESQL, schema, table_prefix)  # fail before connecting
         if pgbouncer:
             pool_kwargs.setdefault("statement_cache_size", 0)
+        seconds = check_statement_timeout(statement_timeout)
+        if seconds is not None:  # asyncpg's connect timeout (default 60 s)
+            pool_kwargs.setdefault("timeout", seconds)
         pool_kwargs.setdefault("reset", _keep_session)
         try:
             pool = await asyncpg.create_pool(dsn, **pool_kwargs)
@@ -106,6 +118,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
             owner=owner,
             pool_timeout=pool_timeout,
             codec=codec,
+            statement_timeout=statement_timeout,
         )
         store._owns_pool = True
         return store
@@ -154,6 +167,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
     @asynccontextmanager
     async def _connect(self, *, transaction: bool) -> AsyncIterator[_Connection]:
         conn = await self._acquire()
+        release_timeout = None
         try:
             try:
                 if transaction:
@@ -173,13 +187,25 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
                 # transaction: the connection goes back clean. Terminating it here instead
                 # would abort that cancel request mid-connect.
                 raise
+            except StatementTimedOut:
+                # The statement was cancelled the same way, but the server may not be answering
+                # at all: the release waits for the cancel and the rollback at most as long
+                # again (then asyncpg terminates the connection).
+                release_timeout = self.statement_timeout
+                raise
             except BaseException:
                 # A client-side or protocol failure: the connection's state is unknown, so
                 # close it instead of handing it back to the pool.
                 conn.terminate()
                 raise
         finally:
-            await self._pool.release(conn)
+            if release_timeout is None:
+                await self._pool.release(conn)
+            else:
+                # After a statement timeout: a release that times out too has terminated the
+                # connection; the timeout is the error to report.
+                with contextlib.suppress(Exception):
+                    await self._pool.release(conn, timeout=release_timeout)
 
     def _translate(self, error: Exception) -> DatabaseError | None:
         return _translate(error)

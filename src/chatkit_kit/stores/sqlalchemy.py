@@ -23,9 +23,10 @@ from ..errors import (
     DatabaseTimeoutError,
     DatabaseUnavailableError,
 )
-from . import _schema
+from . import _deadline, _schema
 from ._codec import StoreCodec
 from ._dberrors import database_error
+from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS
 from ._rules import OwnerResolver
 from ._sqlstore import Params, Row, SQLStoreBase
 from ._urls import redact_database_url
@@ -69,6 +70,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         pgbouncer: bool = False,
         codec: StoreCodec | None = None,
+        statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
         dialect: SQLDialect | str | None = None,
     ) -> None:
         if dialect is None:
@@ -76,7 +78,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         else:
             dialect = dialect_named(dialect)
         names = _schema.Names.create(dialect, schema, table_prefix)
-        super().__init__(names, owner=owner, codec=codec)
+        super().__init__(names, owner=owner, codec=codec, statement_timeout=statement_timeout)
         self._engine = engine
         self._direct = self._dialect.direct_driver
         # Behind PgBouncer in transaction mode the asyncpg driver prepares a statement and
@@ -93,6 +95,13 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
+        # A checkout (pool wait, connect, the pre-ping of MySQL engines) on a frozen network
+        # would wait for TCP to give up: bounded by the pool timeout plus the statement timeout.
+        self._checkout_seconds: float | None = None
+        if self.statement_timeout is not None and dialect.client_statement_timeout:
+            pool_timeout = getattr(engine.pool, "timeout", None)
+            waits = pool_timeout() if callable(pool_timeout) else 0.0
+            self._checkout_seconds = float(waits) + self.statement_timeout
 
     @classmethod
     def from_url(
@@ -104,6 +113,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         pgbouncer: bool = False,
         codec: StoreCodec | None = None,
+        statement_timeout: float | None = DEFAULT_STATEMENT_TIMEOUT_SECONDS,
         **engine_kwargs: Any,
     ) -> Self:
         """Create a store that owns a new engine for `url`; `close()` disposes it.
@@ -134,6 +144,14 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
 
         `codec` turns the ChatKit models into stored text and back (`StoreCodec`; default: the
         JSON of `JSONCodec`).
+
+        `statement_timeout` (seconds, default DEFAULT_STATEMENT_TIMEOUT_SECONDS = 30; None: no
+        bound) bounds how long a statement waits for the database's answer; then the call
+        raises `DatabaseTimeoutError`. On PostgreSQL and MySQL/MariaDB the store bounds it on
+        the client (it works on a frozen connection and through PgBouncer; the driver asks the
+        server to cancel the statement where it can, and the connection is discarded); on
+        SQLite it is the busy timeout (how long a write waits for another writer's lock;
+        `connect_args={"timeout": ...}` still wins). Migrations are not bounded.
         """
         dialect = dialect_for_url(url)
         resolved = resolve_database_url(url)
@@ -144,6 +162,11 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 f"cannot parse the database URL {redact_database_url(url)!r}: {error}"
             ) from None
         parsed = dialect.configure_url(parsed)
+        dialect.statement_timeout_arguments(
+            parsed.get_driver_name(),
+            engine_kwargs,
+            _deadline.check_statement_timeout(statement_timeout),
+        )
         dialect.engine_arguments(parsed.get_driver_name(), engine_kwargs, pgbouncer=pgbouncer)
         try:
             engine = create_async_engine(parsed, **engine_kwargs)
@@ -158,6 +181,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 owner=owner,
                 pgbouncer=pgbouncer,
                 codec=codec,
+                statement_timeout=statement_timeout,
                 dialect=dialect,
             )
         except BaseException:
@@ -203,7 +227,9 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         direct = self._direct
         by_hand = direct or self._autocommit
         switch = self._switch and not self._autocommit and (direct or not transaction)
-        conn = await _checkout(self._autocommit_engine if switch else self._engine)
+        conn = await _checkout(
+            self._autocommit_engine if switch else self._engine, self._checkout_seconds
+        )
         try:
             if direct:
                 # Straight to the driver: one hop to its thread per statement, not one each
@@ -243,7 +269,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             return dialect.translate(original)
         if isinstance(error, exc.SQLAlchemyError):
             return database_error(DatabaseError, error)
-        if isinstance(error, OSError):
+        if isinstance(error, (OSError, asyncio.TimeoutError)):
+            # (asyncpg's connect timeout: asyncio.TimeoutError, not an OSError before 3.11)
             return database_error(DatabaseUnavailableError, error)
         if type(error).__module__.partition(".")[0] in _DRIVER_MODULES:
             # SQLAlchemy 2.0 (what Python 3.10 installs) lets some connect-time driver errors
@@ -290,19 +317,34 @@ def _settle(operation: Awaitable[None]) -> asyncio.Future[None]:
     return asyncio.shield(task)
 
 
-async def _checkout(engine: AsyncEngine) -> AsyncConnection:
+async def _checkout(engine: AsyncEngine, seconds: float | None) -> AsyncConnection:
     """A pooled connection of `engine`. Cancelling the caller mid-checkout (mid-connect) lets
-    the checkout finish in the background and returns the connection to the pool."""
+    the checkout finish in the background and returns the connection to the pool.
+
+    A checkout taking longer than `seconds` (None: no bound) is cancelled (SQLAlchemy's pool
+    checks a record whose checkout failed back in) and raises DatabaseTimeoutError: on a frozen
+    network a connect or a pre-ping would otherwise wait for TCP to give up.
+    """
 
     async def connect() -> AsyncConnection:
         return await engine.connect()
 
     task = asyncio.ensure_future(connect())
     try:
-        return await asyncio.shield(task)
+        if seconds is None:
+            return await asyncio.shield(task)
+        done, _pending = await asyncio.wait((task,), timeout=seconds)
     except asyncio.CancelledError:
         task.add_done_callback(_return_when_connected)
         raise
+    if done:
+        return task.result()
+    task.cancel()
+    task.add_done_callback(_return_when_connected)
+    waited = TimeoutError(
+        f"no usable connection within {seconds:g} s (pool wait, connect, liveness check)"
+    )
+    raise database_error(DatabaseTimeoutError, waited)
 
 
 def _return_when_connected(task: asyncio.Future[AsyncConnection]) -> None:

@@ -131,6 +131,11 @@ class SQLDialect:
     """Whether the SQLAlchemy driver runs statements on the DBAPI driver connection directly."""
     before_migrate: ClassVar[tuple[str, ...]] = ()
     """Statements `migrate()` runs first, outside its transaction."""
+    client_statement_timeout: ClassVar[bool] = True
+    """Whether the store bounds every statement's wait for an answer on the client (its
+    `statement_timeout`; `stores._deadline`): needed for network databases, where a frozen
+    connection never lets a server-side timeout fire. Without it the dialect bounds waits in
+    `statement_timeout_arguments` (SQLite: the busy timeout)."""
 
     # Errors
     errors: ClassVar[Mapping[str, type[DatabaseError]]] = {}
@@ -165,6 +170,13 @@ class SQLDialect:
 
     def engine_arguments(self, driver: str, kwargs: dict[str, Any], *, pgbouncer: bool) -> None:
         """Fill `create_async_engine` defaults for this database into `kwargs` (in place)."""
+
+    def statement_timeout_arguments(
+        self, driver: str, kwargs: dict[str, Any], seconds: float | None
+    ) -> None:
+        """Fill the `create_async_engine` arguments that make the database itself bound a
+        statement to `seconds` (None: no bound) into `kwargs` (in place; what the caller set
+        wins). Nothing by default: the client-side bound serves every driver, PgBouncer too."""
 
     def configure_url(self, url: Any) -> Any:
         """The SQLAlchemy URL `from_url` connects with (e.g. with a default charset)."""

@@ -319,6 +319,17 @@ class MySQLDialect(SQLDialect):
         if kwargs["isolation_level"] == "AUTOCOMMIT":
             kwargs.setdefault("skip_autocommit_rollback", True)
 
+    def statement_timeout_arguments(
+        self, driver: str, kwargs: dict[str, Any], seconds: float | None
+    ) -> None:
+        # A new connection during a network black hole waits for the driver's connect timeout
+        # (aiomysql: none), which the statement timeout bounds too.
+        if seconds is None:
+            return
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("connect_timeout", seconds)
+        kwargs["connect_args"] = connect_args
+
     # Migrations: DDL commits implicitly, so no transaction but a named lock held by the
     # connection around the whole migration (the server releases it if the connection drops);
     # every step can run again after an interruption.

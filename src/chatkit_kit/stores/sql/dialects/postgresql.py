@@ -7,6 +7,7 @@ control characters, so the column itself never holds a NUL.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -58,6 +59,11 @@ def check_schema_name(schema: str) -> str:
             "your own schema (the default is public)"
         )
     return schema
+
+
+_CONNECTION_ERRORS = frozenset({"OperationalError", "InterfaceError"})
+"""DB-API error classes (and their subclasses, e.g. psycopg's ConnectionTimeout) that without
+a SQLSTATE mean the connection failed."""
 
 
 def _unique_statement_name() -> str:
@@ -194,7 +200,7 @@ class PostgreSQLDialect(SQLDialect):
         return str(code) if code else None
 
     def unclassified(self, error: BaseException, code: str | None) -> type[DatabaseError]:
-        if code is None and type(error).__name__ in ("OperationalError", "InterfaceError"):
+        if code is None and {t.__name__ for t in type(error).__mro__} & _CONNECTION_ERRORS:
             return DatabaseUnavailableError  # connection refused, lost, reset
         return DatabaseError
 
@@ -209,6 +215,20 @@ class PostgreSQLDialect(SQLDialect):
             connect_args.setdefault("statement_cache_size", 0)
             connect_args.setdefault("prepared_statement_cache_size", 0)
             connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
+        kwargs["connect_args"] = connect_args
+
+    def statement_timeout_arguments(
+        self, driver: str, kwargs: dict[str, Any], seconds: float | None
+    ) -> None:
+        # A new connection during a network black hole waits for the driver's connect timeout
+        # (psycopg/libpq: none), which the statement timeout bounds too.
+        if seconds is None:
+            return
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        if driver == "psycopg":
+            connect_args.setdefault("connect_timeout", max(2, math.ceil(seconds)))  # libpq: >= 2
+        elif driver == "asyncpg":
+            connect_args.setdefault("timeout", seconds)
         kwargs["connect_args"] = connect_args
 
     # Migrations: one transaction under a transaction-scoped advisory lock.

@@ -12,7 +12,8 @@ from .base import CONFIGURATION_MESSAGES, SQLDialect, URLDriver
 from .postgresql import ATTACHMENT_INDEXES
 
 BUSY_TIMEOUT_SECONDS = 30.0
-"""How long a SQLite connection made by `from_url` waits for another writer's lock."""
+"""How long a SQLite connection made by `from_url` waits for another writer's lock, unless the
+store's `statement_timeout` says otherwise (the same default)."""
 
 
 class SQLiteDialect(SQLDialect):
@@ -30,6 +31,10 @@ class SQLiteDialect(SQLDialect):
     direct_driver = True
     # WAL lets readers run beside the writer; it cannot change inside a transaction.
     before_migrate = ("PRAGMA journal_mode=WAL",)
+    # A local file: the one wait is for another writer's lock, which the busy timeout bounds
+    # inside sqlite3 (cancelling the await would leave the statement running in the driver's
+    # thread).
+    client_statement_timeout = False
 
     # sqlite3 gives no SQLSTATE. "database is locked": the busy timeout expired waiting for
     # another writer.
@@ -92,6 +97,14 @@ class SQLiteDialect(SQLDialect):
 
     def timestamp_parameter(self, moment: datetime) -> Any:
         return moment.strftime("%Y-%m-%d %H:%M:%S")  # CURRENT_TIMESTAMP text, UTC, whole seconds
+
+    def statement_timeout_arguments(
+        self, driver: str, kwargs: dict[str, Any], seconds: float | None
+    ) -> None:
+        # The busy timeout: how long a statement waits for another writer's lock.
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", BUSY_TIMEOUT_SECONDS if seconds is None else seconds)
+        kwargs["connect_args"] = connect_args
 
     def engine_arguments(self, driver: str, kwargs: dict[str, Any], *, pgbouncer: bool) -> None:
         connect_args = dict(kwargs.pop("connect_args", {}))
