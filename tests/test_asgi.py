@@ -849,25 +849,22 @@ async def test_disconnect_mid_stream_cancels_and_keeps_the_partial_message(
     assert thread_id
 
     # Upstream's handle_stream_cancelled stores the partial assistant message (through a store
-    # whose writes really wait) and a hidden "cancelled" marker.
-    items: list[dict[str, Any]] = []
-    for _ in range(200):
-        response = await post(
-            client, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}
-        )
-        items = response.json()["items"]["data"]
-        if len(items) == 2:
+    # whose writes really wait) and then a hidden "cancelled" marker: wait until both are there
+    # (counted polls; the bound only stops a hang on a very busy machine).
+    expected = ["UserMessageItem", "AssistantMessageItem", "SDKHiddenContextItem"]
+    stored_types: list[str] = []
+    for _ in range(1500):
+        stored = await chatkit.store.load_thread_items(thread_id, None, 10, "asc", Ctx("alice"))
+        stored_types = [type(i).__name__ for i in stored.data]
+        if stored_types == expected and chatkit.script.cancelled:
             break
         await asyncio.sleep(0.02)
+    assert stored_types == expected
     assert chatkit.script.cancelled == [thread_id]
+    response = await post(client, {"type": "threads.get_by_id", "params": {"thread_id": thread_id}})
+    items: list[dict[str, Any]] = response.json()["items"]["data"]
     assert [i["type"] for i in items] == ["user_message", "assistant_message"]
     assert items[1]["content"][0]["text"] == "Hello, wor"
-    stored = await chatkit.store.load_thread_items(thread_id, None, 10, "asc", Ctx("alice"))
-    assert [type(i).__name__ for i in stored.data] == [
-        "UserMessageItem",
-        "AssistantMessageItem",
-        "SDKHiddenContextItem",
-    ]
 
     # The server keeps serving.
     response, events = await stream_events(client, create_req("after"))
