@@ -70,6 +70,11 @@ def test_the_encryption_commands(
     assert {k for (k,) in stored(db, "SELECT kek_id FROM chatkit_data_keys")} == {"k2"}
     assert asyncio.run(read_title(url, rotated, "bob")) == f"bob {MARKER}"
 
+    # The plain erase-owner refuses an owner with encrypted data (it would leave the data key),
+    # touching nothing; the encryption command shreds the key first.
+    assert main(["erase-owner", url, "bob"]) == 2
+    assert "chatkit-kit encryption erase-owner" in capsys.readouterr().err
+    assert stored(db, "SELECT count(*) FROM chatkit_threads WHERE owner = 'bob'") == [(1,)]
     args = ["encryption", "erase-owner", url, "--owner", "bob", "--keyring", str(rotated)]
     assert main(args) == 0
     assert "erased 1 threads" in capsys.readouterr().out

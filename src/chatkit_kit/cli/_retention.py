@@ -86,6 +86,14 @@ def _run_prune(args: argparse.Namespace) -> int:
 
 def _run_erase_owner(args: argparse.Namespace) -> int:
     async def run(store: Any) -> int:
+        if await store.load_data_keys(args.owner):
+            # Encrypted rows: the plain erasure could not read them, and would leave the data
+            # key (and so every backup's copy readable) behind.
+            raise UsageError(
+                f"owner {args.owner!r} has encrypted data: run `chatkit-kit encryption "
+                "erase-owner` (with the key provider's options), which destroys the owner's "
+                "data key first"
+            )
         count: int = await store.erase_owner(
             args.owner, batch_size=args.batch_size, progress=_Progress("erased")
         )
