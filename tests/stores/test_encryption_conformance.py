@@ -1,6 +1,10 @@
 """Every store, encrypted (`EncryptedStore` around `codec=EnvelopeCodec()`), passes the strict
 conformance tier and the attachment-index suite: memory, SQLAlchemy on SQLite, PostgreSQL
-(asyncpg, psycopg) and MariaDB (asyncmy), and AsyncpgStore."""
+(asyncpg, psycopg) and MariaDB (asyncmy), and AsyncpgStore.
+
+Encryption sits in the codec, above the driver: the two SQLAlchemy-on-PostgreSQL runs repeat
+what the SQLite, MariaDB and AsyncpgStore runs check, so they are `slow` (CI runs them in
+`nox -s slow`)."""
 
 from __future__ import annotations
 
@@ -68,10 +72,12 @@ class TestEncryptedSQLiteAttachmentIndex(_SQLite, AttachmentIndexConformance):
 
 class TestEncryptedSQLAlchemyAsyncpgConformance(_Postgres, StrictStoreConformance):
     driver = "sqlalchemy+asyncpg"
+    pytestmark = pytest.mark.slow
 
 
 class TestEncryptedSQLAlchemyPsycopgConformance(_Postgres, StrictStoreConformance):
     driver = "sqlalchemy+psycopg"
+    pytestmark = pytest.mark.slow
 
 
 class TestEncryptedAsyncpgStoreConformance(_Postgres, StrictStoreConformance):
