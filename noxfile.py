@@ -1,11 +1,11 @@
-"""Developer tasks: `nox` runs what CI runs; `nox -s tests` every Python; `nox -s bench` benchmarks.
+"""Developer tasks: `nox` runs the checks and the fast tests; `CI=true nox` what CI runs.
 
 `nox` (no arguments, the README's test command, what `.ci/run` calls) runs lint, typecheck,
-docs, the minimal-install and demo-extra checks, and the fast test suite on the lowest and the
-highest supported Python that this machine has. Under `CI=true` it also runs the `slow`
-session (long property runs, bench smoke tests, the headless-browser demo test) and every
-supported Python must be found. `nox -s tests` runs the fast suite on every supported Python;
-`nox -s tests-3.12` on one; `nox -s slow` the slow tests.
+docs, the minimal-install and demo-extra checks, and the fast test suite on the lowest supported
+Python that this machine has. Under `CI=true` it also runs the fast suite on the highest one and
+the `slow` session (long property runs, bench smoke tests, the headless-browser demo test), and
+every supported Python must be found. `nox -s tests` runs the fast suite on every supported
+Python; `nox -s tests-3.12` on one; `nox -s slow` the slow tests.
 
 Interpreters are found without set-up (`find_python`): `python3.X` on PATH (a pyenv shim that
 refuses an unselected version does not count), then pyenv's own builds
@@ -190,8 +190,13 @@ if MISSING and IN_CI:
         f"(searched {SEARCHED})"
     )
 _link_interpreters(FOUND)
-TEST_PYTHONS = sorted({min(FOUND), max(FOUND)}) if FOUND else [PYTHONS[0], PYTHONS[-1]]
-"""The default `tests` sessions: the lowest and the highest supported Python found."""
+if IN_CI:
+    TEST_PYTHONS = sorted({min(FOUND), max(FOUND)}) if FOUND else [PYTHONS[0], PYTHONS[-1]]
+else:
+    TEST_PYTHONS = [min(FOUND)] if FOUND else [PYTHONS[0]]
+"""The default `tests` sessions: under CI=true the lowest and the highest supported Python
+found; elsewhere the lowest only (the highest is a `nox -s tests-3.X` away), which keeps the
+default command within ten minutes on a 2-core machine."""
 PYTHON = PREFERRED_PYTHON if PREFERRED_PYTHON in FOUND or not FOUND else max(FOUND)
 print(
     "nox: Pythons found: "
@@ -202,6 +207,12 @@ if MISSING:
     print(
         f"nox: skipped Python {', '.join(MISSING)} (not found; searched {SEARCHED}); "
         f"the tests run on {' and '.join(TEST_PYTHONS)}",
+        file=sys.stderr,
+    )
+if not IN_CI and len(FOUND) > 1:
+    print(
+        f"nox: the fast tests run on Python {TEST_PYTHONS[0]} only; CI=true adds "
+        f"{max(FOUND)} and the slow session (`nox -s tests` runs every Python found)",
         file=sys.stderr,
     )
 
@@ -298,16 +309,17 @@ def install(session: nox.Session, *requirements: str, editable: bool = False) ->
 @nox.session(python=PYTHONS)
 @timed
 def tests(session: nox.Session) -> None:
-    """The fast test suite (everything not marked `slow`) with coverage.
+    """The fast test suite (everything not marked `slow`), with coverage on the lowest Python.
 
-    Fails when coverage (lines and branches) drops below `fail_under` in pyproject.toml. The
+    On the lowest supported Python found (the default session) it measures coverage and fails
+    when it (lines and branches) drops below `fail_under` in pyproject.toml; on the others it
+    runs without the tracer (it slows every test and would measure the same code again). The
     tests run in two pytest-xdist workers (most of their time is spent waiting on databases and
     servers); pass `-- -n 0` to run them in one process.
     """
     install(session, ".[dev]", editable=True)
-    session.run(
-        "pytest", "-n", "2", "-m", "not slow", "--cov", "--cov-report=term", *session.posargs
-    )
+    coverage = ["--cov", "--cov-report=term"] if session.python == TEST_PYTHONS[0] else []
+    session.run("pytest", "-n", "2", "-m", "not slow", *coverage, *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -14,17 +14,11 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from _streaming import streamed_message  # noqa: E402
-from chatkit.types import (  # noqa: E402
-    ThreadMetadata,
-    ThreadStreamEvent,
-    UserMessageItem,
-)
+from _streaming import StreamingResponder  # noqa: E402
 from examples.asyncpg_direct.app import Ctx, Server, context_factory  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 
@@ -34,18 +28,8 @@ from chatkit_kit.attachments.direct import DirectUploadAttachmentStore  # noqa: 
 from chatkit_kit.stores import AsyncpgStore  # noqa: E402
 
 
-class StreamingServer(Server):
+class StreamingServer(StreamingResponder, Server):
     """The example's server, answering with a streamed message of LOAD_DELTAS text deltas."""
-
-    deltas = int(os.environ.get("LOAD_DELTAS", "8"))
-
-    async def respond(
-        self, thread: ThreadMetadata, item: UserMessageItem | None, context: Any
-    ) -> AsyncIterator[ThreadStreamEvent]:
-        words = [f"w{n}" for n in range(self.deltas)]
-        deltas = [f"{word} " for word in words]
-        async for event in streamed_message(self.store, thread, context, deltas, " ".join(words)):
-            yield event
 
 
 def create() -> Starlette:

@@ -28,13 +28,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 import asyncpg  # noqa: E402
-from _streaming import streamed_message  # noqa: E402
+from _streaming import StreamingResponder  # noqa: E402
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult  # noqa: E402
 from chatkit.store import NotFoundError, Store, default_generate_id  # noqa: E402
 from chatkit.types import (  # noqa: E402
@@ -44,8 +44,6 @@ from chatkit.types import (  # noqa: E402
     Page,
     ThreadItem,
     ThreadMetadata,
-    ThreadStreamEvent,
-    UserMessageItem,
     is_streaming_req,
 )
 from pydantic import TypeAdapter, ValidationError  # noqa: E402
@@ -75,16 +73,8 @@ async def context_factory(request: Request) -> Ctx:
     return Ctx(user)
 
 
-class StreamingServer(ChatKitServer[Any]):
-    deltas = int(os.environ.get("LOAD_DELTAS", "8"))
-
-    async def respond(
-        self, thread: ThreadMetadata, item: UserMessageItem | None, context: Any
-    ) -> AsyncIterator[ThreadStreamEvent]:
-        words = [f"w{n}" for n in range(self.deltas)]
-        deltas = [f"{word} " for word in words]
-        async for event in streamed_message(self.store, thread, context, deltas, " ".join(words)):
-            yield event
+class StreamingServer(StreamingResponder, ChatKitServer[Any]):
+    """Upstream's server, answering with a streamed message of LOAD_DELTAS text deltas."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,6 +159,7 @@ class DictStore(Store[Ctx]):
 
 _THREAD = TypeAdapter(ThreadMetadata)
 _ITEM: TypeAdapter[Any] = TypeAdapter(ThreadItem)
+_T = TypeVar("_T")
 _ATTACHMENT: TypeAdapter[Any] = TypeAdapter(Attachment)
 
 DOCS_SCHEMA = """
@@ -194,84 +185,88 @@ class DocsPostgresStore(Store[Ctx]):
         self.pool = pool
         self.s = schema
 
-    async def load_thread(self, thread_id: str, context: Ctx) -> ThreadMetadata:
-        row = await self.pool.fetchrow(
-            f"SELECT data FROM {self.s}.threads WHERE id = $1 AND user_id = $2",
-            thread_id,
-            context.user_id,
-        )
+    async def _load(self, adapter: TypeAdapter[_T], table: str, where: str, *args: Any) -> _T:
+        """The one `table` row matching `where`; NotFoundError names the first argument."""
+        row = await self.pool.fetchrow(f"SELECT data FROM {self.s}.{table} WHERE {where}", *args)
         if row is None:
-            raise NotFoundError(thread_id)
-        return _THREAD.validate_json(row["data"])
+            raise NotFoundError(args[0])
+        return adapter.validate_json(row["data"])
+
+    async def load_thread(self, thread_id: str, context: Ctx) -> ThreadMetadata:
+        where = "id = $1 AND user_id = $2"
+        return await self._load(_THREAD, "threads", where, thread_id, context.user_id)
+
+    async def _upsert(self, table: str, columns: str, *values: Any) -> None:
+        """Insert a row of `columns` (the last one `data`), or replace the `data` of its id."""
+        placeholders = ", ".join(f"${n}" for n in range(1, len(values) + 1))
+        await self.pool.execute(
+            f"INSERT INTO {self.s}.{table} ({columns}) VALUES ({placeholders})"
+            " ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
+            *values,
+        )
 
     async def save_thread(self, thread: ThreadMetadata, context: Ctx) -> None:
-        await self.pool.execute(
-            f"INSERT INTO {self.s}.threads (id, user_id, created_at, data) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
-            thread.id,
-            context.user_id,
-            thread.created_at,
-            thread.model_dump_json(),
+        columns = "id, user_id, created_at, data"
+        values = (thread.id, context.user_id, thread.created_at, thread.model_dump_json())
+        await self._upsert("threads", columns, *values)
+
+    async def _page(
+        self,
+        table: str,
+        where: str,
+        sort: str,
+        args: list[Any],
+        after: str | None,
+        limit: int,
+        order: str,
+        adapter: TypeAdapter[_T],
+    ) -> Page[_T]:
+        """One page of `table` rows matching `where` (on `args`), by `sort`, after row `after`."""
+        op, direction = (">", "ASC") if order == "asc" else ("<", "DESC")
+        cursor = ""
+        args = [*args, limit + 1]
+        limit_parameter = len(args)
+        if after is not None:
+            args.append(after)
+            cursor = (
+                f" AND {sort} {op} (SELECT {sort} FROM {self.s}.{table} WHERE id = ${len(args)})"
+            )
+        rows = await self.pool.fetch(
+            f"SELECT id, data FROM {self.s}.{table} WHERE {where}{cursor}"
+            f" ORDER BY {sort} {direction} LIMIT ${limit_parameter}",
+            *args,
         )
+        data = [adapter.validate_json(row["data"]) for row in rows[:limit]]
+        return Page(data=data, has_more=len(rows) > limit, after=data[-1].id if data else None)
 
     async def load_thread_items(
         self, thread_id: str, after: str | None, limit: int, order: str, context: Ctx
     ) -> Page[ThreadItem]:
-        op, direction = (">", "ASC") if order == "asc" else ("<", "DESC")
-        cursor = ""
-        args: list[Any] = [thread_id, context.user_id, limit + 1]
-        if after is not None:
-            cursor = f" AND seq {op} (SELECT seq FROM {self.s}.items WHERE id = $4)"
-            args.append(after)
-        rows = await self.pool.fetch(
-            f"SELECT id, data FROM {self.s}.items WHERE thread_id = $1 AND user_id = $2{cursor}"
-            f" ORDER BY seq {direction} LIMIT $3",
-            *args,
-        )
-        data = [_ITEM.validate_json(row["data"]) for row in rows[:limit]]
-        return Page(data=data, has_more=len(rows) > limit, after=data[-1].id if data else None)
+        where = "thread_id = $1 AND user_id = $2"
+        args = [thread_id, context.user_id]
+        return await self._page("items", where, "seq", args, after, limit, order, _ITEM)
 
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: Ctx
     ) -> Page[ThreadMetadata]:
-        op, direction = (">", "ASC") if order == "asc" else ("<", "DESC")
-        cursor = ""
-        args: list[Any] = [context.user_id, limit + 1]
-        if after is not None:
-            cursor = f" AND created_at {op} (SELECT created_at FROM {self.s}.threads WHERE id = $3)"
-            args.append(after)
-        rows = await self.pool.fetch(
-            f"SELECT id, data FROM {self.s}.threads WHERE user_id = $1{cursor}"
-            f" ORDER BY created_at {direction} LIMIT $2",
-            *args,
+        args = [context.user_id]
+        return await self._page(
+            "threads", "user_id = $1", "created_at", args, after, limit, order, _THREAD
         )
-        data = [_THREAD.validate_json(row["data"]) for row in rows[:limit]]
-        return Page(data=data, has_more=len(rows) > limit, after=data[-1].id if data else None)
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Ctx) -> None:
         await self.save_item(thread_id, item, context)
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: Ctx) -> None:
-        await self.pool.execute(
-            f"INSERT INTO {self.s}.items (id, thread_id, user_id, created_at, data)"
-            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
-            item.id,
-            thread_id,
-            context.user_id,
-            item.created_at,
-            item.model_dump_json(),
-        )
+        columns = "id, thread_id, user_id, created_at, data"
+        values = (item.id, thread_id, context.user_id, item.created_at, item.model_dump_json())
+        await self._upsert("items", columns, *values)
 
     async def load_item(self, thread_id: str, item_id: str, context: Ctx) -> ThreadItem:
-        row = await self.pool.fetchrow(
-            f"SELECT data FROM {self.s}.items WHERE id = $1 AND thread_id = $2 AND user_id = $3",
-            item_id,
-            thread_id,
-            context.user_id,
+        where = "id = $1 AND thread_id = $2 AND user_id = $3"
+        item: ThreadItem = await self._load(
+            _ITEM, "items", where, item_id, thread_id, context.user_id
         )
-        if row is None:
-            raise NotFoundError(item_id)
-        item: ThreadItem = _ITEM.validate_json(row["data"])
         return item
 
     async def delete_thread(self, thread_id: str, context: Ctx) -> None:
@@ -291,23 +286,14 @@ class DocsPostgresStore(Store[Ctx]):
         )
 
     async def save_attachment(self, attachment: Attachment, context: Ctx) -> None:
-        await self.pool.execute(
-            f"INSERT INTO {self.s}.attachments (id, user_id, data) VALUES ($1, $2, $3)"
-            " ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data",
-            attachment.id,
-            context.user_id,
-            attachment.model_dump_json(),
-        )
+        values = (attachment.id, context.user_id, attachment.model_dump_json())
+        await self._upsert("attachments", "id, user_id, data", *values)
 
     async def load_attachment(self, attachment_id: str, context: Ctx) -> Attachment:
-        row = await self.pool.fetchrow(
-            f"SELECT data FROM {self.s}.attachments WHERE id = $1 AND user_id = $2",
-            attachment_id,
-            context.user_id,
+        where = "id = $1 AND user_id = $2"
+        attachment: Attachment = await self._load(
+            _ATTACHMENT, "attachments", where, attachment_id, context.user_id
         )
-        if row is None:
-            raise NotFoundError(attachment_id)
-        attachment: Attachment = _ATTACHMENT.validate_json(row["data"])
         return attachment
 
     async def delete_attachment(self, attachment_id: str, context: Ctx) -> None:

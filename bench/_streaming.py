@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from chatkit.types import (
     ThreadItemUpdatedEvent,
     ThreadMetadata,
     ThreadStreamEvent,
+    UserMessageItem,
 )
 
 
@@ -37,3 +39,18 @@ async def streamed_message(
         )
     reply.content = [AssistantMessageContent(text=text)]
     yield ThreadItemDoneEvent(item=reply)
+
+
+class StreamingResponder:
+    """A ChatKit server mixin: `respond` streams one message of LOAD_DELTAS text deltas."""
+
+    deltas = int(os.environ.get("LOAD_DELTAS", "8"))
+    store: Store[Any]
+
+    async def respond(
+        self, thread: ThreadMetadata, item: UserMessageItem | None, context: Any
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        words = [f"w{n}" for n in range(self.deltas)]
+        deltas = [f"{word} " for word in words]
+        async for event in streamed_message(self.store, thread, context, deltas, " ".join(words)):
+            yield event

@@ -74,7 +74,8 @@ def _strings(node: ast.expr) -> set[str]:
 
 
 def dialect_checks(source: str) -> list[str]:
-    """Comparisons with a dialect name, `.dialect.name` and `_mysql`-style attributes."""
+    """Comparisons with a dialect name, `.startswith("mysql")`-style tests, `.dialect.name` and
+    `_mysql`-style attributes."""
     found: list[str] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Compare):
@@ -82,6 +83,14 @@ def dialect_checks(source: str) -> list[str]:
             names = set().union(*(_strings(o) for o in operands)) & DIALECT_NAMES
             if names:
                 found.append(f"line {node.lineno}: compares with {sorted(names)}")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("startswith", "endswith", "partition", "find", "index")
+        ):
+            names = set().union(*(_strings(a) for a in node.args)) & DIALECT_NAMES
+            if names:
+                found.append(f"line {node.lineno}: .{node.func.attr}({sorted(names)})")
         elif isinstance(node, ast.Attribute):
             if (
                 node.attr == "name"
@@ -109,12 +118,14 @@ def test_the_dialect_check_finds_each_kind_of_check() -> None:
         'if engine.dialect.name in ("postgresql", "sqlite"): pass\n'
         "if self._mysql: pass\n"
         'ok = driver in ("", "asyncpg")\n'
+        'head = "x" if scheme.lower().startswith("mariadb") else "y"\n'
     )
     assert [f.split(":")[0] for f in dialect_checks(source)] == [
         "line 1",
         "line 2",
         "line 2",
         "line 3",
+        "line 5",
     ]
 
 

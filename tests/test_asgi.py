@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, MutableMapping, Sequence
@@ -1371,9 +1372,25 @@ async def _timed_lines(
 
 
 @asynccontextmanager
-async def keepalive_client(keepalive: float | None) -> AsyncIterator[httpx.AsyncClient]:
+async def keepalive_client(
+    keepalive: float | None, sent: list[tuple[float, bytes]] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a live server with `keepalive`; `sent` collects, with the server loop's clock
+    (the keepalive timer's), every response body part the app sends."""
     server = ScriptedServer(SlowMemoryStore())
     app = chatkit_app(server, context_factory, keepalive=keepalive)
+    if sent is not None:
+        inner, loop = app, asyncio.get_running_loop()
+
+        async def recording(scope: Any, receive: Any, send: Any) -> None:
+            async def record(message: Any) -> None:
+                if message["type"] == "http.response.body":
+                    sent.append((loop.time(), message.get("body", b"")))
+                await send(message)
+
+            await inner(scope, receive, record)
+
+        app = recording  # type: ignore[assignment]
     async with serve(app) as url:
         async with httpx.AsyncClient(
             base_url=url, headers={"Authorization": "Bearer alice"}, timeout=10
@@ -1415,12 +1432,21 @@ async def test_keepalive_0_or_none_turns_it_off(keepalive: float | None) -> None
 
 
 async def test_busy_stream_sends_no_keepalive() -> None:
-    async with keepalive_client(1.0) as http:
-        response, lines = await _timed_lines(http, create_req("count:200"))
+    """While events flow, no comment: each one the server sent came a whole interval after the
+    body part before it, on the timer's own clock (so a busy machine, which can stall the stream
+    for longer than the interval, makes a legitimate comment, never a failure)."""
+    interval = 0.02
+    sent: list[tuple[float, bytes]] = []
+    async with keepalive_client(interval, sent) as http:
+        response, lines = await _timed_lines(http, create_req("count:600"))
 
     assert response.status_code == 200
-    assert not [line for _, line in lines if line.startswith(":")]
-    assert sum(1 for _, line in lines if line.startswith("data: ")) > 200
+    assert sum(1 for _, line in lines if line.startswith("data: ")) > 600
+    assert len(sent) > 2
+    for (before, _), (at, body) in itertools.pairwise(sent):
+        if body.startswith(b":"):
+            assert body == b": keepalive\n\n"
+            assert at - before >= interval, f"a comment {at - before:.4f} s after the last part"
 
 
 async def test_disconnect_during_keepalives_still_keeps_the_partial_message() -> None:

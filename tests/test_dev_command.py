@@ -41,14 +41,19 @@ def test_the_searched_places_are_documented() -> None:
         assert f"`{directory}`" in readme
 
 
-def _load_noxfile(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Load a copy of the noxfile in `tmp_path` (its links go there) with `env` as the whole env."""
+_PRINT_FOUND = (
+    "import noxfile\n"
+    "for version in ('3.10', '3.11', '3.12', '3.13'):\n"
+    "    print(version, noxfile.find_python(version))\n"
+)
+
+
+def _load_noxfile(
+    tmp_path: Path, script: str = _PRINT_FOUND, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Load a copy of the noxfile in `tmp_path` (its links go there) with `env` as the whole env,
+    and run `script` after it."""
     shutil.copy(ROOT / "noxfile.py", tmp_path / "noxfile.py")
-    script = (
-        "import noxfile\n"
-        "for version in ('3.10', '3.11', '3.12', '3.13'):\n"
-        "    print(version, noxfile.find_python(version))\n"
-    )
     return subprocess.run(
         [sys.executable, "-c", script],
         cwd=tmp_path,
@@ -109,3 +114,35 @@ def test_uv_builds_are_found_and_ci_requires_every_python(tmp_path: Path) -> Non
         assert f"CI=true needs every supported Python, and {', '.join(missing)}" in in_ci.stderr
     else:
         assert in_ci.returncode == 0, in_ci.stderr
+
+
+def test_default_runs_the_fast_tests_on_the_lowest_python_and_ci_on_both_ends(
+    tmp_path: Path,
+) -> None:
+    """`nox` on a developer machine: one tests session (the lowest Python found), no slow one;
+    CI=true: the lowest and the highest, and the slow session."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for version in ("3.10", "3.11", "3.12", "3.13"):
+        # Each answers the noxfile's probe as that version (the sessions are only listed here).
+        fake = bin_dir / f"python{version}"
+        fake.write_text(f"#!/bin/sh\necho '{version} {fake}'\n")
+        fake.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}/nonexistent",
+        "PYENV_ROOT": str(tmp_path / "no-pyenv"),
+        "HOME": str(tmp_path),
+        "UV_PYTHON_INSTALL_DIR": str(tmp_path / "uv"),
+    }
+    script = "import noxfile\nprint(' '.join(noxfile.nox.options.sessions))\n"
+    local = _load_noxfile(tmp_path, script, **env)
+    assert local.returncode == 0, local.stderr
+    sessions = local.stdout.split()
+    assert [s for s in sessions if s.startswith("tests-")] == ["tests-3.10"], sessions
+    assert "slow" not in sessions
+    assert "the fast tests run on Python 3.10 only; CI=true adds 3.13" in local.stderr
+    in_ci = _load_noxfile(tmp_path, script, **env, CI="true")
+    assert in_ci.returncode == 0, in_ci.stderr
+    ci_sessions = in_ci.stdout.split()
+    assert [s for s in ci_sessions if s.startswith("tests-")] == ["tests-3.10", "tests-3.13"]
+    assert "slow" in ci_sessions

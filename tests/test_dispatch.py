@@ -7,20 +7,21 @@ import inspect
 import json
 import logging
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pydantic
 import pytest
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
-from chatkit.types import ThreadMetadata, ThreadStreamEvent, UserMessageItem
 from starlette.requests import Request
 
 from chatkit_kit import _dispatch
 from chatkit_kit.asgi import chatkit_app
 from chatkit_kit.stores import MemoryStore
+from chatkit_kit.testing import requests
 from tests.fixtures.context import Ctx
+from tests.fixtures.servers import EchoServer
 
 # `ChatKitServer.process` as of openai-chatkit 1.6.5, the shape `_dispatch.process_parsed`
 # mirrors. If this test fails, upstream changed `process`: read the new source, update
@@ -67,12 +68,7 @@ def test_the_shape_check_notices_a_changed_process() -> None:
     assert any("_process_non_streaming takes" in p for p in problems)
 
 
-class Server(ChatKitServer[Ctx]):
-    async def respond(
-        self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: Ctx
-    ) -> AsyncIterator[ThreadStreamEvent]:
-        return
-        yield
+Server = EchoServer
 
 
 class OwnProcess(Server):
@@ -105,16 +101,7 @@ def adapters_built(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
     yield built
 
 
-CREATE = {
-    "type": "threads.create",
-    "params": {
-        "input": {
-            "content": [{"type": "input_text", "text": "hi"}],
-            "attachments": [],
-            "inference_options": {},
-        }
-    },
-}
+CREATE = requests.create_thread("hi").model_dump(mode="json")
 
 
 async def requests_mix(client: httpx.AsyncClient) -> str:

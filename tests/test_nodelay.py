@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chatkit_kit.testing import requests
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -69,16 +71,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
             process.wait()
 
 
-CREATE = {
-    "type": "threads.create",
-    "params": {
-        "input": {
-            "content": [{"type": "input_text", "text": "hi"}],
-            "attachments": [],
-            "inference_options": {},
-        }
-    },
-}
+CREATE = requests.create_thread("hi").model_dump(mode="json")
 
 
 def test_keep_alive_connections_to_two_workers_have_nodelay(server: str) -> None:

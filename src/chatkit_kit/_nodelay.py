@@ -58,6 +58,22 @@ def _tcp_sockets() -> list[socket.socket]:
     return found
 
 
+def _sockets_on_port(port: int) -> list[socket.socket]:
+    """A duplicate of every open TCP socket of this process bound to `port`; the caller closes
+    them."""
+    found: list[socket.socket] = []
+    for sock in _tcp_sockets():
+        try:
+            name = sock.getsockname()
+        except OSError:
+            name = None
+        if isinstance(name, tuple) and name[1] == port:
+            found.append(sock)
+        else:
+            sock.close()
+    return found
+
+
 def _address(scope: Mapping[str, Any], key: str) -> tuple[str, int] | None:
     value = scope.get(key)
     if not value or len(value) < 2 or not isinstance(value[1], int):
@@ -77,11 +93,8 @@ def ensure_nodelay(scope: Mapping[str, Any]) -> None:
         return
     _done.add(server[1])
     client = _address(scope, "client")
-    for sock in _tcp_sockets():
+    for sock in _sockets_on_port(server[1]):
         try:
-            name = sock.getsockname()
-            if not (isinstance(name, tuple) and name[1] == server[1]):
-                continue
             listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
             if listening or (client is not None and _matches(sock.getpeername(), client)):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -102,11 +115,8 @@ def nodelay_of_connection(scope: Mapping[str, Any]) -> tuple[int | None, int | N
     listener: int | None = None
     if server is None:
         return None, None
-    for sock in _tcp_sockets():
+    for sock in _sockets_on_port(server[1]):
         try:
-            name = sock.getsockname()
-            if not (isinstance(name, tuple) and name[1] == server[1]):
-                continue
             value = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
             if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
                 listener = value

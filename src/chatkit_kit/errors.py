@@ -25,7 +25,7 @@ What each error says about the call that raised it:
 | --- | --- | --- |
 | `DatabaseUnavailableError` | Yes (the connection broke, maybe after the write) | Yes |
 | `DatabaseTimeoutError` | No (the statement was cancelled and rolled back) | Yes |
-| `DeadlockError` | No (the transaction was rolled back; MySQL stores already retried it) | Yes |
+| `DeadlockError` | No (the transaction was rolled back; the SQL stores already retried it) | Yes |
 | `DatabaseConfigurationError` | No | No: fix the URL, role, grants or schema |
 | `SchemaVersionError` | No | No: run `migrate()` or upgrade chatkit-kit |
 | other `DatabaseError` | No (the database rejected the statement) | Not as is |
@@ -133,8 +133,9 @@ class DatabaseTimeoutError(DatabaseError, TimeoutError):
 class DeadlockError(DatabaseTimeoutError):
     """The database picked the call's transaction as a deadlock victim and rolled it back.
 
-    The call was not applied; running it again is safe. MySQL/MariaDB stores retry it a few
-    times before raising this.
+    The call was not applied; running it again is safe. The SQL stores retry it a few times
+    before raising this: MySQL/MariaDB deadlocks (1213), PostgreSQL deadlocks (SQLSTATE 40P01)
+    and serialization failures (40001).
     """
 
 

@@ -58,7 +58,9 @@ class _Coded(Exception):
         ("57014", DatabaseTimeoutError),  # exact
         ("08006", DatabaseUnavailableError),  # class 08*
         ("28P01", DatabaseConfigurationError),  # class 28*
-        ("40P01", DatabaseError),  # not in the table
+        ("40P01", DeadlockError),  # deadlock_detected
+        ("40001", DeadlockError),  # serialization_failure
+        ("40002", DatabaseError),  # not in the table
     ],
 )
 def test_the_most_specific_entry_of_the_error_table_wins(
@@ -88,7 +90,9 @@ def test_mysql_retries_deadlocks_and_lock_waits_only() -> None:
     assert mysql.attempts(deadlock) == 5
     assert mysql.attempts(mysql.translate(Exception(1205, "Lock wait timeout"))) == 2
     assert mysql.attempts(mysql.translate(Exception(1969, "max_statement_time"))) == 1
-    assert PostgreSQLDialect().attempts(deadlock) == 1
+    assert PostgreSQLDialect().attempts(deadlock) == 1  # "1213" is no SQLSTATE
+    for sqlstate in ("40P01", "40001"):
+        assert PostgreSQLDialect().attempts(PostgreSQLDialect().translate(_Coded(sqlstate))) == 5
 
 
 def test_capabilities_differ_by_dialect_not_by_name() -> None:

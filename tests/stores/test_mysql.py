@@ -36,8 +36,9 @@ from chatkit_kit.errors import (
     DeadlockError,
     MissingDependencyError,
 )
-from chatkit_kit.stores import SCHEMA_VERSION, _codec, _rules, _schema, _urls
+from chatkit_kit.stores import SCHEMA_VERSION, _codec, _rules, _schema, resolve_database_url
 from chatkit_kit.stores.sql import statements as _sql
+from chatkit_kit.stores.sql.dialects import base as dialect_base
 from chatkit_kit.stores.sql.dialects import mysql as _mysql
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
 from tests.fixtures.context import Ctx
@@ -644,7 +645,7 @@ async def test_plain_mysql_and_mariadb_urls_resolve_to_an_installed_driver(
 
 
 def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_urls, "is_installed", lambda module: module not in MYSQL_DRIVERS)
+    monkeypatch.setattr(dialect_base, "is_installed", lambda module: module not in MYSQL_DRIVERS)
     for url in ("mysql://root@127.0.0.1/test", "mysql+aiomysql://root@127.0.0.1/test"):
         with pytest.raises(MissingDependencyError) as caught:
             SQLAlchemyStore.from_url(url)
@@ -652,9 +653,9 @@ def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
         assert str(caught.value).endswith(install_command("mysql")), caught.value
         assert str(caught.value).count("[mysql]") == 1 and caught.value.extra == "mysql"
     # With only aiomysql installed, mysql:// uses it.
-    monkeypatch.setattr(_urls, "is_installed", lambda module: module == "aiomysql")
-    assert _urls.resolve_database_url("mysql://u@h/db") == "mysql+aiomysql://u@h/db"
-    assert _urls.resolve_database_url("mariadb://u@h/db") == "mariadb+aiomysql://u@h/db"
+    monkeypatch.setattr(dialect_base, "is_installed", lambda module: module == "aiomysql")
+    assert resolve_database_url("mysql://u@h/db") == "mysql+aiomysql://u@h/db"
+    assert resolve_database_url("mariadb://u@h/db") == "mariadb+aiomysql://u@h/db"
 
 
 MYSQL_DRIVERS = ("asyncmy", "aiomysql")

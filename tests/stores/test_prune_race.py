@@ -45,14 +45,18 @@ async def _prune_is_waiting(flavour: Flavour, prune: asyncio.Future[Any]) -> Non
             if _ >= 6:  # MariaDB and SQLite: 0.3 s of prune blocked on the held write
                 return
             continue
+        # Any statement of this test's schema waiting for a lock: the prune's row lock on the
+        # thread (SELECT ... FOR UPDATE) or, before that lock existed, its DELETE.
         waiting = await asyncio.to_thread(
             admin_execute,
             flavour.admin,
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE 'DELETE FROM%'",
+            "AND pid <> pg_backend_pid() AND position(%s in query) > 0",
+            (f'"{flavour.schema}".',),
         )
         if waiting[0][0]:
             return
+    raise AssertionError("prune never waited for the lock of the held item write")
 
 
 async def test_prune_never_deletes_a_thread_holding_an_item(

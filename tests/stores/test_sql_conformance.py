@@ -5,9 +5,10 @@ via asyncmy and via aiomysql, and AsyncpgStore on PostgreSQL: the real local ser
 session's fresh PostgreSQL schema or MariaDB database; and the PostgreSQL
 ones again through PgBouncer in transaction pooling mode (`pgbouncer=True`).
 
-The PgBouncer runs and the second MariaDB driver (aiomysql) repeat the suite on a path the fast
-suite already covers elsewhere (test_pgbouncer.py, test_mysql.py): they are `slow` (CI runs them
-in `nox -s slow`).
+The PgBouncer runs, the second PostgreSQL driver of SQLAlchemyStore (psycopg) and the second
+MariaDB driver (aiomysql) repeat the suite on a path the fast suite already covers elsewhere
+(test_pgbouncer.py, test_mysql.py, and the fault, cancellation and store tests, which run every
+driver): they are `slow` (CI runs them in `nox -s slow`).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class TestSQLAlchemyAsyncpgConformance(_SQLAlchemyAsyncpg, StrictStoreConformanc
 
 
 class TestSQLAlchemyPsycopgConformance(_SQLAlchemyPsycopg, StrictStoreConformance):
-    pass
+    pytestmark = pytest.mark.slow
 
 
 class TestAsyncpgStoreConformance(_Asyncpg, StrictStoreConformance):

@@ -15,6 +15,7 @@ from chatkit_kit.errors import (
     DatabaseError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
+    DeadlockError,
 )
 from chatkit_kit.stores import asyncpg as asyncpg_store
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
@@ -45,7 +46,8 @@ def _pg(cls: type[Exception], message: str = "x") -> Exception:
         (_pg(asyncpg.exceptions.InvalidPasswordError), DatabaseConfigurationError),
         (_pg(asyncpg.exceptions.InsufficientPrivilegeError), DatabaseConfigurationError),
         (_pg(asyncpg.exceptions.UndefinedTableError), DatabaseConfigurationError),
-        (_pg(asyncpg.exceptions.DeadlockDetectedError), DatabaseError),
+        (_pg(asyncpg.exceptions.DeadlockDetectedError), DeadlockError),
+        (_pg(asyncpg.exceptions.SerializationError), DeadlockError),
         (_pg(asyncpg.exceptions.ProgramLimitExceededError), DatabaseError),
         (ConnectionRefusedError(111, "refused"), DatabaseUnavailableError),
         (
@@ -72,6 +74,14 @@ def test_asyncpg_translator_leaves_other_errors_alone() -> None:
         (
             exc.OperationalError("SELECT 1", {}, psycopg.errors.QueryCanceled("statement timeout")),
             DatabaseTimeoutError,
+        ),
+        (
+            exc.OperationalError("SELECT 1", {}, psycopg.errors.SerializationFailure("x")),
+            DeadlockError,
+        ),
+        (
+            exc.OperationalError("SELECT 1", {}, psycopg.errors.DeadlockDetected("x")),
+            DeadlockError,
         ),
         (
             exc.OperationalError(

@@ -13,6 +13,7 @@ from chatkit.store import AttachmentStore, NotFoundError, Store, TContext
 from chatkit.types import Attachment, ImageAttachment
 from pydantic import AnyUrl
 
+from .._images import sniff_image_type
 from ..stores import AttachmentIndex, OwnerResolver, OwnerScopedStore, check_owner, default_owner
 from ._blobs import BlobInfo, BlobStorage, check_key
 from ._compose import StoreWithAttachments
@@ -215,7 +216,7 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
         `data` is not a PNG, JPEG, GIF or WebP image; AttachmentTooLargeError over
         `policy.max_size`.
         """
-        mime_type = _image_type(data)
+        mime_type = sniff_image_type(data)
         if mime_type is None:
             raise ValueError("generated image bytes are not a PNG, JPEG, GIF or WebP image")
         if len(data) > self.policy.max_size:
@@ -352,16 +353,3 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
                     deleted += 1
             cutoff = rows[-1].saved_at
         return deleted
-
-
-def _image_type(data: bytes) -> str | None:
-    """The media type of image bytes from their magic number (PNG, JPEG, GIF, WebP)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None

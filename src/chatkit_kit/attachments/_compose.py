@@ -144,12 +144,7 @@ class StoreWithAttachments(ForwardingStore[TContext], Generic[TContext]):
         await self._store.delete_thread(thread_id, context)
 
     async def load_thread_items(
-        self,
-        thread_id: str,
-        after: str | None,
-        limit: int,
-        order: str,
-        context: TContext,
+        self, thread_id: str, after: str | None, limit: int, order: str, context: TContext
     ) -> Page[ThreadItem]:
         page = await self._store.load_thread_items(thread_id, after, limit, order, context)
         if self._presenter is None:

@@ -46,6 +46,7 @@ from openai.types.responses import (
 from openai.types.responses.response_input_item_param import Message
 from pydantic import AnyUrl
 
+from .._images import sniff_image_type
 from ..attachments import AttachmentContentSource
 from ..attachments.generated import generated_image_attachment_id
 from .tags import TagKey, TagResolverRegistry, default_tag_key, default_tag_text
@@ -448,7 +449,7 @@ class AttachmentAwareConverter(ThreadItemConverter):
         # so check the bytes here rather than fail the turn.
         if not data:
             return self._note(attachment, "the file is empty")
-        media_type = _sniff_image(data) if kind == "image" else None
+        media_type = sniff_image_type(data) if kind == "image" else None
         if kind == "image" and media_type is None:
             return self._note(attachment, "its contents are not a PNG, JPEG, GIF or WebP image")
         if kind == "pdf" and b"%PDF-" not in data[:1024]:
@@ -622,19 +623,6 @@ def _mime_from_extension(name: str) -> str:
     if ext == "pdf":
         return "application/pdf"
     return ""
-
-
-def _sniff_image(data: bytes) -> str | None:
-    """The media type of image bytes the model accepts, from their magic number; else None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _decode_text(data: bytes, mime_type: str, *, final: bool) -> str | None:

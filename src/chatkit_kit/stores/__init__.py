@@ -37,8 +37,9 @@ from ._rules import (
 from ._schema import DEFAULT_TABLE_PREFIX, check_table_prefix
 from ._schema import LATEST_VERSION as SCHEMA_VERSION
 from ._scripts import migration_script
-from ._urls import redact_database_url, resolve_database_url
+from ._urls import redact_database_url
 from .memory import MemoryStore
+from .sql.dialects import resolve_database_url
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

@@ -82,12 +82,7 @@ class ForwardingStore(Store[TContext], Generic[TContext]):
     # Items
 
     async def load_thread_items(
-        self,
-        thread_id: str,
-        after: str | None,
-        limit: int,
-        order: str,
-        context: TContext,
+        self, thread_id: str, after: str | None, limit: int, order: str, context: TContext
     ) -> Page[ThreadItem]:
         return await self._store.load_thread_items(thread_id, after, limit, order, context)
 

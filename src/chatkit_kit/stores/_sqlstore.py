@@ -207,14 +207,18 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
                 await conn.execute(sql, params)
 
     async def _written(self, sql: str, params: Params) -> int:
-        """Run one write; return how many rows it wrote or deleted (RETURNING, or the count)."""
-        if self._dialect.returning:
-            return len(await self._fetch(sql, params))
-        return await self._retrying(self._count_once, sql, params)
+        """Run one write; return how many rows it wrote or deleted."""
+        return await self._retrying(self._written_once, sql, params)
 
-    async def _count_once(self, sql: str, params: Params) -> int:
+    async def _written_once(self, sql: str, params: Params) -> int:
         async with self._connection() as conn:
-            return await conn.execute_count(sql, params)
+            return await self._count_written(conn, sql, params)
+
+    async def _count_written(self, conn: Connection, sql: str, params: Params) -> int:
+        """Run one write on `conn`; how many rows it wrote or deleted (RETURNING, or the count)."""
+        if self._dialect.returning:
+            return len(await conn.fetch(sql, params))
+        return await conn.execute_count(sql, params)
 
     async def _written_after_lock(self, lock: str, sql: str, params: Params) -> int:
         """`lock`, then the write, in one transaction (retried whole)."""
@@ -223,9 +227,7 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
     async def _written_after_lock_once(self, lock: str, sql: str, params: Params) -> int:
         async with self._connection(transaction=True) as conn:
             await conn.fetch(lock, params)
-            if self._dialect.returning:
-                return len(await conn.fetch(sql, params))
-            return await conn.execute_count(sql, params)
+            return await self._count_written(conn, sql, params)
 
     # Schema
 

@@ -28,8 +28,15 @@ from ._codec import StoreCodec
 from ._dberrors import database_error
 from ._rules import OwnerResolver
 from ._sqlstore import Params, Row, SQLStoreBase
-from ._urls import redact_database_url, resolve_database_url
-from .sql.dialects import SQLITE, dialect_for_backend
+from ._urls import redact_database_url
+from .sql.dialects import (
+    SQLITE,
+    SQLDialect,
+    dialect_for_backend,
+    dialect_for_url,
+    dialect_named,
+    resolve_database_url,
+)
 from .sql.dialects.sqlite import BUSY_TIMEOUT_SECONDS
 
 require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
@@ -49,6 +56,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
     Pass an `AsyncEngine` your app owns, or use `SQLAlchemyStore.from_url(...)`, which creates
     one that `close()` disposes. Create the tables with `await store.migrate()` or
     `chatkit-kit migrate DATABASE_URL`. On PostgreSQL it shares its tables with `AsyncpgStore`.
+    `dialect` (a registered `SQLDialect` or its name) defaults to the one serving the engine's
+    backend; `from_url` passes the dialect whose URL scheme it was given.
     """
 
     def __init__(
@@ -60,8 +69,12 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         owner: OwnerResolver | None = None,
         pgbouncer: bool = False,
         codec: StoreCodec | None = None,
+        dialect: SQLDialect | str | None = None,
     ) -> None:
-        dialect = dialect_for_backend(engine.url.get_backend_name())
+        if dialect is None:
+            dialect = dialect_for_backend(engine.url.get_backend_name())
+        else:
+            dialect = dialect_named(dialect)
         names = _schema.Names.create(dialect, schema, table_prefix)
         super().__init__(names, owner=owner, codec=codec)
         self._engine = engine
@@ -122,6 +135,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         `codec` turns the ChatKit models into stored text and back (`StoreCodec`; default: the
         JSON of `JSONCodec`).
         """
+        dialect = dialect_for_url(url)
         resolved = resolve_database_url(url)
         try:
             parsed = make_url(resolved)
@@ -129,7 +143,6 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             raise ValueError(
                 f"cannot parse the database URL {redact_database_url(url)!r}: {error}"
             ) from None
-        dialect = dialect_for_backend(parsed.get_backend_name())
         parsed = dialect.configure_url(parsed)
         dialect.engine_arguments(parsed.get_driver_name(), engine_kwargs, pgbouncer=pgbouncer)
         try:
@@ -145,6 +158,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 owner=owner,
                 pgbouncer=pgbouncer,
                 codec=codec,
+                dialect=dialect,
             )
         except BaseException:
             engine.sync_engine.dispose()

@@ -39,6 +39,7 @@ from chatkit.types import (
     TranscriptionResult,
 )
 from pydantic import BaseModel, TypeAdapter
+from typing_extensions import Unpack
 
 from . import requests as build
 from .requests import ChatKitRequest
@@ -214,50 +215,17 @@ class ChatKitTestClient:
     # Streaming requests
 
     async def create_thread(
-        self,
-        text: str = "",
-        *,
-        attachments: Sequence[str | Attachment] = (),
-        tags: Sequence[build.Tag] = (),
-        quoted_text: str | None = None,
-        model: str | None = None,
-        tool_choice: str | None = None,
+        self, text: str = "", **message: Unpack[build.MessageOptions]
     ) -> StreamedTurn:
-        """`threads.create` with a user message."""
-        return await self.stream(
-            build.create_thread(
-                text,
-                attachments=attachments,
-                tags=tags,
-                quoted_text=quoted_text,
-                model=model,
-                tool_choice=tool_choice,
-            )
-        )
+        """`threads.create` with a user message (`attachments`, `tags`, `quoted_text`, `model`,
+        `tool_choice` as for `requests.user_input`)."""
+        return await self.stream(build.create_thread(text, **message))
 
     async def add_user_message(
-        self,
-        thread_id: str,
-        text: str = "",
-        *,
-        attachments: Sequence[str | Attachment] = (),
-        tags: Sequence[build.Tag] = (),
-        quoted_text: str | None = None,
-        model: str | None = None,
-        tool_choice: str | None = None,
+        self, thread_id: str, text: str = "", **message: Unpack[build.MessageOptions]
     ) -> StreamedTurn:
-        """`threads.add_user_message`."""
-        return await self.stream(
-            build.add_user_message(
-                thread_id,
-                text,
-                attachments=attachments,
-                tags=tags,
-                quoted_text=quoted_text,
-                model=model,
-                tool_choice=tool_choice,
-            )
-        )
+        """`threads.add_user_message` (the message options as for `create_thread`)."""
+        return await self.stream(build.add_user_message(thread_id, text, **message))
 
     async def add_client_tool_output(self, thread_id: str, result: Any) -> StreamedTurn:
         """`threads.add_client_tool_output`: the result of the pending client tool call."""

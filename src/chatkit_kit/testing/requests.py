@@ -8,7 +8,7 @@ or `model_dump(mode="json")` when you need the wire JSON.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypedDict
 
 from chatkit.actions import Action
 from chatkit.types import (
@@ -55,9 +55,11 @@ from chatkit.types import (
     UserMessageTagContent,
     UserMessageTextContent,
 )
+from typing_extensions import Unpack
 
 __all__ = [
     "ChatKitRequest",
+    "MessageOptions",
     "Tag",
     "add_client_tool_output",
     "add_structured_input",
@@ -81,6 +83,16 @@ __all__ = [
 ChatKitRequest: TypeAlias = StreamingReq | NonStreamingReq
 Tag: TypeAlias = UserMessageTagContent
 Order = Literal["asc", "desc"]
+
+
+class MessageOptions(TypedDict, total=False):
+    """The keyword arguments of `user_input` after `text` (and of the builders that take one)."""
+
+    attachments: Sequence[Any]
+    tags: Sequence[Tag]
+    quoted_text: str | None
+    model: str | None
+    tool_choice: str | None
 
 
 def user_input(
@@ -107,12 +119,14 @@ def user_input(
     )
 
 
-def create_thread(text: str = "", **message: Any) -> ThreadsCreateReq:
+def create_thread(text: str = "", **message: Unpack[MessageOptions]) -> ThreadsCreateReq:
     """`threads.create`; `message` as for `user_input`."""
     return ThreadsCreateReq(params=ThreadCreateParams(input=user_input(text, **message)))
 
 
-def add_user_message(thread_id: str, text: str = "", **message: Any) -> ThreadsAddUserMessageReq:
+def add_user_message(
+    thread_id: str, text: str = "", **message: Unpack[MessageOptions]
+) -> ThreadsAddUserMessageReq:
     """`threads.add_user_message`; `message` as for `user_input`."""
     return ThreadsAddUserMessageReq(
         params=ThreadAddUserMessageParams(thread_id=thread_id, input=user_input(text, **message))

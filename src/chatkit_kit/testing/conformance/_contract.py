@@ -68,6 +68,24 @@ async def _listing(h: Harness, ctx: Any, thread_id: str, order: str) -> list[Any
     )
 
 
+async def _check_item_listing(
+    h: Harness, ctx: Any, model: ReferenceModel, thread_id: str, after: str
+) -> None:
+    """Thread `thread_id` of owner 'o' lists as `model` says, in both orders, after the write
+    `after`."""
+    for order in ("asc", "desc"):
+        problem = listing_problem(
+            await _listing(h, ctx, thread_id, order),
+            model.item_rows("o", thread_id),
+            order,
+            insertion_order=True,
+        )
+        h.check(
+            problem is None,
+            f"load_thread_items({thread_id!r}, ..., {order!r}) after {after}: {problem}",
+        )
+
+
 async def _check_unknown_cursor_page(h: Harness, load: Any, what: str) -> None:
     """An unknown cursor: NotFoundError, or an empty page without has_more; never a restart."""
     try:
@@ -527,18 +545,9 @@ class ContractRules(SuiteBase):
         again = assistant(m[0], tid, T0 + timedelta(seconds=10), text="second version")
         await h.store.add_thread_item(tid, again, ctx)
         model.upsert_item("o", tid, again)
-        for order in ("asc", "desc"):
-            problem = listing_problem(
-                await _listing(h, ctx, tid, order),
-                model.item_rows("o", tid),
-                order,
-                insertion_order=True,
-            )
-            h.check(
-                problem is None,
-                f"load_thread_items({tid!r}, ..., {order!r}) after add_thread_item({tid!r}, "
-                f"{m[0]}) of an existing {m[0]}: {problem}",
-            )
+        await _check_item_listing(
+            h, ctx, model, tid, f"add_thread_item({tid!r}, {m[0]}) of an existing {m[0]}"
+        )
         loaded = await h.store.load_item(tid, m[0], ctx)
         problem = row_difference(again, loaded)
         h.check(problem is None, f"load_item({tid!r}, {m[0]!r}) after adding it again: {problem}")
@@ -563,18 +572,7 @@ class ContractRules(SuiteBase):
         ):
             await write(tid, item, ctx)
             model.upsert_item("o", tid, item)
-            for order in ("asc", "desc"):
-                problem = listing_problem(
-                    await _listing(h, ctx, tid, order),
-                    model.item_rows("o", tid),
-                    order,
-                    insertion_order=True,
-                )
-                h.check(
-                    problem is None,
-                    f"load_thread_items({tid!r}, ..., {order!r}) after "
-                    f"{write.__name__}({tid!r}, {item.id}): {problem}",
-                )
+            await _check_item_listing(h, ctx, model, tid, f"{write.__name__}({tid!r}, {item.id})")
         loaded = await h.store.load_item(tid, m0, ctx)
         problem = row_difference(model.load_item("o", tid, m0), loaded)
         h.check(problem is None, f"load_item({tid!r}, {m0!r}) after save_item: {problem}")

@@ -1,15 +1,17 @@
 """The SQL dialects the SQL stores run on, one module per database, and their registry.
 
 `dialect_named("postgresql")` and `dialect_for_backend("mariadb")` look a dialect up; an unknown
-name is a `DatabaseConfigurationError`. A new database is one module with a `SQLDialect`
-subclass plus one `register_dialect(...)` call (see docs/stores.md, "Adding a database").
+name is a `DatabaseConfigurationError`; `dialect_for_url` and `resolve_database_url` read a
+database URL by the schemes the dialects declare. A new database is one module with a
+`SQLDialect` subclass plus one `register_dialect(...)` call (see docs/stores.md, "Adding a
+database").
 """
 
 from __future__ import annotations
 
 from ....errors import DatabaseConfigurationError
-from ..._urls import database_backend
-from .base import SQLDialect, sql_literal
+from ..._urls import redact_database_url
+from .base import SQLDialect, URLDriver, sql_literal
 from .mysql import MySQLDialect
 from .postgresql import PostgreSQLDialect
 from .sqlite import SQLiteDialect
@@ -19,23 +21,29 @@ __all__ = [
     "PostgreSQLDialect",
     "SQLDialect",
     "SQLiteDialect",
+    "URLDriver",
     "dialect_for_backend",
     "dialect_for_url",
     "dialect_named",
     "register_dialect",
     "registered_dialects",
+    "resolve_database_url",
     "sql_literal",
 ]
 
 _BY_NAME: dict[str, SQLDialect] = {}
 _BY_BACKEND: dict[str, SQLDialect] = {}
+_BY_SCHEME: dict[str, SQLDialect] = {}
 
 
 def register_dialect(dialect: SQLDialect) -> SQLDialect:
-    """Make `dialect` known by its name and its SQLAlchemy backend names; returns it."""
+    """Make `dialect` known by its name, its SQLAlchemy backend names and its URL schemes;
+    returns it."""
     _BY_NAME[dialect.name] = dialect
     for backend in dialect.backends:
         _BY_BACKEND[backend] = dialect
+    for scheme in dialect.url_schemes:
+        _BY_SCHEME[scheme] = dialect
     return dialect
 
 
@@ -63,10 +71,57 @@ def dialect_for_backend(backend: str) -> SQLDialect:
     return _lookup(_BY_BACKEND, backend, f"no SQL dialect serves {backend!r} engines")
 
 
+def _examples() -> str:
+    examples = [d.url_example for d in _BY_NAME.values() if d.url_example]
+    return " or ".join([", ".join(examples[:-1]), examples[-1]] if len(examples) > 1 else examples)
+
+
+def _split(url: str) -> tuple[SQLDialect, str, str | None, str]:
+    """The dialect, scheme, driver (None if none) and the rest after `://` of a database URL.
+
+    Raises ValueError for anything that is not a database URL of a registered dialect.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"a database URL must be a str, got {type(url).__name__}")
+    scheme, separator, rest = url.partition("://")
+    if not separator or not scheme:
+        raise ValueError(
+            f"{redact_database_url(url)!r} is not a database URL; use for example {_examples()}"
+        )
+    name, _plus, driver = scheme.lower().partition("+")
+    dialect = _BY_SCHEME.get(name)
+    if dialect is None:
+        raise ValueError(
+            f"unsupported database URL scheme {scheme!r}; use for example {_examples()}"
+        )
+    if driver and driver not in {d.name for d in dialect.drivers}:
+        supported = ", ".join(f"{dialect.name}+{d.name}://" for d in dialect.drivers)
+        raise ValueError(
+            f"database URL scheme {scheme!r} names a driver chatkit-kit cannot use "
+            f"(stores are async); use {supported} or {dialect.name}:// to pick an installed one"
+        )
+    return dialect, name, driver or None, rest
+
+
 def dialect_for_url(url: str) -> SQLDialect:
-    """The dialect of a database URL (ValueError for a URL no dialect serves)."""
-    backend, _driver = database_backend(url)
-    return dialect_for_backend(backend)
+    """The dialect of a database URL (ValueError for a URL no registered dialect serves)."""
+    return _split(url)[0]
+
+
+def resolve_database_url(url: str) -> str:
+    """The SQLAlchemy async URL for `url`, picking an installed driver when it names none.
+
+    The URL's scheme picks the registered dialect (`SQLDialect.url_schemes`), which picks the
+    driver (`SQLDialect.drivers`): `postgres://` and `postgresql://` become
+    `postgresql+asyncpg://` when asyncpg is installed, else `postgresql+psycopg://`; `mysql://`
+    (and `mariadb://`) `mysql+asyncmy://`, else `mysql+aiomysql://`; `sqlite://` becomes
+    `sqlite+aiosqlite://`. A URL that names its driver keeps it. Raises ValueError for an
+    unsupported URL and MissingDependencyError, naming the extra to install, when the driver it
+    needs is missing. Everything after the scheme (credentials, host, database, query) is kept
+    as is.
+    """
+    dialect, scheme, driver, rest = _split(url)
+    return dialect.sqlalchemy_url(scheme, driver, rest)
 
 
 POSTGRESQL = register_dialect(PostgreSQLDialect())

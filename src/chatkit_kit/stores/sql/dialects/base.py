@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
 
-from ....errors import DatabaseConfigurationError, DatabaseError
+from ...._optional import is_installed
+from ....errors import DatabaseConfigurationError, DatabaseError, MissingDependencyError
 from ..._dberrors import database_error
 from ..._rules import Order
 
@@ -64,12 +66,25 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+@dataclass(frozen=True)
+class URLDriver:
+    """An async SQLAlchemy driver a dialect's URLs may name (`postgresql+asyncpg://`)."""
+
+    name: str
+    """The driver name after "+" in a URL scheme."""
+    module: str
+    """What must be importable to use it."""
+    extra: str
+    """The chatkit-kit extra that installs it (named by MissingDependencyError)."""
+
+
 class SQLDialect:
-    """One database's SQL, schema, locking, capabilities and error table.
+    """One database's SQL, schema, locking, capabilities, error table and URLs.
 
     Subclass it, set `name`, `backends`, `migrations`, `create_versions` and
-    `version_table_exists`, override what the database spells differently, and register an
-    instance with `chatkit_kit.stores.sql.dialects.register_dialect`.
+    `version_table_exists` (and `url_schemes` and `drivers` for `from_url` and the CLI),
+    override what the database spells differently, and register an instance with
+    `chatkit_kit.stores.sql.dialects.register_dialect`.
     """
 
     name: ClassVar[str]
@@ -92,6 +107,15 @@ class SQLDialect:
     native_drivers: ClassVar[tuple[str, ...]] = ()
     """Drivers a chatkit-kit store of its own runs directly (PostgreSQL: `AsyncpgStore`)."""
     quote_char: ClassVar[str] = '"'
+
+    # URLs (`SQLAlchemyStore.from_url`, the chatkit-kit commands)
+    url_schemes: ClassVar[Mapping[str, str]] = {}
+    """The URL schemes (lower case, without `+driver`) this dialect serves, each with the
+    SQLAlchemy backend name its URLs connect with (`{"postgres": "postgresql"}`)."""
+    drivers: ClassVar[tuple[URLDriver, ...]] = ()
+    """The async drivers its URLs may name, in order of preference when a URL names none."""
+    url_example: ClassVar[str] = ""
+    """An example URL for error messages."""
 
     # Transactions and migrations
     transactional_ddl: ClassVar[bool] = True
@@ -152,6 +176,31 @@ class SQLDialect:
     def timestamp_parameter(self, moment: datetime) -> Any:
         """An aware UTC datetime as the database's attachment timestamp column compares it."""
         return moment
+
+    def sqlalchemy_url(self, scheme: str, driver: str | None, rest: str) -> str:
+        """The SQLAlchemy async URL for a URL `scheme[+driver]://rest` of this dialect.
+
+        Without a driver the first installed one of `drivers` is picked. Raises
+        MissingDependencyError, naming the extra, when the driver is not installed.
+        """
+        head = self.url_schemes[scheme]
+        if driver is not None:
+            chosen = next(d for d in self.drivers if d.name == driver)
+            if not is_installed(chosen.module):
+                raise MissingDependencyError(
+                    chosen.module, chosen.extra, f"a {self.name}+{driver} URL"
+                )
+            return f"{head}+{driver}://{rest}"
+        for candidate in self.drivers:
+            if is_installed(candidate.module):
+                return f"{head}+{candidate.name}://{rest}"
+        first, *others = self.drivers
+        raise MissingDependencyError(
+            first.module,
+            first.extra,
+            f"a {self.name}:// URL",
+            alternative=others[0].extra if others else None,
+        )
 
     # Errors
 

@@ -35,19 +35,21 @@ from ....errors import (
     DeadlockError,
 )
 from ..._rules import Order
-from .base import Execute, FetchValue, SQLDialect, TableNames
+from .base import Execute, FetchValue, SQLDialect, TableNames, URLDriver
 
 _TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"
+# The columns after the keys of threads and items: insertion order, sort key, payload.
+_ORDERED_PAYLOAD = """seq BIGINT NOT NULL AUTO_INCREMENT,
+    sort_key BIGINT NOT NULL,
+    payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+    PRIMARY KEY (seq)"""
 
 MIGRATIONS: Mapping[int, tuple[str, ...]] = {
     1: (
         f"""CREATE TABLE IF NOT EXISTS {{threads}} (
     owner VARBINARY(1024) NOT NULL,
     id VARBINARY(512) NOT NULL,
-    seq BIGINT NOT NULL AUTO_INCREMENT,
-    sort_key BIGINT NOT NULL,
-    payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-    PRIMARY KEY (seq),
+    {_ORDERED_PAYLOAD},
     UNIQUE KEY {{threads_key_idx}} (owner, id),
     KEY {{threads_page_idx}} (owner, sort_key, seq)
 ) {_TABLE_OPTIONS}""",
@@ -55,10 +57,7 @@ MIGRATIONS: Mapping[int, tuple[str, ...]] = {
     owner VARBINARY(1024) NOT NULL,
     thread_id VARBINARY(512) NOT NULL,
     id VARBINARY(512) NOT NULL,
-    seq BIGINT NOT NULL AUTO_INCREMENT,
-    sort_key BIGINT NOT NULL,
-    payload LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-    PRIMARY KEY (seq),
+    {_ORDERED_PAYLOAD},
     UNIQUE KEY {{items_key_idx}} (owner, thread_id, id),
     KEY {{items_page_idx}} (owner, thread_id, sort_key, seq)
 ) {_TABLE_OPTIONS}""",
@@ -141,6 +140,11 @@ class MySQLDialect(SQLDialect):
     name = "mysql"
     title = "MySQL/MariaDB"
     backends = ("mysql", "mariadb")
+    # mariadb:// keeps SQLAlchemy's MariaDB dialect (the same store on the same tables).
+    url_schemes: ClassVar[Mapping[str, str]] = {"mysql": "mysql", "mariadb": "mariadb"}
+    # asyncmy is the mysql extra's driver; aiomysql works too (docs/stores.md compares them).
+    drivers = (URLDriver("asyncmy", "asyncmy", "mysql"), URLDriver("aiomysql", "aiomysql", "mysql"))
+    url_example = "mysql://user@host/db"
     returning = False
     upsert_style = "on_duplicate_key"
     quote_char = "`"

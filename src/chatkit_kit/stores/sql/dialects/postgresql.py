@@ -17,8 +17,16 @@ from ....errors import (
     DatabaseError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
+    DeadlockError,
 )
-from .base import CONFIGURATION_MESSAGES, Execute, FetchValue, SQLDialect, TableNames
+from .base import (
+    CONFIGURATION_MESSAGES,
+    Execute,
+    FetchValue,
+    SQLDialect,
+    TableNames,
+    URLDriver,
+)
 
 _SYSTEM_SCHEMA = re.compile(r"information_schema|pg_.*", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -70,8 +78,19 @@ class PostgreSQLDialect(SQLDialect):
     schemas = True
     default_schema = "public"
     native_drivers = ("asyncpg",)
+    url_schemes: ClassVar[Mapping[str, str]] = {
+        "postgresql": "postgresql",
+        "postgres": "postgresql",
+    }
+    drivers = (
+        URLDriver("asyncpg", "asyncpg", "asyncpg"),
+        URLDriver("psycopg", "psycopg", "psycopg"),
+    )
+    url_example = "postgresql://user@host/db, postgresql+psycopg://..."
 
     errors: ClassVar[Mapping[str, type[DatabaseError]]] = {
+        "40P01": DeadlockError,  # deadlock_detected: this transaction was the victim
+        "40001": DeadlockError,  # serialization_failure (REPEATABLE READ, SERIALIZABLE)
         "57014": DatabaseTimeoutError,  # query_canceled: statement_timeout (or a cancel request)
         "55P03": DatabaseTimeoutError,  # lock_not_available: lock_timeout, NOWAIT
         "57P01": DatabaseUnavailableError,  # admin_shutdown: pg_terminate_backend, shutdown
@@ -92,6 +111,8 @@ class PostgreSQLDialect(SQLDialect):
         "28*": DatabaseConfigurationError,  # invalid_authorization: role, password, pg_hba
     }
     messages = CONFIGURATION_MESSAGES
+    # PostgreSQL rolled the victim's transaction back: the whole call runs again.
+    retries: ClassVar[Mapping[str, int]] = {"40P01": 5, "40001": 5}
 
     migrations: ClassVar[Mapping[int, tuple[str, ...]]] = {
         1: (

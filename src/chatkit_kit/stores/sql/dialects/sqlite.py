@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from ....errors import DatabaseTimeoutError
-from .base import CONFIGURATION_MESSAGES, SQLDialect
+from .base import CONFIGURATION_MESSAGES, SQLDialect, URLDriver
 from .postgresql import ATTACHMENT_INDEXES
 
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -19,6 +19,9 @@ class SQLiteDialect(SQLDialect):
     name = "sqlite"
     title = "SQLite"
     backends = ("sqlite",)
+    url_schemes: ClassVar[Mapping[str, str]] = {"sqlite": "sqlite"}
+    drivers = (URLDriver("aiosqlite", "aiosqlite", "sqlalchemy"),)
+    url_example = "sqlite:///path.db"
     tables_live_in = "one database file"
     no_schema_hint = "on SQLite use table_prefix to keep several stores apart in one database file"
     # BEGIN IMMEDIATE: a writer never fails to upgrade a read lock, and migrations serialize.
