@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import sqlite3
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
@@ -29,6 +30,67 @@ class IgnoresOwner(MemoryStore[Any]):
 
     def owner_key(self, context: Any) -> str:
         return "everyone"
+
+
+class ThreadIdKeyed(MemoryStore[Any]):
+    """Threads and items keyed on the thread id alone (`threads.id` is the primary key, the
+    owner a plain column): a thread belongs to whoever saved it last, and its items to every
+    owner. Attachments are scoped by owner, so only the thread and item facts are broken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._saved_by: dict[str, str] = {}
+        self._files: MemoryStore[Any] = MemoryStore()
+
+    def owner_key(self, context: Any) -> str:
+        return "everyone"
+
+    async def save_thread(self, thread: ThreadMetadata, context: Any) -> None:
+        self._saved_by[thread.id] = context.user_id
+        await super().save_thread(thread, context)
+
+    async def load_thread(self, thread_id: str, context: Any) -> ThreadMetadata:
+        if self._saved_by.get(thread_id) != context.user_id:
+            raise NotFoundError(f"Thread {thread_id} not found")
+        return await super().load_thread(thread_id, context)
+
+    async def save_attachment(self, attachment: Attachment, context: Any) -> None:
+        await self._files.save_attachment(attachment, context)
+
+    async def load_attachment(self, attachment_id: str, context: Any) -> Attachment:
+        return await self._files.load_attachment(attachment_id, context)
+
+    async def delete_attachment(self, attachment_id: str, context: Any) -> None:
+        await self._files.delete_attachment(attachment_id, context)
+
+
+class ThreadIdPrimaryKey(MemoryStore[Any]):
+    """`threads.id` is the primary key, rows are read and written `WHERE owner = ?` (upstream's
+    test SQLiteStore): another owner saving a used thread id hits the integrity error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._owners: dict[str, str] = {}
+
+    async def save_thread(self, thread: ThreadMetadata, context: Any) -> None:
+        if self._owners.setdefault(thread.id, context.user_id) != context.user_id:
+            raise sqlite3.IntegrityError("UNIQUE constraint failed: threads.id")
+        await super().save_thread(thread, context)
+
+    async def delete_thread(self, thread_id: str, context: Any) -> None:
+        await super().delete_thread(thread_id, context)
+        if self._owners.get(thread_id) == context.user_id:
+            del self._owners[thread_id]
+
+
+class EscapesTitles(MemoryStore[Any]):
+    """HTML-escapes thread titles on the way in (an XSS filter in the wrong place): `it's`
+    comes back as `it&#x27;s`. A round-trip bug, not an owner-scoping one."""
+
+    async def save_thread(self, thread: ThreadMetadata, context: Any) -> None:
+        if thread.title is not None:
+            thread = thread.model_copy(update={"title": html.escape(thread.title)})
+        await super().save_thread(thread, context)
 
 
 class _BrokenPaging(MemoryStore[Any]):
@@ -419,6 +481,9 @@ BROKEN_STORES: dict[type[MemoryStore[Any]], str] = {
     StaleReadsAcrossRequests: "thread-round-trip",
     FlattensTemplateWidgets: "item-round-trip",
     ForeignCursorAccepted: "unknown-cursor",
+    ThreadIdKeyed: "owner-isolation",
+    ThreadIdPrimaryKey: "owner-isolation",
+    EscapesTitles: "thread-round-trip",
 }
 """Each broken store and the rule that must catch it (run alone). `does-not-block-loop` has
 its own broken store, `SyncSQLiteStore` in sync_sqlite_store.py, which needs a file."""

@@ -53,6 +53,55 @@ def test_a_broken_basic_fact_is_reported_once_and_blocks_the_rules_relying_on_it
     assert "not checked: blocked by owner-isolation" in str(alone)
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["store-per-rule", "one-store"])
+@pytest.mark.parametrize(
+    "store_class", [b.ThreadIdKeyed, b.ThreadIdPrimaryKey], ids=lambda c: c.__name__
+)
+def test_a_store_keyed_on_thread_id_alone_fails_owner_isolation_only(
+    store_class: type[MemoryStore[Any]], shared: bool
+) -> None:
+    """Every example uses fresh ids, so a store keyed on thread id alone (leaking, or
+    refusing another owner's thread id) fails owner-isolation once, also when one store
+    (one database) serves every rule: the rules relying on it are not checked, and no rule
+    fails under another name (round-trip, upsert, ties, cursors...)."""
+    one = store_class()
+    report = run_conformance((lambda: one) if shared else store_class)
+    assert report.failed_rules == {"owner-isolation"}, str(report)
+    assert set(report.not_checked.values()) == {"not checked: blocked by owner-isolation"}
+    assert {"thread-round-trip", "thread-upsert", "threads-pagination", "stateful-model"} <= set(
+        report.not_checked
+    )
+    independent = {
+        "thread-metadata-only",
+        "items-ordered-by-created-at",
+        "exclusive-cursor",
+        "ties-stable-order",
+        "hidden-item-cursor",
+        "add-item-idempotent",
+        "save-item-upsert",
+        "delete-thread-cascades",
+        "hostile-ids-are-data",
+        "timestamps-strictly-ordered",
+        "json-exact",
+        "returned-copies",
+        "concurrent-adds-exactly-once",
+        "attachment-round-trip",
+        "attachment-owner-isolation",
+    }
+    assert independent <= set(report.passed), str(report)
+
+
+def test_a_title_corrupting_store_fails_round_trip_not_owner_isolation() -> None:
+    """The probe compares the first owner's thread with what that owner read back before, so a
+    store changing titles on the way is a round-trip failure, never an owner leak."""
+    report = run_conformance(b.EscapesTitles)
+    assert "owner-isolation" in report.passed, str(report)
+    assert not report.not_checked, str(report)
+    # The random-sequence test sees the same bug (it checks every field it reads).
+    assert report.failed_rules - {"stateful-model"} == {"thread-round-trip"}, str(report)
+    assert ".title expected" in report.failed["thread-round-trip"]
+
+
 def test_global_item_ids_are_reported_once() -> None:
     report = run_conformance(b.GlobalItemIds)
     assert report.failed_rules == {"same-id-two-rows"}, str(report)

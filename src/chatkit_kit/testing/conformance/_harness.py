@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 from pydantic import BaseModel
 
+from ...stores import MAX_ID_BYTES
 from .._quiet import quiet_widget_deprecation
 from ._capabilities import Capabilities, detect_capabilities
 
@@ -275,6 +276,22 @@ class Harness:
     def fresh_id(self, prefix: str) -> str:
         """A new id for one example: `prefix_` and 8 random hex digits."""
         return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+    def names(self, *names: str) -> tuple[str, ...]:
+        """Fresh ids for one example: every name with one new suffix (`thr_1` ->
+        `thr_1_3f9a2b1c`). Equal-length names keep their order; reuse inside the example
+        stays reuse. No two examples (or rules, on a store kept between them) share an id,
+        so a store keyed on thread id alone fails only the rules about owners."""
+        token = uuid.uuid4().hex[:8]
+        return tuple(f"{name}_{token}" for name in names)
+
+    def fresh_like(self, value: str) -> str:
+        """`value` (a generated or hostile id) made unique to this example: a new prefix, the
+        value's characters kept, cut to the longest storable id."""
+        fresh = f"{uuid.uuid4().hex[:8]}_{value}"
+        while len(fresh.encode()) > MAX_ID_BYTES:
+            fresh = fresh[:-1]
+        return fresh
 
     def examples(
         self, *strats: st.SearchStrategy[Any], max_examples: int | None = None

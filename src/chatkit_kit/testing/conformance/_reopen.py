@@ -90,13 +90,16 @@ class ReopenRules(SuiteBase):
             ThreadMetadata(id=f"{tid}_2", created_at=T0 + timedelta(seconds=1)),
         ]
         items: list[ThreadItem] = [
-            user_message("m0", tid, T0, "ünïcødé 🧵 'quoted'"),
-            assistant("m1", tid, T0 + timedelta(microseconds=1)),
+            user_message(f"{tid}_m0", tid, T0, "ünïcødé 🧵 'quoted'"),
+            assistant(f"{tid}_m1", tid, T0 + timedelta(microseconds=1)),
             HiddenContextItem(
-                id="m2", thread_id=tid, created_at=T0 + timedelta(seconds=1), content=JSON_SAMPLE
+                id=f"{tid}_m2",
+                thread_id=tid,
+                created_at=T0 + timedelta(seconds=1),
+                content=JSON_SAMPLE,
             ),
             ClientToolCallItem(
-                id="m3",
+                id=f"{tid}_m3",
                 thread_id=tid,
                 created_at=T0 + timedelta(seconds=2),
                 call_id="c",
@@ -170,7 +173,7 @@ class ReopenRules(SuiteBase):
         try:
             await h.store.save_thread(ThreadMetadata(id=tid, created_at=T0), ctx)
             if h.capabilities.item_writes:
-                await h.store.add_thread_item(tid, assistant("m0", tid, T0), ctx)
+                await h.store.add_thread_item(tid, assistant(f"{tid}_m0", tid, T0), ctx)
             # Several calls at once, so a pool opens more than one connection.
             await asyncio.gather(
                 *(h.store.load_threads(5, None, "desc", ctx) for _ in range(4)),

@@ -61,18 +61,23 @@ class StrictRules(SuiteBase):
     )
     async def test_unknown_cursor_raises(self, h: Harness) -> None:
         alice, bob = h.context(), h.context()
-        await h.store.save_thread(thread("thr_1"), alice)
-        await h.store.add_thread_item("thr_1", assistant("msg_1", "thr_1", T0), alice)
-        await h.store.save_thread(thread("thr_1"), bob)
-        await h.store.add_thread_item("thr_1", assistant("msg_bob", "thr_1", T0), bob)
+        thr_1, msg_1, msg_bob, missing, thr_missing = h.names(
+            "thr_1", "msg_1", "msg_bob", "msg_missing", "thr_missing"
+        )
+        await h.store.save_thread(thread(thr_1), alice)
+        await h.store.add_thread_item(thr_1, assistant(msg_1, thr_1, T0), alice)
+        await h.store.save_thread(thread(thr_1), bob)
+        await h.store.add_thread_item(thr_1, assistant(msg_bob, thr_1, T0), bob)
         for order in ("asc", "desc"):
-            for cursor in ("msg_missing", "msg_bob"):
+            for cursor in (missing, msg_bob):
                 exc = await raises_not_found(
-                    h.store.load_thread_items("thr_1", cursor, 5, order, alice)
+                    h.store.load_thread_items(thr_1, cursor, 5, order, alice)
                 )
                 h.check(exc is not None, f"no NotFoundError for items after {cursor!r} ({order})")
-            exc = await raises_not_found(h.store.load_threads(5, "thr_missing", order, alice))
-            h.check(exc is not None, f"no NotFoundError for threads after 'thr_missing' ({order})")
+            exc = await raises_not_found(h.store.load_threads(5, thr_missing, order, alice))
+            h.check(
+                exc is not None, f"no NotFoundError for threads after {thr_missing!r} ({order})"
+            )
 
     @rule(
         "upsert-keeps-position",
@@ -84,19 +89,19 @@ class StrictRules(SuiteBase):
     )
     async def test_upsert_keeps_position(self, h: Harness) -> None:
         ctx = h.context()
-        await h.store.save_thread(thread("thr"), ctx)
-        await h.store.save_thread(thread("thr_late", T0 + timedelta(seconds=1)), ctx)
+        tid, late, *m = h.names("thr_1", "thr_2", "m0", "m1", "m2")
+        await h.store.save_thread(thread(tid), ctx)
+        await h.store.save_thread(thread(late, T0 + timedelta(seconds=1)), ctx)
         for i in range(3):
-            await h.store.add_thread_item(
-                "thr", assistant(f"m{i}", "thr", T0 + timedelta(seconds=i)), ctx
-            )
-        await h.store.add_thread_item("thr", assistant("m0", "thr", T0 + timedelta(10)), ctx)
-        await h.store.save_item("thr", assistant("m1", "thr", T0 + timedelta(11)), ctx)
-        await h.store.save_thread(thread("thr", T0 + timedelta(12)), ctx)
-        page = await h.store.load_thread_items("thr", None, 10, "asc", ctx)
-        h.check(ids(page.data) == ["m0", "m1", "m2"], f"items after upserts: {ids(page.data)}")
+            await h.store.add_thread_item(tid, assistant(m[i], tid, T0 + timedelta(seconds=i)), ctx)
+        await h.store.add_thread_item(tid, assistant(m[0], tid, T0 + timedelta(10)), ctx)
+        await h.store.save_item(tid, assistant(m[1], tid, T0 + timedelta(11)), ctx)
+        await h.store.save_thread(thread(tid, T0 + timedelta(12)), ctx)
+        page = await h.store.load_thread_items(tid, None, 10, "asc", ctx)
+        h.check(ids(page.data) == m, f"items after upserts: {ids(page.data)}")
         threads = await h.store.load_threads(10, None, "asc", ctx)
-        h.check(ids(threads.data) == ["thr", "thr_late"], f"threads: {ids(threads.data)}")
+        mine = [i for i in ids(threads.data) if i in (tid, late)]  # another owner's: not here
+        h.check(mine == [tid, late], f"threads: {ids(threads.data)}")
 
     @rule(
         "items-sorted-by-created-at",
@@ -107,16 +112,18 @@ class StrictRules(SuiteBase):
     )
     async def test_items_sorted_by_created_at(self, h: Harness) -> None:
         ctx = h.context()
-        names = ["msg_100000", "msg_000001", "msg_050000", "msg_999999", "msg_000000"]
-        await h.store.save_thread(thread("thr_1"), ctx)
+        tid, *names = h.names(
+            "thr_1", "msg_100000", "msg_000001", "msg_050000", "msg_999999", "msg_000000"
+        )
+        await h.store.save_thread(thread(tid), ctx)
         for i in [3, 0, 4, 1, 2]:
             await h.store.add_thread_item(
-                "thr_1", assistant(names[i], "thr_1", T0 + timedelta(seconds=i)), ctx
+                tid, assistant(names[i], tid, T0 + timedelta(seconds=i)), ctx
             )
-        asc = await h.store.load_thread_items("thr_1", None, 10, "asc", ctx)
+        asc = await h.store.load_thread_items(tid, None, 10, "asc", ctx)
         h.check(
             ids(asc.data) == names,
-            f"load_thread_items('thr_1', None, 10, 'asc') gave {ids(asc.data)}; expected "
+            f"load_thread_items({tid!r}, None, 10, 'asc') gave {ids(asc.data)}; expected "
             f"{names} (added as {[names[i] for i in [3, 0, 4, 1, 2]]})",
         )
 
@@ -148,14 +155,15 @@ class StrictRules(SuiteBase):
         async def check(stamps: list[Any], order: str) -> None:
             ctx = h.context()
             model = ReferenceModel()
-            await h.store.save_thread(thread("thr"), ctx)
+            (tid,) = h.names("thr")
+            await h.store.save_thread(thread(tid), ctx)
             for i, stamp in enumerate(stamps):
-                item: ThreadItem = assistant(f"m{i}", "thr", stamp)
-                await h.store.add_thread_item("thr", item, ctx)
-                model.upsert_item("o", "thr", item)
-            expected = expected_page(model.item_rows("o", "thr"), None, 100, order)
+                item: ThreadItem = assistant(f"{tid}_m{i}", tid, stamp)
+                await h.store.add_thread_item(tid, item, ctx)
+                model.upsert_item("o", tid, item)
+            expected = expected_page(model.item_rows("o", tid), None, 100, order)
             assert expected is not None
-            got = await h.store.load_thread_items("thr", None, 100, order, ctx)
+            got = await h.store.load_thread_items(tid, None, 100, order, ctx)
             h.check(
                 ids(got.data) == ids(expected.data),
                 f"{order}: {ids(got.data)}, insertion order {ids(expected.data)}",
@@ -170,12 +178,13 @@ class StrictRules(SuiteBase):
     )
     async def test_bad_order_and_limit(self, h: Harness) -> None:
         ctx = h.context()
-        await h.store.save_thread(thread("thr"), ctx)
+        (tid,) = h.names("thr")
+        await h.store.save_thread(thread(tid), ctx)
         for i in range(3):
-            await h.store.add_thread_item("thr", assistant(f"m{i}", "thr", T0), ctx)
+            await h.store.add_thread_item(tid, assistant(f"{tid}_m{i}", tid, T0), ctx)
         for order in ("ASC", "sideways", "asc; DROP TABLE items", ""):
             h.check(
-                await raises(h.store.load_thread_items("thr", None, 5, order, ctx), ValueError),
+                await raises(h.store.load_thread_items(tid, None, 5, order, ctx), ValueError),
                 f"load_thread_items accepted order={order!r}",
             )
             h.check(
@@ -184,14 +193,14 @@ class StrictRules(SuiteBase):
             )
         for limit in (0, -1):
             h.check(
-                await raises(h.store.load_thread_items("thr", None, limit, "asc", ctx), ValueError),
+                await raises(h.store.load_thread_items(tid, None, limit, "asc", ctx), ValueError),
                 f"load_thread_items accepted limit={limit}",
             )
             h.check(
                 await raises(h.store.load_threads(limit, None, "asc", ctx), ValueError),
                 f"load_threads accepted limit={limit}",
             )
-        page = await h.store.load_thread_items("thr", None, 10**9, "asc", ctx)
+        page = await h.store.load_thread_items(tid, None, 10**9, "asc", ctx)
         h.check(len(page.data) == 3, "a huge limit was not served")
 
     @rule(
@@ -204,7 +213,8 @@ class StrictRules(SuiteBase):
     )
     async def test_unstorable_ids(self, h: Harness) -> None:
         ctx = h.context()
-        longest, wide = "x" * MAX_ID_BYTES, "é" * (MAX_ID_BYTES // 2)
+        # The longest id, fresh to this run (a new prefix, then x up to MAX_ID_BYTES).
+        longest, wide = h.fresh_like("x" * MAX_ID_BYTES), "é" * (MAX_ID_BYTES // 2)
         await h.store.save_thread(thread(longest), ctx)
         for item_id in (longest, wide):
             await h.store.add_thread_item(longest, assistant(item_id, longest, T0), ctx)
@@ -277,18 +287,21 @@ class StrictRules(SuiteBase):
     )
     async def test_item_write_needs_thread(self, h: Harness) -> None:
         alice, bob = h.context(), h.context()
-        await h.store.save_thread(thread("thr_bob"), bob)
-        await h.store.save_thread(thread("thr_gone"), alice)
-        await h.store.add_thread_item("thr_gone", assistant("m0", "thr_gone", T0), alice)
-        await h.store.delete_thread("thr_gone", alice)
+        thr_bob, thr_gone, thr_never, m0, m1 = h.names(
+            "thr_bob", "thr_gone", "thr_never", "m0", "m1"
+        )
+        await h.store.save_thread(thread(thr_bob), bob)
+        await h.store.save_thread(thread(thr_gone), alice)
+        await h.store.add_thread_item(thr_gone, assistant(m0, thr_gone, T0), alice)
+        await h.store.delete_thread(thr_gone, alice)
         cases = (
-            ("thr_never", "never saved"),
-            ("thr_bob", "saved by another owner only"),
-            ("thr_gone", "deleted"),
+            (thr_never, "never saved"),
+            (thr_bob, "saved by another owner only"),
+            (thr_gone, "deleted"),
         )
         for thread_id, why in cases:
             for write in (h.store.add_thread_item, h.store.save_item):
-                item = assistant("m1", thread_id, T0)
+                item = assistant(m1, thread_id, T0)
                 exc = await raises_not_found(write(thread_id, item, alice))
                 h.check(
                     exc is not None,
@@ -302,7 +315,7 @@ class StrictRules(SuiteBase):
                 f"after refused writes into a thread {why}, saving {thread_id!r} again shows "
                 f"items {ids(items.data)}",
             )
-        bob_items = await h.store.load_thread_items("thr_bob", None, 10, "asc", bob)
+        bob_items = await h.store.load_thread_items(thr_bob, None, 10, "asc", bob)
         h.check(bob_items.data == [], f"another owner's writes landed in bob's thread: {bob_items}")
 
     @rule(

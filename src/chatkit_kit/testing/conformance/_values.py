@@ -144,13 +144,14 @@ async def check_json_values(h: Harness, *, client_view: bool) -> None:
     """Save JSON_SAMPLE in thread metadata, hidden context and a tool call; compare."""
     ctx = h.context()
     value = JSON_SAMPLE
-    saved = ThreadMetadata(id="thr", created_at=T0, metadata={"v": value})
+    tid, hidden_id, call_id = h.names("thr", "h", "c")
+    saved = ThreadMetadata(id=tid, created_at=T0, metadata={"v": value})
     await h.store.save_thread(saved, ctx)
     items: list[ThreadItem] = [
-        HiddenContextItem(id="h", thread_id="thr", created_at=T0, content=value),
+        HiddenContextItem(id=hidden_id, thread_id=tid, created_at=T0, content=value),
         ClientToolCallItem(
-            id="c",
-            thread_id="thr",
+            id=call_id,
+            thread_id=tid,
             created_at=T0,
             call_id="call",
             name="tool",
@@ -159,7 +160,7 @@ async def check_json_values(h: Harness, *, client_view: bool) -> None:
         ),
     ]
     for item in items:
-        await h.store.add_thread_item("thr", item, ctx)
+        await h.store.add_thread_item(tid, item, ctx)
 
     def check(where: str, expected: Any, got: Any) -> None:
         if same_json(expected, got, client_view=client_view):
@@ -172,18 +173,20 @@ async def check_json_values(h: Harness, *, client_view: bool) -> None:
                 h.fail(f"{where}[{key!r}] expected {short(expected[key])}, got {short(shown)}")
         h.fail(f"{where} expected {short(expected)}, got {short(got)}")
 
-    loaded_thread = await h.store.load_thread("thr", ctx)
-    check("load_thread('thr'): thread .metadata['v']", value, loaded_thread.metadata.get("v"))
-    hidden = await h.store.load_item("thr", "h", ctx)
-    check("load_item('thr', 'h'): item .content", value, getattr(hidden, "content", None))
-    call = await h.store.load_item("thr", "c", ctx)
+    loaded_thread = await h.store.load_thread(tid, ctx)
+    check(f"load_thread({tid!r}): thread .metadata['v']", value, loaded_thread.metadata.get("v"))
+    hidden = await h.store.load_item(tid, hidden_id, ctx)
+    loaded_at = f"load_item({tid!r}, {hidden_id!r})"
+    check(f"{loaded_at}: item .content", value, getattr(hidden, "content", None))
+    call = await h.store.load_item(tid, call_id, ctx)
+    loaded_at = f"load_item({tid!r}, {call_id!r})"
     arguments = getattr(call, "arguments", None)
     check(
-        "load_item('thr', 'c'): item .arguments['v']",
+        f"{loaded_at}: item .arguments['v']",
         value,
         arguments.get("v") if isinstance(arguments, dict) else arguments,
     )
-    check("load_item('thr', 'c'): item .output", value, getattr(call, "output", None))
+    check(f"{loaded_at}: item .output", value, getattr(call, "output", None))
 
 
 def short(value: Any, limit: int = 60) -> str:
