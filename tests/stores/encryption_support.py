@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from chatkit_kit.encryption import EncryptedStore, EnvelopeCodec, LocalKeyProvider
 from chatkit_kit.stores import MemoryStore
+from chatkit_kit.stores.asyncpg import AsyncpgStore
 
-from .sql_support import Flavour
+from .sql_support import (
+    MYSQL_FLAVOURS,
+    Flavour,
+    create_database,
+    drop_database,
+    drop_schema,
+    new_schema_name,
+)
 
 MARKER = "zq-plaintext-marker-7f3a"
 """A string no ciphertext or id contains by chance: found in stored bytes, it leaked."""
@@ -34,3 +47,54 @@ async def encrypted_sql(flavour: Flavour, **kwargs: Any) -> EncryptedStore[Any]:
     accept_clear = kwargs.pop("accept_clear", False)
     inner = await flavour.make(codec=EnvelopeCodec(accept_clear=accept_clear), **kwargs)
     return EncryptedStore(inner, provider())
+
+
+# The encryption test modules import these three (`from .encryption_support import pg_schema,
+# ...`), which override the session-wide databases of tests/stores/conftest.py for them: their
+# encrypted rows must never meet the plain stores' cross-owner reads (orphan sweeps, prune of
+# every owner) of the other modules, which cannot decode them.
+
+
+@pytest.fixture(scope="module")
+def pg_schema(postgres_dsn: str) -> Iterator[str]:
+    """A migrated PostgreSQL schema of this module's own."""
+    schema = new_schema_name()
+
+    async def migrate() -> None:
+        async with await AsyncpgStore.connect(postgres_dsn, schema=schema) as store:
+            await store.migrate()
+
+    try:
+        asyncio.run(migrate())
+        yield schema
+    finally:
+        drop_schema(postgres_dsn, schema)
+
+
+@pytest.fixture(scope="module")
+def mysql_database(mariadb_url: str) -> Iterator[str]:
+    """A migrated MariaDB database of this module's own."""
+    url = create_database(mariadb_url)
+
+    async def migrate() -> None:
+        async with await Flavour(MYSQL_FLAVOURS[0], url).make() as store:
+            await store.migrate()
+
+    try:
+        asyncio.run(migrate())
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database of this module's own."""
+    path = tmp_path_factory.mktemp("encrypted-sqlite") / "store.db"
+
+    async def migrate() -> None:
+        async with await Flavour("sqlite", None, path).make() as store:
+            await store.migrate()
+
+    asyncio.run(migrate())
+    return path

@@ -35,8 +35,19 @@ from chatkit_kit.encryption import (
 )
 from chatkit_kit.stores import MemoryStore, StoredPayload
 
-from .encryption_support import KEYRING, MARKER, encrypted_sql, provider
+from . import encryption_support
+from .encryption_support import (
+    KEYRING,
+    MARKER,
+    encrypted_sql,
+    provider,
+)
 from .sql_support import Flavour, admin_execute, mysql_execute
+
+# This module's own databases (tests/stores/encryption_support.py says why).
+pg_schema = encryption_support.pg_schema
+mysql_database = encryption_support.mysql_database
+sqlite_db = encryption_support.sqlite_db
 
 KINDS = ("memory", "sqlite", "asyncpg", "sqlalchemy+psycopg", "mysql+asyncmy")
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)

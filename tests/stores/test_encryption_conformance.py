@@ -15,8 +15,17 @@ import pytest
 
 from chatkit_kit.testing import AttachmentIndexConformance, StrictStoreConformance
 
-from .encryption_support import encrypted_memory, encrypted_sql
+from . import encryption_support
+from .encryption_support import (
+    encrypted_memory,
+    encrypted_sql,
+)
 from .sql_support import Flavour
+
+# This module's own databases (tests/stores/encryption_support.py says why).
+pg_schema = encryption_support.pg_schema
+mysql_database = encryption_support.mysql_database
+sqlite_db = encryption_support.sqlite_db
 
 
 class TestEncryptedMemoryConformance(StrictStoreConformance):
