@@ -8,7 +8,6 @@ unique owner namespace, so tests sharing the session schema never see each other
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Any
 import pytest
 
 from chatkit_kit.stores import default_owner
-from chatkit_kit.stores.asyncpg import AsyncpgStore
 
 from .sql_support import (
     FLAVOURS,
@@ -28,6 +26,9 @@ from .sql_support import (
     create_database,
     drop_database,
     drop_schema,
+    migrated_mysql_database,
+    migrated_pg_schema,
+    migrated_sqlite_db,
     new_schema_name,
 )
 
@@ -35,46 +36,20 @@ from .sql_support import (
 @pytest.fixture(scope="session")
 def pg_schema(postgres_dsn: str) -> Iterator[str]:
     """A migrated schema for this test session, shared by every PostgreSQL flavour."""
-    schema = new_schema_name()
-
-    async def migrate() -> None:
-        async with await AsyncpgStore.connect(postgres_dsn, schema=schema) as store:
-            await store.migrate()
-
-    try:
-        asyncio.run(migrate())
+    with migrated_pg_schema(postgres_dsn) as schema:
         yield schema
-    finally:
-        drop_schema(postgres_dsn, schema)
 
 
 @pytest.fixture(scope="session")
 def mysql_database(mariadb_url: str) -> Iterator[str]:
     """The URL of a migrated MariaDB database for this test session, dropped at the end."""
-    url = create_database(mariadb_url)
-
-    async def migrate() -> None:
-        async with await Flavour(MYSQL_FLAVOURS[0], url).make() as store:
-            await store.migrate()
-
-    try:
-        asyncio.run(migrate())
+    with migrated_mysql_database(mariadb_url) as url:
         yield url
-    finally:
-        drop_database(url)
 
 
 @pytest.fixture(scope="session")
 def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sqlite") / "store.db"
-
-    async def migrate() -> None:
-        flavour = Flavour("sqlite", None, path)
-        async with await flavour.make() as store:
-            await store.migrate()
-
-    asyncio.run(migrate())
-    return path
+    return migrated_sqlite_db(tmp_path_factory.mktemp("sqlite") / "store.db")
 
 
 @pytest.fixture(params=FLAVOURS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import Iterator
@@ -13,15 +12,12 @@ import pytest
 
 from chatkit_kit.encryption import EncryptedStore, EnvelopeCodec, LocalKeyProvider
 from chatkit_kit.stores import MemoryStore
-from chatkit_kit.stores.asyncpg import AsyncpgStore
 
 from .sql_support import (
-    MYSQL_FLAVOURS,
     Flavour,
-    create_database,
-    drop_database,
-    drop_schema,
-    new_schema_name,
+    migrated_mysql_database,
+    migrated_pg_schema,
+    migrated_sqlite_db,
 )
 
 MARKER = "zq-plaintext-marker-7f3a"
@@ -58,43 +54,18 @@ async def encrypted_sql(flavour: Flavour, **kwargs: Any) -> EncryptedStore[Any]:
 @pytest.fixture(scope="module")
 def pg_schema(postgres_dsn: str) -> Iterator[str]:
     """A migrated PostgreSQL schema of this module's own."""
-    schema = new_schema_name()
-
-    async def migrate() -> None:
-        async with await AsyncpgStore.connect(postgres_dsn, schema=schema) as store:
-            await store.migrate()
-
-    try:
-        asyncio.run(migrate())
+    with migrated_pg_schema(postgres_dsn) as schema:
         yield schema
-    finally:
-        drop_schema(postgres_dsn, schema)
 
 
 @pytest.fixture(scope="module")
 def mysql_database(mariadb_url: str) -> Iterator[str]:
     """A migrated MariaDB database of this module's own."""
-    url = create_database(mariadb_url)
-
-    async def migrate() -> None:
-        async with await Flavour(MYSQL_FLAVOURS[0], url).make() as store:
-            await store.migrate()
-
-    try:
-        asyncio.run(migrate())
+    with migrated_mysql_database(mariadb_url) as url:
         yield url
-    finally:
-        drop_database(url)
 
 
 @pytest.fixture(scope="module")
 def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite database of this module's own."""
-    path = tmp_path_factory.mktemp("encrypted-sqlite") / "store.db"
-
-    async def migrate() -> None:
-        async with await Flavour("sqlite", None, path).make() as store:
-            await store.migrate()
-
-    asyncio.run(migrate())
-    return path
+    return migrated_sqlite_db(tmp_path_factory.mktemp("encrypted-sqlite") / "store.db")

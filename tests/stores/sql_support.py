@@ -3,6 +3,7 @@ databases, admin SQL."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterator
@@ -236,3 +237,46 @@ class Flavour:
         return SQLAlchemyStore.from_url(
             sqlalchemy_url(self.dsn, driver), schema=schema, pool_size=pool_size, **kwargs
         )
+
+
+@contextlib.contextmanager
+def migrated_pg_schema(dsn: str) -> Iterator[str]:
+    """A new PostgreSQL schema, migrated; dropped afterwards."""
+    schema = new_schema_name()
+
+    async def migrate() -> None:
+        async with await AsyncpgStore.connect(dsn, schema=schema) as store:
+            await store.migrate()
+
+    try:
+        asyncio.run(migrate())
+        yield schema
+    finally:
+        drop_schema(dsn, schema)
+
+
+@contextlib.contextmanager
+def migrated_mysql_database(server_url: str) -> Iterator[str]:
+    """The URL of a new MariaDB database on `server_url`'s server, migrated; dropped afterwards."""
+    url = create_database(server_url)
+
+    async def migrate() -> None:
+        async with await Flavour(MYSQL_FLAVOURS[0], url).make() as store:
+            await store.migrate()
+
+    try:
+        asyncio.run(migrate())
+        yield url
+    finally:
+        drop_database(url)
+
+
+def migrated_sqlite_db(path: Path) -> Path:
+    """`path`, a migrated SQLite database."""
+
+    async def migrate() -> None:
+        async with await Flavour("sqlite", None, path).make() as store:
+            await store.migrate()
+
+    asyncio.run(migrate())
+    return path

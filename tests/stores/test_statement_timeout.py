@@ -28,15 +28,17 @@ from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
 from tests.fixtures.context import Ctx
 
 from .sql_support import (
-    FLAVOURS,
     MYSQL_FLAVOURS,
-    PGBOUNCER_FLAVOURS,
     POSTGRES_FLAVOURS,
     Flavour,
     database_of,
     mysql_connect,
 )
-from .test_cancellation import _checked_out, _wait_until_returned
+from .test_cancellation import (  # storm_flavour: the fixture, every flavour
+    _checked_out,
+    _wait_until_returned,
+    storm_flavour,  # noqa: F401
+)
 from .test_sql_connection import TcpProxy, _via
 from .test_sql_faults import item, thread
 
@@ -47,20 +49,6 @@ than TIMEOUT for a plain call)."""
 OUTER_BOUND = 20.0
 """Turns a call that waits for the lock holder into a failure, not a hang: far above TIMEOUT,
 below SQLite's default busy timeout (30 s), so only `statement_timeout` can end the wait."""
-
-
-@pytest.fixture(params=FLAVOURS + PGBOUNCER_FLAVOURS)
-def any_flavour(request: pytest.FixtureRequest) -> Flavour:
-    name: str = request.param
-    if name == "sqlite":
-        return Flavour("sqlite", None, request.getfixturevalue("sqlite_db"))
-    if name in MYSQL_FLAVOURS:
-        return Flavour(name, request.getfixturevalue("mysql_database"))
-    schema: str = request.getfixturevalue("pg_schema")
-    dsn: str = request.getfixturevalue("postgres_dsn")
-    if name in PGBOUNCER_FLAVOURS:
-        return Flavour(name, request.getfixturevalue("pgbouncer_dsn"), schema=schema, admin_dsn=dsn)
-    return Flavour(name, dsn, schema=schema)
 
 
 @contextlib.contextmanager
@@ -110,15 +98,16 @@ async def _blocked_call(store: Any, ctx: Ctx, flavour: Flavour) -> None:
 
 
 async def test_a_statement_waiting_past_the_timeout_raises_database_timeout_error(
-    any_flavour: Flavour, caplog: pytest.LogCaptureFixture
+    storm_flavour: Flavour,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     loop = asyncio.get_running_loop()
     reports: list[str] = []
     loop.set_exception_handler(lambda _loop, context: reports.append(str(context)))
     kwargs: dict[str, Any] = {"statement_timeout": TIMEOUT, "pool_size": 2}
-    if any_flavour.driver_name != "asyncpg":
+    if storm_flavour.driver_name != "asyncpg":
         kwargs["max_overflow"] = 0
-    store = await any_flavour.make(**kwargs)
+    store = await storm_flavour.make(**kwargs)
     ctx = Ctx(f"timeout-{uuid.uuid4().hex}")
     try:
         assert store.statement_timeout == TIMEOUT
@@ -126,14 +115,14 @@ async def test_a_statement_waiting_past_the_timeout_raises_database_timeout_erro
         await store.save_thread(thread("t"), ctx)
         store.statement_timeout = TIMEOUT
         for attempt in range(2):  # twice: the pool does not run dry on timed-out calls
-            with threads_locked(any_flavour) as holder:
+            with threads_locked(storm_flavour) as holder:
                 with pytest.raises(DatabaseTimeoutError) as raised:
-                    await asyncio.wait_for(_blocked_call(store, ctx, any_flavour), OUTER_BOUND)
+                    await asyncio.wait_for(_blocked_call(store, ctx, storm_flavour), OUTER_BOUND)
                 assert raised.value.retryable, attempt
-                if any_flavour.name != "sqlite":  # the client gave up: it may have been applied
+                if storm_flavour.name != "sqlite":  # the client gave up: it may have been applied
                     assert raised.value.may_have_applied, attempt
                     assert f"statement_timeout={TIMEOUT:g} s" in str(raised.value)
-                if any_flavour.is_postgres:
+                if storm_flavour.is_postgres:
                     # The driver's cancel request reached PostgreSQL: nothing waits for the
                     # lock any more while it is still held (bounded poll).
                     for _ in range(200):
@@ -154,10 +143,12 @@ async def test_a_statement_waiting_past_the_timeout_raises_database_timeout_erro
     assert not reports, reports[:3]
 
 
-async def test_stores_have_a_statement_timeout_by_default(any_flavour: Flavour) -> None:
-    async with await any_flavour.make() as store:
+async def test_stores_have_a_statement_timeout_by_default(
+    storm_flavour: Flavour,  # noqa: F811
+) -> None:
+    async with await storm_flavour.make() as store:
         assert store.statement_timeout == DEFAULT_STATEMENT_TIMEOUT_SECONDS == 30.0
-    async with await any_flavour.make(statement_timeout=None) as store:
+    async with await storm_flavour.make(statement_timeout=None) as store:
         assert store.statement_timeout is None
 
 

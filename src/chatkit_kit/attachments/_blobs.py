@@ -17,10 +17,9 @@ from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 from chatkit.store import NotFoundError
 
+from .._chunks import CHUNK_SIZE, iter_data
 from ..errors import AttachmentStorageError, AttachmentStorageUnavailableError
 from ._errors import AttachmentTooLargeError
-
-CHUNK_SIZE = 64 * 1024
 
 T = TypeVar("T")
 
@@ -54,18 +53,6 @@ def check_key(key: str) -> str:
             f"starting with a letter or digit, at most {MAX_KEY_LENGTH} characters"
         )
     return key
-
-
-async def iter_data(data: bytes | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """Yield `data` as chunks, whether it is bytes or an async iterable of bytes."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        view = bytes(data)
-        for start in range(0, len(view), CHUNK_SIZE):
-            yield view[start : start + CHUNK_SIZE]
-        return
-    async for chunk in data:
-        if chunk:
-            yield bytes(chunk)
 
 
 def too_large(max_size: int) -> AttachmentTooLargeError:

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from .._chunks import CHUNK_SIZE, iter_data
 from .._optional import require
 from ..errors import AttachmentStorageError, AttachmentStorageUnavailableError
-from ._blobs import CHUNK_SIZE, BlobInfo, BlobNotFoundError, check_key, iter_data, too_large
+from ._blobs import BlobInfo, BlobNotFoundError, check_key, too_large
 
 require("boto3", "s3")
 

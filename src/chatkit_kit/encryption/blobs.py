@@ -22,6 +22,7 @@ import struct
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
+from .._chunks import iter_data
 from ..attachments import AttachmentTooLargeError, BlobInfo, BlobStorage
 from ..errors import DecryptionError
 from . import _aead
@@ -153,7 +154,7 @@ class EncryptedBlobStorage:
             pending = bytearray()
             index = 0
             held: bytes | None = None  # one full frame held back: is it the last?
-            async for chunk in _iterate(data):
+            async for chunk in iter_data(data):
                 size += len(chunk)
                 if max_size is not None and size > max_size:
                     raise AttachmentTooLargeError(f"upload exceeds the limit of {max_size} bytes")
@@ -201,14 +202,3 @@ class EncryptedBlobStorage:
 
 def _frame(aead: Any, key: str, index: int, plain: bytes, *, last: bool) -> bytes:
     return _U32.pack(len(plain)) + _aead.seal(aead, plain, _aad(key, index, last))
-
-
-async def _iterate(data: bytes | AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        view = bytes(data)
-        for start in range(0, len(view), FRAME):
-            yield view[start : start + FRAME]
-        return
-    async for chunk in data:
-        if chunk:
-            yield bytes(chunk)
