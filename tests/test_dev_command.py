@@ -116,10 +116,10 @@ def test_uv_builds_are_found_and_ci_requires_every_python(tmp_path: Path) -> Non
         assert in_ci.returncode == 0, in_ci.stderr
 
 
-def test_default_runs_the_fast_tests_on_the_lowest_python_and_ci_on_both_ends(
+def test_default_runs_the_fast_tests_on_the_highest_python_and_ci_on_both_ends(
     tmp_path: Path,
 ) -> None:
-    """`nox` on a developer machine: one tests session (the lowest Python found), no slow one;
+    """`nox` on a developer machine: one tests session (the highest Python found), no slow one;
     CI=true: the lowest and the highest, and the slow session."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -138,9 +138,9 @@ def test_default_runs_the_fast_tests_on_the_lowest_python_and_ci_on_both_ends(
     local = _load_noxfile(tmp_path, script, **env)
     assert local.returncode == 0, local.stderr
     sessions = local.stdout.split()
-    assert [s for s in sessions if s.startswith("tests-")] == ["tests-3.10"], sessions
+    assert [s for s in sessions if s.startswith("tests-")] == ["tests-3.13"], sessions
     assert "slow" not in sessions
-    assert "the fast tests run on Python 3.10 only; CI=true adds 3.13" in local.stderr
+    assert "the fast tests run on Python 3.13 only; CI=true adds 3.10" in local.stderr
     in_ci = _load_noxfile(tmp_path, script, **env, CI="true")
     assert in_ci.returncode == 0, in_ci.stderr
     ci_sessions = in_ci.stdout.split()
