@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic
@@ -32,6 +33,9 @@ asyncpg = require("asyncpg", "asyncpg", "AsyncpgStore")
 
 _RELEASING: set[asyncio.Future[Any]] = set()
 """Releases of connections acquired for calls cancelled while they waited."""
+
+_LIVE_FIRST = tuple(map(int, re.findall(r"\d+", asyncpg.__version__)[:2])) >= (0, 32)
+"""asyncpg 0.32+ pools hand out a live idle connection before one that must connect."""
 
 DEFAULT_POOL_TIMEOUT_SECONDS = 30.0
 """How long a call waits for a free pooled connection (SQLAlchemy's `pool_timeout` default)."""
@@ -143,10 +147,16 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         return query, [params[name] for name in names]
 
     async def _acquire(self) -> Any:
-        # In a task of its own: a cancelled call never interrupts a connect mid-handshake
-        # (asyncpg then logs "Future exception was never retrieved"); a connection acquired
-        # after the call was cancelled goes back to the pool.
-        task = asyncio.ensure_future(self._pool.acquire(timeout=self.pool_timeout))
+        pool = self._pool
+        if _LIVE_FIRST and pool.get_idle_size():
+            # The pool hands out the idle live connection at once: no wait, no connect, so
+            # nothing for a task or a timer to guard (most calls).
+            return await pool.acquire()
+        # Waiting for a connection or connecting one: in a task of its own, so a cancelled
+        # call never interrupts a connect mid-handshake (asyncpg then logs "Future exception
+        # was never retrieved"); a connection acquired after the call was cancelled goes back
+        # to the pool.
+        task = asyncio.ensure_future(pool.acquire(timeout=self.pool_timeout))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -155,7 +165,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         except asyncio.TimeoutError as error:
             waited = TimeoutError(
                 f"no pooled connection became free within {self.pool_timeout} s "
-                f"(pool max_size {self._pool.get_max_size()})"
+                f"(pool max_size {pool.get_max_size()})"
             )
             raise database_error(DatabaseTimeoutError, waited) from error
 
@@ -200,7 +210,8 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
                 raise
         finally:
             if release_timeout is None:
-                await self._pool.release(conn)
+                # Bounded as asyncpg bounds it after `acquire(timeout=pool_timeout)`.
+                await self._pool.release(conn, timeout=self.pool_timeout)
             else:
                 # After a statement timeout: a release that times out too has terminated the
                 # connection; the timeout is the error to report.
