@@ -19,7 +19,7 @@ from ..errors import (
     DatabaseTimeoutError,
     DatabaseUnavailableError,
 )
-from . import _schema
+from . import _deadline, _schema
 from ._codec import StoreCodec
 from ._dberrors import database_error
 from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS, StatementTimedOut, check_statement_timeout
@@ -148,14 +148,23 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
 
     async def _acquire(self) -> Any:
         pool = self._pool
-        if _LIVE_FIRST and pool.get_idle_size():
-            # The pool hands out the idle live connection at once: no wait, no connect, so
-            # nothing for a task or a timer to guard (most calls).
-            return await pool.acquire()
-        # Waiting for a connection or connecting one: in a task of its own, so a cancelled
-        # call never interrupts a connect mid-handshake (asyncpg then logs "Future exception
-        # was never retrieved"); a connection acquired after the call was cancelled goes back
-        # to the pool.
+        if _LIVE_FIRST:
+            if pool.get_idle_size():
+                # The pool hands out the idle live connection at once: no wait, no connect,
+                # nothing for a task or a timer to guard (most calls).
+                return await pool.acquire()
+            if pool.get_size() >= pool.get_max_size():
+                # Every connection is live and busy: the acquire waits in the pool's queue for
+                # the next one released (a wait that is safe to cancel), and connects nothing.
+                if self.pool_timeout is None:
+                    return await pool.acquire()
+                try:
+                    return await _deadline.bounded(pool.acquire(), self.pool_timeout)
+                except StatementTimedOut as error:
+                    raise self._pool_timeout_error() from error
+        # Connecting: in a task of its own, so a cancelled call never interrupts a connect
+        # mid-handshake (asyncpg then logs "Future exception was never retrieved"); a
+        # connection acquired after the call was cancelled goes back to the pool.
         task = asyncio.ensure_future(pool.acquire(timeout=self.pool_timeout))
         try:
             return await asyncio.shield(task)
@@ -163,11 +172,14 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
             task.add_done_callback(self._release_when_acquired)
             raise
         except asyncio.TimeoutError as error:
-            waited = TimeoutError(
-                f"no pooled connection became free within {self.pool_timeout} s "
-                f"(pool max_size {pool.get_max_size()})"
-            )
-            raise database_error(DatabaseTimeoutError, waited) from error
+            raise self._pool_timeout_error() from error
+
+    def _pool_timeout_error(self) -> DatabaseError:
+        waited = TimeoutError(
+            f"no pooled connection became free within {self.pool_timeout} s "
+            f"(pool max_size {self._pool.get_max_size()})"
+        )
+        return database_error(DatabaseTimeoutError, waited)
 
     def _release_when_acquired(self, task: asyncio.Future[Any]) -> None:
         if not task.cancelled() and task.exception() is None:
