@@ -73,7 +73,7 @@ PINNED: dict[str, str] = {
     "chatkit_kit.stores.sql.dialects": """
         MySQLDialect PostgreSQLDialect SQLDialect SQLiteDialect URLDriver dialect_for_backend
         dialect_for_url dialect_named register_dialect registered_dialects resolve_database_url
-        sql_literal
+        sql_literal url_forms
     """,
     "chatkit_kit.testing": """
         RULES APIFailure AttachmentIndexConformance Capabilities ChatKitHTTPError ChatKitTestClient

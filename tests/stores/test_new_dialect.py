@@ -69,3 +69,17 @@ def test_the_commands_take_its_urls(tmp_path: Path, capsys: pytest.CaptureFixtur
             return len((await store.load_threads(10, None, "asc", Ctx("u"))).data)
 
     assert asyncio.run(count_threads()) == 0
+
+
+@pytest.mark.parametrize("command", ["migrate", "prune", "erase-owner"])
+def test_the_commands_help_lists_its_url_forms(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    assert "ToyLite: toylite://..., toylite+aiosqlite://..." in shown
+    assert "toylite:///path.db" in shown
+    # The built-in databases stay listed beside it.
+    assert "postgresql+psycopg://..." in shown and "mysql+aiomysql://..." in shown

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._optional import is_installed
 from ..stores import DEFAULT_TABLE_PREFIX, check_table_prefix, resolve_database_url
-from ..stores.sql.dialects import SQLDialect, dialect_for_url
+from ..stores.sql.dialects import SQLDialect, dialect_for_url, url_forms
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -28,9 +28,7 @@ def add_database_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "database_url",
         metavar="DATABASE_URL",
-        help="postgresql://... (or postgres://), postgresql+asyncpg://..., "
-        "postgresql+psycopg://..., mysql://... (or mariadb://, mysql+asyncmy://..., "
-        "mysql+aiomysql://...), sqlite:///path.db or sqlite+aiosqlite:///path.db",
+        help=url_forms(),
     )
     parser.add_argument("--schema", default=None, help="PostgreSQL schema (default: public)")
     parser.add_argument(

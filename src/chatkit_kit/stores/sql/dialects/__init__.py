@@ -29,6 +29,7 @@ __all__ = [
     "registered_dialects",
     "resolve_database_url",
     "sql_literal",
+    "url_forms",
 ]
 
 _BY_NAME: dict[str, SQLDialect] = {}
@@ -69,6 +70,23 @@ def dialect_named(name: str | SQLDialect) -> SQLDialect:
 def dialect_for_backend(backend: str) -> SQLDialect:
     """The dialect serving SQLAlchemy backend `backend` (engine.dialect.name, URL scheme)."""
     return _lookup(_BY_BACKEND, backend, f"no SQL dialect serves {backend!r} engines")
+
+
+def url_forms() -> str:
+    """The URL forms of every registered dialect, for help texts (the CLI's DATABASE_URL).
+
+    Per dialect, its title, then each of its schemes and `scheme+driver` forms; then examples.
+    """
+    parts = []
+    for dialect in _BY_NAME.values():
+        schemes = list(dialect.url_schemes)
+        if not schemes:
+            continue
+        forms = [f"{scheme}://..." for scheme in schemes]
+        forms += [f"{schemes[0]}+{driver.name}://..." for driver in dialect.drivers]
+        parts.append(f"{dialect.title}: {', '.join(forms)}")
+    examples = _examples()
+    return "; ".join(parts) + (f" (e.g. {examples})" if examples else "")
 
 
 def _examples() -> str:
