@@ -178,6 +178,14 @@ class SQLDialect:
         statement to `seconds` (None: no bound) into `kwargs` (in place; what the caller set
         wins). Nothing by default: the client-side bound serves every driver, PgBouncer too."""
 
+    @staticmethod
+    def connect_arg_defaults(kwargs: dict[str, Any], **defaults: Any) -> None:
+        """Set `defaults` in `kwargs["connect_args"]` (in place) where the caller set none."""
+        connect_args = dict(kwargs.get("connect_args") or {})
+        for name, value in defaults.items():
+            connect_args.setdefault(name, value)
+        kwargs["connect_args"] = connect_args
+
     def configure_url(self, url: Any) -> Any:
         """The SQLAlchemy URL `from_url` connects with (e.g. with a default charset)."""
         return url

@@ -326,9 +326,7 @@ class MySQLDialect(SQLDialect):
         # (aiomysql: none), which the statement timeout bounds too.
         if seconds is None:
             return
-        connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("connect_timeout", seconds)
-        kwargs["connect_args"] = connect_args
+        self.connect_arg_defaults(kwargs, connect_timeout=seconds)
 
     # Migrations: DDL commits implicitly, so no transaction but a named lock held by the
     # connection around the whole migration (the server releases it if the connection drops);

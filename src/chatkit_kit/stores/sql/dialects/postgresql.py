@@ -208,14 +208,15 @@ class PostgreSQLDialect(SQLDialect):
         if not pgbouncer:
             return
         # No server-side prepared statement may be reused across transactions.
-        connect_args = dict(kwargs.pop("connect_args", {}))
         if driver == "psycopg":
-            connect_args.setdefault("prepare_threshold", None)
+            self.connect_arg_defaults(kwargs, prepare_threshold=None)
         elif driver == "asyncpg":
-            connect_args.setdefault("statement_cache_size", 0)
-            connect_args.setdefault("prepared_statement_cache_size", 0)
-            connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
-        kwargs["connect_args"] = connect_args
+            self.connect_arg_defaults(
+                kwargs,
+                statement_cache_size=0,
+                prepared_statement_cache_size=0,
+                prepared_statement_name_func=_unique_statement_name,
+            )
 
     def statement_timeout_arguments(
         self, driver: str, kwargs: dict[str, Any], seconds: float | None
@@ -224,12 +225,11 @@ class PostgreSQLDialect(SQLDialect):
         # (psycopg/libpq: none), which the statement timeout bounds too.
         if seconds is None:
             return
-        connect_args = dict(kwargs.pop("connect_args", {}))
         if driver == "psycopg":
-            connect_args.setdefault("connect_timeout", max(2, math.ceil(seconds)))  # libpq: >= 2
+            # libpq takes whole seconds, at least 2.
+            self.connect_arg_defaults(kwargs, connect_timeout=max(2, math.ceil(seconds)))
         elif driver == "asyncpg":
-            connect_args.setdefault("timeout", seconds)
-        kwargs["connect_args"] = connect_args
+            self.connect_arg_defaults(kwargs, timeout=seconds)
 
     # Migrations: one transaction under a transaction-scoped advisory lock.
 

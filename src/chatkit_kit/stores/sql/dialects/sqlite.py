@@ -102,14 +102,12 @@ class SQLiteDialect(SQLDialect):
         self, driver: str, kwargs: dict[str, Any], seconds: float | None
     ) -> None:
         # The busy timeout: how long a statement waits for another writer's lock.
-        connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("timeout", BUSY_TIMEOUT_SECONDS if seconds is None else seconds)
-        kwargs["connect_args"] = connect_args
+        self.connect_arg_defaults(
+            kwargs, timeout=BUSY_TIMEOUT_SECONDS if seconds is None else seconds
+        )
 
     def engine_arguments(self, driver: str, kwargs: dict[str, Any], *, pgbouncer: bool) -> None:
-        connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("timeout", BUSY_TIMEOUT_SECONDS)
-        kwargs["connect_args"] = connect_args
+        self.connect_arg_defaults(kwargs, timeout=BUSY_TIMEOUT_SECONDS)
         kwargs.setdefault("isolation_level", "AUTOCOMMIT")
         if kwargs["isolation_level"] == "AUTOCOMMIT":
             kwargs.setdefault("pool_reset_on_return", None)
