@@ -56,8 +56,8 @@ PINNED: dict[str, str] = {
     "chatkit_kit.errors": """
         AttachmentStorageError AttachmentStorageUnavailableError ChatKitKitError
         DataKeyDestroyedError DatabaseConfigurationError DatabaseError DatabaseTimeoutError
-        DatabaseUnavailableError DeadlockError DecryptionError KeyProviderError
-        MissingDependencyError SchemaVersionError
+        DatabaseUnavailableError DeadlockError DecryptionError EncryptedPayloadError
+        KeyProviderError MissingDependencyError SchemaVersionError
     """,
     "chatkit_kit.stores": """
         DEFAULT_BATCH_SIZE DEFAULT_STATEMENT_TIMEOUT_SECONDS DEFAULT_TABLE_PREFIX MAX_BATCH_SIZE

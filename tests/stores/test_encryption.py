@@ -5,7 +5,9 @@ clear rows, data-key and KEK rotation, the bounded key cache."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import logging
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -33,7 +35,8 @@ from chatkit_kit.encryption import (
     rotate_data_key,
     rotate_kek,
 )
-from chatkit_kit.stores import MemoryStore, StoredPayload
+from chatkit_kit.errors import EncryptedPayloadError
+from chatkit_kit.stores import JSONCodec, MemoryStore, StoredPayload
 
 from . import encryption_support
 from .encryption_support import (
@@ -421,3 +424,84 @@ async def test_a_rewrite_never_overwrites_a_concurrent_write(
     await store.save_thread(thread("t1", "new"), ctx(owner))  # the app writes meanwhile
     assert not await store.reseal_row(row, await store.load_keys(owner, refresh=True))
     assert (await store.load_thread("t1", ctx(owner))).title == "title new"
+
+
+async def plain_store(raw: Raw) -> Any:
+    """A store without encryption on the same rows (the memory store: a view on its dicts)."""
+    if raw.flavour is None:
+        view = copy.copy(raw.inner)
+        view._codec = JSONCodec()
+        return view
+    return await raw.flavour.make()
+
+
+async def test_a_plain_store_reading_encrypted_rows_names_them(
+    encrypted: tuple[EncryptedStore[Any], Raw], caplog: pytest.LogCaptureFixture
+) -> None:
+    store, raw = encrypted
+    owner = owner_name()
+    await fill(store, owner)
+    plain = await plain_store(raw)
+    try:
+        with pytest.raises(EncryptedPayloadError, match="wrap it in") as raised:
+            await plain.load_thread("t1", ctx(owner))
+        assert isinstance(raised.value, DecryptionError)
+        assert (raised.value.kind, raised.value.owner, raised.value.row_id) == (
+            "thread",
+            owner,
+            "t1",
+        )
+        with pytest.raises(EncryptedPayloadError, match="thread"):
+            await plain.load_threads(10, None, "desc", ctx(owner))
+        with pytest.raises(EncryptedPayloadError) as raised:
+            await plain.load_thread_items("t1", None, 10, "asc", ctx(owner))
+        assert (raised.value.kind, raised.value.row_id) == ("item", "i1")
+        with pytest.raises(EncryptedPayloadError, match="item 'i2'"):
+            await plain.load_item("t1", "i2", ctx(owner))
+        with pytest.raises(EncryptedPayloadError) as raised:
+            await plain.load_attachment("a2", ctx(owner))
+        assert (raised.value.kind, raised.value.row_id) == ("attachment", "a2")
+        # The orphan sweep of the plain store skips the encrypted rows (it cannot judge them),
+        # reading past them to fill its page, and logs how many it skipped.
+        clear_owner = owner_name()
+        await plain.save_attachment(attachment("orphan"), ctx(clear_owner))
+        later = datetime.now(timezone.utc) + timedelta(days=1)
+        with caplog.at_level(logging.WARNING, logger="chatkit_kit.stores"):
+            found = await plain.list_unattached_attachments(later, 500)
+        assert ("orphan", clear_owner) in {(s.attachment.id, s.owner) for s in found}
+        assert owner not in {s.owner for s in found}
+        assert "skipped" in caplog.text and "encrypted attachment rows" in caplog.text
+        (first,) = await plain.list_unattached_attachments(later, 1)  # past the encrypted
+        assert first.attachment.id == "orphan"
+        # The encrypted store still sweeps its own rows.
+        assert "a2" in {
+            s.attachment.id
+            for s in await store.list_unattached_attachments(later, 500)
+            if s.owner == owner
+        }
+    finally:
+        if raw.flavour is not None:
+            await plain.close()
+
+
+def test_the_default_codec_names_an_encrypted_payload_and_only_that() -> None:
+    from pydantic import ValidationError
+
+    store = EncryptedStore(MemoryStore(codec=EnvelopeCodec()), provider())
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from chatkit_kit.encryption.cache import OwnerKeys
+    from chatkit_kit.encryption.envelope import _Scope, scope
+
+    keys = OwnerKeys("alice", {1: AESGCM(bytes(32))})
+    with scope(_Scope("alice", keys={"alice": keys})):
+        sealed = store.codec.encode_thread(thread("t1"))
+    codec = JSONCodec()
+    with pytest.raises(EncryptedPayloadError, match="thread 't1' of owner 'alice'"):
+        codec.decode_thread(sealed)
+    with pytest.raises(EncryptedPayloadError):
+        codec.decode_threads([codec.encode_thread(thread("t0")), sealed])
+    with pytest.raises(EncryptedPayloadError, match="the stored row is encrypted"):
+        codec.decode_item("ckenc1:!!")  # an envelope whose header cannot be read
+    with pytest.raises(ValidationError):  # anything else fails as before
+        codec.decode_thread('{"id": 1}')

@@ -11,6 +11,7 @@ from typing import Generic
 from chatkit.store import TContext
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 
+from ..errors import EncryptedPayloadError
 from . import _codec, _retention
 from ._base import (
     OwnerScopedStore,
@@ -20,7 +21,7 @@ from ._base import (
     thread_not_found,
 )
 from ._datakeys import PayloadKind, StoredPayload, WrappedDataKey, check_kind
-from ._index import StoredAttachment
+from ._index import StoredAttachment, warn_skipped_encrypted
 from ._rules import Order, OwnerResolver, build_page, check_id, check_limit, check_order, sort_key
 
 _Key = tuple[int, int, str]
@@ -229,12 +230,20 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
             if sort_key(saved_at) < cutoff
         )
         found: list[StoredAttachment] = []
+        skipped = 0
         for saved_at, (owner, attachment_id) in rows:
-            attachment = self._codec.decode_attachment(self._attachments[(owner, attachment_id)])
+            try:
+                attachment = self._codec.decode_attachment(
+                    self._attachments[(owner, attachment_id)]
+                )
+            except EncryptedPayloadError:
+                skipped += 1  # an EncryptedStore's row: this store cannot judge it
+                continue
             if attachment.thread_id is None:
                 found.append(StoredAttachment(owner, attachment, saved_at))
                 if len(found) == limit:
                     break
+        warn_skipped_encrypted(self, skipped)
         return found
 
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
