@@ -125,14 +125,20 @@ class Raw:
         return "\n".join(parts)
 
     def copy_item(
-        self, owner: str, thread_id: str, item_id: str, to_owner: str, to_thread: str
+        self,
+        owner: str,
+        thread_id: str,
+        item_id: str,
+        to_owner: str,
+        to_thread: str,
+        to_id: str | None = None,
     ) -> None:
         if self.kind == "memory":
             from chatkit_kit.stores import memory
 
             payload = self.inner._items[(owner, thread_id)].payloads[item_id]
             items = self.inner._items.setdefault((to_owner, to_thread), memory._Collection())
-            items.upsert(item_id, NOW, payload, 10**9)
+            items.upsert(to_id or item_id, NOW, payload, 10**9)
             return
         items = self.table("thread_items")
         (payload,) = self.run(
@@ -142,8 +148,38 @@ class Raw:
         self.run(
             f"INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
             "VALUES (%s, %s, %s, %s, %s)",
-            (to_owner, to_thread, item_id, 1, payload),
+            (to_owner, to_thread, to_id or item_id, 1, payload),
         )
+
+    def copy_row(self, kind: str, owner: str, row_id: str, to_id: str, thread_id: str = "") -> None:
+        """Copy `owner`'s row `row_id` (a thread, an item of `thread_id`, an attachment) onto
+        the new row id `to_id` of the same owner (and thread), payload and all."""
+        if self.kind == "memory":
+            from chatkit_kit.stores import memory
+
+            if kind == "thread":
+                payload = self.inner._threads[owner].payloads[row_id]
+                self.inner._threads[owner].upsert(to_id, NOW, payload, 10**9)
+            elif kind == "item":
+                items = self.inner._items[(owner, thread_id)]
+                items.upsert(to_id, NOW, items.payloads[row_id], 10**9)
+            else:
+                self.inner._attachments[(owner, to_id)] = self.inner._attachments[(owner, row_id)]
+                saved = self.inner._attachment_saved_at[(owner, row_id)]
+                self.inner._attachment_saved_at[(owner, to_id)] = saved
+            del memory
+            return
+        if kind == "thread":
+            self.put_thread_payload(owner, to_id, self.thread_payload(owner, row_id))
+        elif kind == "item":
+            self.copy_item(owner, thread_id, row_id, owner, thread_id, to_id=to_id)
+        else:
+            table = self.table("attachments")
+            self.run(
+                f"INSERT INTO {table} (owner, id, thread_id, payload) "
+                f"SELECT owner, %s, thread_id, payload FROM {table} WHERE owner = %s AND id = %s",
+                (to_id, owner, row_id),
+            )
 
     def thread_payload(self, owner: str, thread_id: str) -> str:
         if self.kind == "memory":
@@ -505,3 +541,51 @@ def test_the_default_codec_names_an_encrypted_payload_and_only_that() -> None:
         codec.decode_item("ckenc1:!!")  # an envelope whose header cannot be read
     with pytest.raises(ValidationError):  # anything else fails as before
         codec.decode_thread('{"id": 1}')
+
+
+async def test_a_row_copied_onto_another_id_of_the_same_owner_is_refused_on_every_read(
+    encrypted: tuple[EncryptedStore[Any], Raw],
+) -> None:
+    store, raw = encrypted
+    owner = owner_name()
+    await fill(store, owner)
+    later = datetime.now(timezone.utc) + timedelta(days=1)
+    raw.copy_row("thread", owner, "t1", "t9")
+    raw.copy_row("item", owner, "i1", "i9", thread_id="t1")
+    raw.copy_row("attachment", owner, "a1", "a9")  # sent in t1
+    raw.copy_row("attachment", owner, "a2", "a8")  # unattached
+    with pytest.raises(DecryptionError, match="copied"):
+        await store.load_thread("t9", ctx(owner))
+    for order in ("asc", "desc"):
+        with pytest.raises(DecryptionError, match="'t9'"):
+            await store.load_threads(10, None, order, ctx(owner))
+        with pytest.raises(DecryptionError, match="'i9'"):
+            await store.load_thread_items("t1", None, 10, order, ctx(owner))
+    with pytest.raises(DecryptionError, match="copied"):
+        await store.load_item("t1", "i9", ctx(owner))
+    with pytest.raises(DecryptionError, match="copied"):
+        await store.load_attachment("a9", ctx(owner))
+    with pytest.raises(DecryptionError, match="'a9'"):
+        await store.list_thread_attachments("t1", ctx(owner))
+    with pytest.raises(DecryptionError, match="'a8'"):
+        await store.list_unattached_attachments(later, 500)
+    # The rows themselves still read; without the copies every path reads again.
+    assert (await store.load_thread("t1", ctx(owner))).id == "t1"
+    assert (await store.load_item("t1", "i1", ctx(owner))).id == "i1"
+    await store.delete_thread("t9", ctx(owner))
+    await store.delete_thread_item("t1", "i9", ctx(owner))
+    await store.delete_attachment("a9", ctx(owner))
+    await store.delete_attachment("a8", ctx(owner))
+    assert {t.id for t in (await store.load_threads(10, None, "asc", ctx(owner))).data} == {
+        "t1",
+        "t2",
+    }
+    items = await store.load_thread_items("t1", None, 10, "asc", ctx(owner))
+    assert [i.id for i in items.data] == ["i1", "i2"]
+    assert [a.id for a in await store.list_thread_attachments("t1", ctx(owner))] == ["a1"]
+    assert "a2" in {s.attachment.id for s in await store.list_unattached_attachments(later, 500)}
+    if raw.flavour is not None:  # the clear thread column moved behind the store's back
+        table = raw.table("attachments")
+        raw.run(f"UPDATE {table} SET thread_id = 't2' WHERE owner = %s AND id = 'a1'", (owner,))
+        with pytest.raises(DecryptionError, match="sealed in thread 't1'"):
+            await store.list_thread_attachments("t2", ctx(owner))

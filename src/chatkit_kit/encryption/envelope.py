@@ -160,6 +160,8 @@ class EnvelopeCodec:
     """
 
     __slots__ = ("accept_clear",)
+    verify_row_ids = True
+    """The stores compare each row's id column with the sealed id on reads of many rows."""
 
     def __init__(self, *, accept_clear: bool = False) -> None:
         self.accept_clear = bool(accept_clear)

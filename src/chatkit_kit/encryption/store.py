@@ -272,10 +272,19 @@ class EncryptedStore(ForwardingStore[TContext], Generic[TContext]):
         )
 
     async def list_thread_attachments(self, thread_id: str, context: TContext) -> list[Attachment]:
-        return await self._run(
+        attachments: list[Attachment] = await self._run(
             self._owner(context),
             lambda: ForwardingStore.list_thread_attachments(self, thread_id, context),
         )
+        for attachment in attachments:
+            if attachment.thread_id != thread_id:
+                raise DecryptionError(
+                    f"the stored attachment {attachment.id!r} is listed in thread {thread_id!r} "
+                    f"but was sealed in thread {attachment.thread_id!r} (its row was altered): "
+                    "it is not returned",
+                    row_id=attachment.id,
+                )
+        return attachments
 
     async def list_unattached_attachments(
         self, saved_before: datetime, limit: int = 100

@@ -28,7 +28,7 @@ from chatkit.widgets import BasicRoot, Card, DynamicWidgetRoot, ListView
 from pydantic import BaseModel, TypeAdapter, ValidationError, create_model
 
 from .._http import UnstorableValueError
-from ..errors import EncryptedPayloadError
+from ..errors import DecryptionError, EncryptedPayloadError
 
 _THREAD = TypeAdapter(ThreadMetadata)
 _THREADS = TypeAdapter(list[ThreadMetadata])
@@ -89,6 +89,33 @@ def _envelope_row(text: str) -> tuple[str | None, str | None, str | None]:
         fields.append(field.decode(errors="replace"))
         at += 2 + length
     return kind, fields[0], fields[2]
+
+
+class HasId(Protocol):
+    """A stored model: it has the id of its row."""
+
+    @property
+    def id(self) -> str: ...
+
+
+def verify_row_ids(codec: object) -> bool:
+    """Whether the stores compare each decoded model's id with its row's id column on the
+    paths that read many rows (a codec that binds payloads to their rows, `EnvelopeCodec`,
+    sets `verify_row_ids = True`; the stores' single-row reads are checked by its store)."""
+    return bool(getattr(codec, "verify_row_ids", False))
+
+
+def check_row_ids(row_ids: Sequence[str], models: Sequence[HasId], kind: str) -> None:
+    """`DecryptionError` unless every model has the id of the row it was read from: a sealed
+    payload copied onto another row of the same owner decrypts (it is authentic), but is not
+    served as that row."""
+    for row_id, model in zip(row_ids, models, strict=True):
+        if model.id != row_id:
+            raise DecryptionError(
+                f"the stored {kind} row {row_id!r} holds the sealed {kind} {model.id!r} (copied "
+                "between rows): it is not returned",
+                row_id=row_id,
+            )
 
 
 def refuse_envelopes(texts: Sequence[str | bytes], error: Exception) -> None:

@@ -110,6 +110,20 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         self._decode_items: Callable[[Sequence[Row]], list[ThreadItem]] = lambda rows: (
             codec.decode_items([row[1] for row in rows])
         )
+        self._verify_ids = _codec.verify_row_ids(codec)
+        if self._verify_ids:
+
+            def decode_threads(rows: Sequence[Row]) -> list[ThreadMetadata]:
+                threads = codec.decode_threads([row[1] for row in rows])
+                _codec.check_row_ids([row[0] for row in rows], threads, "thread")
+                return threads
+
+            def decode_items(rows: Sequence[Row]) -> list[ThreadItem]:
+                items = codec.decode_items([row[1] for row in rows])
+                _codec.check_row_ids([row[0] for row in rows], items, "item")
+                return items
+
+            self._decode_threads, self._decode_items = decode_threads, decode_items
         self._names = names
         self._dialect = names.dialect
         self._sql = Statements(names)
@@ -490,7 +504,10 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         rows = await self._fetch(
             self._sql.thread_attachments, {"owner": owner, "thread_id": thread_id}
         )
-        return [self._codec.decode_attachment(row[0]) for row in rows]
+        attachments = [self._codec.decode_attachment(row[0]) for row in rows]
+        if self._verify_ids:
+            _codec.check_row_ids([row[1] for row in rows], attachments, "attachment")
+        return attachments
 
     async def list_unattached_attachments(
         self, saved_before: datetime, limit: int = 100
@@ -511,6 +528,8 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
                 except EncryptedPayloadError:
                     skipped += 1  # an EncryptedStore's row: this store cannot read it
                     continue
+                if self._verify_ids:
+                    _codec.check_row_ids((row[3],), (attachment,), "attachment")
                 found.append(StoredAttachment(row[0], attachment, _utc(row[2])))
                 if len(found) == limit:
                     break

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import itertools
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Generic
+from typing import Generic, TypeVar
 
 from chatkit.store import TContext
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
@@ -25,6 +25,7 @@ from ._index import StoredAttachment, warn_skipped_encrypted
 from ._rules import Order, OwnerResolver, build_page, check_id, check_limit, check_order, sort_key
 
 _Key = tuple[int, int, str]
+_M = TypeVar("_M", bound=_codec.HasId)
 
 
 class _Collection:
@@ -94,6 +95,12 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         """The codec every payload goes through (`codec=`)."""
         return self._codec
 
+    def _checked(self, row_ids: Sequence[str], models: list[_M], kind: str) -> list[_M]:
+        """`models`, after checking they have their rows' ids (codecs that bind rows)."""
+        if _codec.verify_row_ids(self._codec):
+            _codec.check_row_ids(row_ids, models, kind)
+        return models
+
     # Threads
 
     async def load_thread(self, thread_id: str, context: TContext) -> ThreadMetadata:
@@ -124,7 +131,9 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
             ids,
             limit,
             str,
-            lambda kept: self._codec.decode_threads([threads.payloads[i] for i in kept]),
+            lambda kept: self._checked(
+                kept, self._codec.decode_threads([threads.payloads[i] for i in kept]), "thread"
+            ),
         )
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
@@ -155,7 +164,9 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
             ids,
             limit,
             str,
-            lambda kept: self._codec.decode_items([items.payloads[i] for i in kept]),
+            lambda kept: self._checked(
+                kept, self._codec.decode_items([items.payloads[i] for i in kept]), "item"
+            ),
         )
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
@@ -212,9 +223,11 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
     async def list_thread_attachments(self, thread_id: str, context: TContext) -> list[Attachment]:
         owner = self.owner_key(context)
         found = []
-        for (row_owner, _), payload in self._attachments.items():
+        for (row_owner, row_id), payload in self._attachments.items():
             if row_owner == owner:
-                attachment = self._codec.decode_attachment(payload)
+                attachment = self._checked(
+                    (row_id,), [self._codec.decode_attachment(payload)], "attachment"
+                )[0]
                 if attachment.thread_id == thread_id:
                     found.append(attachment)
         return found
@@ -240,6 +253,7 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
                 skipped += 1  # an EncryptedStore's row: this store cannot judge it
                 continue
             if attachment.thread_id is None:
+                self._checked((attachment_id,), [attachment], "attachment")
                 found.append(StoredAttachment(owner, attachment, saved_at))
                 if len(found) == limit:
                     break
