@@ -589,3 +589,38 @@ async def test_a_row_copied_onto_another_id_of_the_same_owner_is_refused_on_ever
         raw.run(f"UPDATE {table} SET thread_id = 't2' WHERE owner = %s AND id = 'a1'", (owner,))
         with pytest.raises(DecryptionError, match="sealed in thread 't1'"):
             await store.list_thread_attachments("t2", ctx(owner))
+
+
+async def test_the_memory_store_scans_rows_by_keyset_without_sorting_them_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chatkit_kit.stores import memory
+
+    store: MemoryStore[Any] = MemoryStore()
+    for owner in ("carol", "alice", "bob"):
+        for n in (3, 1, 2, 0, 11, 10):
+            await store.save_thread(thread(f"t{n}"), ctx(owner))
+            await store.save_attachment(attachment(f"a{n}"), ctx(owner))
+        for n in (5, 4, 6):
+            await store.add_thread_item("t1", message(f"i{n}", "t1"), ctx(owner))
+    sorted_lengths: list[int] = []
+
+    def spy(iterable: Any, **kwargs: Any) -> list[Any]:
+        items = list(iterable)
+        sorted_lengths.append(len(items))
+        return sorted(items, **kwargs)
+
+    monkeypatch.setattr(memory, "sorted", spy, raising=False)
+    for kind, total in (("thread", 18), ("item", 9), ("attachment", 18)):
+        seen: list[StoredPayload] = []
+        after: StoredPayload | None = None
+        while True:
+            batch = await store.payload_rows(kind, after, 4)  # type: ignore[arg-type]
+            if not batch:
+                break
+            seen.extend(batch)
+            after = batch[-1]
+        keys = [(r.owner, r.thread_id or "", r.id) for r in seen]
+        assert len(keys) == total and keys == sorted(keys) and len(set(keys)) == total
+        assert all(r.payload for r in seen)
+    assert max(sorted_lengths, default=0) <= 4  # never a sort of every row per batch

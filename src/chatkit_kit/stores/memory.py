@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator, Sequence
@@ -394,30 +395,40 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         ]
         return found[:limit]
 
-    def _payload_map(self, kind: PayloadKind) -> dict[tuple[str, str, str], tuple[str | None, str]]:
+    def _payload_keys(self, kind: PayloadKind) -> Iterator[tuple[str, str, str]]:
+        """Every row key of `kind`, (owner, thread id or "", id), in no particular order."""
         if kind == "thread":
-            return {
-                (owner, thread_id, thread_id): (thread_id, payload)
-                for owner, threads in self._threads.items()
-                for thread_id, payload in threads.payloads.items()
-            }
+            for owner, threads in self._threads.items():
+                for thread_id in threads.payloads:
+                    yield (owner, thread_id, thread_id)
+        elif kind == "item":
+            for (owner, thread_id), items in self._items.items():
+                for item_id in items.payloads:
+                    yield (owner, thread_id, item_id)
+        else:
+            for owner, row_id in self._attachments:
+                yield (owner, "", row_id)
+
+    def _stored(self, kind: PayloadKind, key: tuple[str, str, str]) -> StoredPayload:
+        owner, thread_id, row_id = key
+        if kind == "thread":
+            return StoredPayload(kind, owner, row_id, row_id, self._threads[owner].payloads[row_id])
         if kind == "item":
-            return {
-                (owner, thread_id, item_id): (thread_id, payload)
-                for (owner, thread_id), items in self._items.items()
-                for item_id, payload in items.payloads.items()
-            }
-        return {(owner, "", row_id): (None, p) for (owner, row_id), p in self._attachments.items()}
+            payload = self._items[(owner, thread_id)].payloads[row_id]
+            return StoredPayload(kind, owner, thread_id, row_id, payload)
+        return StoredPayload(kind, owner, None, row_id, self._attachments[(owner, row_id)])
 
     async def payload_rows(
         self, kind: PayloadKind, after: StoredPayload | None, limit: int
     ) -> list[StoredPayload]:
-        """Rows in key order (the memory store sorts all rows of `kind` on every call)."""
+        """Rows in key order after `after`: one pass keeping the `limit` smallest keys (a heap
+        of `limit`), no sort of every row per batch."""
         kind, limit = check_kind(kind), check_limit(limit)
-        rows = self._payload_map(kind)
-        cursor = None if after is None else _payload_key(after)
-        keys = sorted(key for key in rows if cursor is None or key > cursor)[:limit]
-        return [StoredPayload(kind, key[0], rows[key][0], key[2], rows[key][1]) for key in keys]
+        keys = self._payload_keys(kind)
+        if after is not None:
+            cursor = _payload_key(after)
+            keys = (key for key in keys if key > cursor)
+        return [self._stored(kind, key) for key in heapq.nsmallest(limit, keys)]
 
     async def replace_payload(self, row: StoredPayload, payload: str) -> bool:
         kind = check_kind(row.kind)
