@@ -31,6 +31,7 @@ from chatkit_kit.encryption import (
     EnvelopeCodec,
     KeyProviderError,
     LocalKeyProvider,
+    OwnerKeys,
     encrypt_existing,
     rotate_data_key,
     rotate_kek,
@@ -624,3 +625,31 @@ async def test_the_memory_store_scans_rows_by_keyset_without_sorting_them_all(
         assert len(keys) == total and keys == sorted(keys) and len(set(keys)) == total
         assert all(r.payload for r in seen)
     assert max(sorted_lengths, default=0) <= 4  # never a sort of every row per batch
+
+
+class CountingCiphers(dict[int, Any]):
+    """A data-key mapping that counts its lookups."""
+
+    lookups = 0
+
+    def get(self, key: int, default: Any = None) -> Any:  # type: ignore[override]
+        CountingCiphers.lookups += 1
+        return super().get(key, default)
+
+
+async def test_a_page_looks_up_the_owners_key_once_per_version() -> None:
+    store = EncryptedStore(MemoryStore(codec=EnvelopeCodec()), provider())
+    owner = owner_name()
+    await store.save_thread(thread("t1"), ctx(owner))
+    for n in range(20):
+        await store.add_thread_item("t1", message(f"i{n:02d}", "t1"), ctx(owner))
+        await store.save_thread(thread(f"t{n + 2}"), ctx(owner))
+    keys = await store.load_keys(owner)
+    counting = CountingCiphers(keys.ciphers)
+    store.cache.put(OwnerKeys(owner, counting))
+    CountingCiphers.lookups = 0
+    page = await store.load_thread_items("t1", None, 20, "desc", ctx(owner))
+    assert len(page.data) == 20 and CountingCiphers.lookups == 1
+    CountingCiphers.lookups = 0
+    threads = await store.load_threads(20, None, "asc", ctx(owner))
+    assert len(threads.data) == 20 and CountingCiphers.lookups == 1
