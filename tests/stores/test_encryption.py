@@ -632,7 +632,7 @@ class CountingCiphers(dict[int, Any]):
 
     lookups = 0
 
-    def get(self, key: int, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: int, default: Any = None) -> Any:
         CountingCiphers.lookups += 1
         return super().get(key, default)
 
