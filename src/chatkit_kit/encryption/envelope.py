@@ -25,7 +25,7 @@ import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from chatkit.types import Attachment, ThreadItem, ThreadMetadata
@@ -59,7 +59,6 @@ class _KeyNeeded(Exception):
         self.version = version
 
 
-@dataclass
 class _Scope:
     """What one `EncryptedStore` call lets the codec use.
 
@@ -67,14 +66,21 @@ class _Scope:
     owner). `thread_id`: the thread item rows belong to, where the call names one.
     """
 
-    owner: str | None
-    keys: dict[str, OwnerKeys] = field(default_factory=dict)
-    thread_id: str | None = None
-    shredded: frozenset[str] = frozenset()
+    __slots__ = ("_owner_bytes", "keys", "owner", "shredded", "thread_bytes", "thread_id")
 
-    def __post_init__(self) -> None:
-        self._owner_bytes = None if self.owner is None else self.owner.encode()
-        self.thread_bytes = None if self.thread_id is None else self.thread_id.encode()
+    def __init__(
+        self,
+        owner: str | None,
+        keys: dict[str, OwnerKeys] | None = None,
+        thread_id: str | None = None,
+        shredded: frozenset[str] = frozenset(),
+    ) -> None:
+        self.owner = owner
+        self.keys: dict[str, OwnerKeys] = {} if keys is None else keys
+        self.thread_id = thread_id
+        self.shredded = shredded
+        self._owner_bytes = None if owner is None else owner.encode()
+        self.thread_bytes = None if thread_id is None else thread_id.encode()
 
     def owner_bytes(self, owner: str) -> bytes:
         if owner == self.owner and self._owner_bytes is not None:
