@@ -34,8 +34,8 @@ PINNED: dict[str, str] = {
         AttachmentError AttachmentPolicyError AttachmentPresenter AttachmentTooLargeError
         AttachmentTypeNotAllowedError AttachmentVerificationError BlobAttachmentStore BlobInfo
         BlobNotFoundError BlobStorage DirectUploadAttachmentStore InvalidUploadError
-        LocalBlobStorage S3AttachmentStore S3BlobStorage StoreWithAttachments ThreadDeleteListener
-        UploadPolicy
+        LocalBlobStorage OwnerBlobStorage S3AttachmentStore S3BlobStorage StoreWithAttachments
+        ThreadDeleteListener UploadPolicy
     """,
     "chatkit_kit.attachments.generated": """
         GENERATED_IMAGE_MARKER generated_image_attachment_id generated_image_url
@@ -51,13 +51,13 @@ PINNED: dict[str, str] = {
     "chatkit_kit.encryption": """
         DataKeyCache DataKeyDestroyedError DecryptionError EncryptedBlobStorage EncryptedStore
         EnvelopeCodec KMSKeyProvider KeyProvider KeyProviderError LocalKeyProvider OwnerKeys
-        RewriteReport encrypt_existing rotate_data_key rotate_kek
+        RewriteReport encrypt_existing rewrap_blobs rotate_data_key rotate_kek
     """,
     "chatkit_kit.errors": """
         AttachmentStorageError AttachmentStorageUnavailableError ChatKitKitError
         DataKeyDestroyedError DatabaseConfigurationError DatabaseError DatabaseTimeoutError
-        DatabaseUnavailableError DeadlockError DecryptionError KeyProviderError
-        MissingDependencyError SchemaVersionError
+        DatabaseUnavailableError DeadlockError DecryptionError EncryptedPayloadError
+        KeyProviderError MissingDependencyError SchemaVersionError
     """,
     "chatkit_kit.stores": """
         DEFAULT_BATCH_SIZE DEFAULT_STATEMENT_TIMEOUT_SECONDS DEFAULT_TABLE_PREFIX MAX_BATCH_SIZE

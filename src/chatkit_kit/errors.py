@@ -10,7 +10,8 @@ ChatKitKitError                      root: every error chatkit-kit defines deriv
 │   └── DatabaseConfigurationError   not retryable: fix the configuration or the database
 │       └── SchemaVersionError       (also RuntimeError) tables missing, older or newer
 ├── DecryptionError                  (chatkit_kit.encryption) a payload cannot be decrypted here
-│   └── DataKeyDestroyedError        the owner's data key is gone (crypto-shredded)
+│   ├── DataKeyDestroyedError        the owner's data key is gone (crypto-shredded)
+│   └── EncryptedPayloadError        a store without encryption read an encrypted row
 ├── KeyProviderError                 the key provider (KEK, KMS) refused or could not be reached
 ├── AttachmentStorageError           the blob storage (S3) refused a call: fix its configuration
 │   └── AttachmentStorageUnavailableError  (also ConnectionError) S3 unreachable: retry
@@ -62,6 +63,7 @@ __all__ = [
     "DatabaseUnavailableError",
     "DeadlockError",
     "DecryptionError",
+    "EncryptedPayloadError",
     "KeyProviderError",
     "MissingDependencyError",
     "SchemaVersionError",
@@ -184,6 +186,24 @@ class DecryptionError(ChatKitKitError):
 class DataKeyDestroyedError(DecryptionError):
     """The owner's data key no longer exists (erased by `erase_owner`: crypto-shredding), so
     their encrypted rows, e.g. in a restored backup, can never be read again."""
+
+
+class EncryptedPayloadError(DecryptionError):
+    """A store built without encryption (the default `JSONCodec`) read a row that an
+    `EncryptedStore` encrypted: build the store with `codec=EnvelopeCodec()` and wrap it in
+    `EncryptedStore` with the key provider. `kind` is the row's kind (thread, item, attachment);
+    `owner` and `row_id` name it (from the envelope's clear header, when it can be read)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        owner: str | None = None,
+        row_id: str | None = None,
+        kind: str | None = None,
+    ):
+        super().__init__(message, owner=owner, row_id=row_id)
+        self.kind = kind
 
 
 class KeyProviderError(ChatKitKitError):

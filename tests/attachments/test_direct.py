@@ -611,19 +611,46 @@ async def test_failed_metadata_save_removes_the_bytes(tmp_path: Path) -> None:
 
 
 async def test_direct_uploads_encrypted_on_local_disk(tmp_path: Path, serve: Any) -> None:
-    from chatkit_kit.encryption import EncryptedBlobStorage
+    import hashlib
+
+    from chatkit_kit.encryption import (
+        DataKeyDestroyedError,
+        EncryptedBlobStorage,
+        EncryptedStore,
+        EnvelopeCodec,
+    )
     from tests.stores.encryption_support import provider
 
     root = tmp_path / "blobs"
-    blobs = EncryptedBlobStorage(LocalBlobStorage(root), provider())
-    env = await _start(Env(root, "", blobs=blobs), serve)
+    store: EncryptedStore[Ctx] = EncryptedStore(MemoryStore(codec=EnvelopeCodec()), provider())
+    blobs = EncryptedBlobStorage(LocalBlobStorage(root), store)
+    environment = Env(root, "", blobs=blobs, preview_signing_key=b"k" * 32)
+    environment.store = store  # type: ignore[assignment]
+    env = await _start(environment, serve)
     try:
         created = (await env.upload_multipart(ALICE, "cat.png", PNG, "image/png")).json()
-        (path,) = files_in(root)
-        assert PNG not in path.read_bytes() and path.read_bytes().startswith(b"ckblob1\n")
+        other = (await env.upload_multipart(MALLORY, "dog.png", PNG, "image/png")).json()
+        alice_hash = hashlib.sha256(b"alice").hexdigest()
+        (alice_path,) = [p for p in files_in(root) if alice_hash in str(p)]
+        (mallory_path,) = [p for p in files_in(root) if alice_hash not in str(p)]
+        assert PNG not in alice_path.read_bytes()
+        assert alice_path.read_bytes().startswith(b"ckblob2\n")  # under Alice's data key
         download = await env.client.get(f"/attachments/{created['id']}", headers=env.auth(ALICE))
         assert download.content == PNG
+        preview = await env.client.get(created["preview_url"])  # signed: no owner in the call
+        assert preview.status_code == 200 and preview.content == PNG
         stored = await env.chat_store.load_attachment(created["id"], ALICE)
         assert (await env.backend.verify_attachment(stored, ALICE)).upload_descriptor is None
+        # Erased with the backend, the bytes go; a backup of them is shredded.
+        backup = alice_path.read_bytes()
+        await store.erase_owner(ALICE.user_id, attachments=env.backend)
+        assert not alice_path.exists()
+        alice_path.write_bytes(backup)
+        key = str(alice_path.relative_to(root))
+        with pytest.raises(DataKeyDestroyedError):
+            await blobs.get(key)
+        assert await blobs.get(str(mallory_path.relative_to(root))) == PNG
+        stored_other = await env.chat_store.load_attachment(other["id"], MALLORY)
+        assert await env.backend.read_attachment_bytes(stored_other, MALLORY) == PNG
     finally:
         await env.client.aclose()

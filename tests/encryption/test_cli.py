@@ -10,10 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chatkit.types import ThreadMetadata
+from chatkit.types import FileAttachment, ThreadMetadata
 
+from chatkit_kit.attachments import METADATA_KEY, LocalBlobStorage
 from chatkit_kit.cli import main
-from chatkit_kit.encryption import EncryptedStore, EnvelopeCodec, LocalKeyProvider
+from chatkit_kit.encryption import (
+    EncryptedBlobStorage,
+    EncryptedStore,
+    EnvelopeCodec,
+    LocalKeyProvider,
+)
 from chatkit_kit.stores.sqlalchemy import SQLAlchemyStore
 from tests.stores.encryption_support import MARKER
 
@@ -39,6 +45,24 @@ async def read_title(url: str, keyring: Path, owner: str) -> str | None:
         return (await store.load_thread("t", {"user_id": owner})).title
 
 
+async def write_blob(url: str, keyring: Path, root: Path, owner: str) -> None:
+    inner = SQLAlchemyStore.from_url(url, codec=EnvelopeCodec())
+    async with inner:
+        store = EncryptedStore(inner, LocalKeyProvider.from_file(keyring))
+        blobs = EncryptedBlobStorage(LocalBlobStorage(root), store)
+        await blobs.put_for_owner(owner, "a/blob", MARKER.encode(), content_type="text/plain")
+        record = {METADATA_KEY: {"backend": "direct", "key": "a/blob", "size": len(MARKER)}}
+        attachment = FileAttachment(id="atc", name="a.txt", mime_type="text/plain", metadata=record)
+        await store.save_attachment(attachment, {"user_id": owner})
+
+
+async def read_blob(url: str, keyring: Path, root: Path) -> bytes:
+    inner = SQLAlchemyStore.from_url(url, codec=EnvelopeCodec())
+    async with inner:
+        store = EncryptedStore(inner, LocalKeyProvider.from_file(keyring))
+        return await EncryptedBlobStorage(LocalBlobStorage(root), store).get("a/blob")
+
+
 def test_the_encryption_commands(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,12 +80,17 @@ def test_the_encryption_commands(
     assert MARKER not in repr(stored(db, "SELECT payload FROM chatkit_threads"))
     assert asyncio.run(read_title(url, keyring, "alice")) == f"alice {MARKER}"
 
+    blobs_dir = tmp_path / "blobs"
+    asyncio.run(write_blob(url, keyring, blobs_dir, "alice"))
     monkeypatch.setenv("CHATKIT_KIT_KEYRING", keyring.read_text())  # the default source
     args = ["encryption", "rotate-data-key", url, "--owner", "alice", "--retire"]
-    assert main(args) == 0
-    assert "1 rewritten, 0 remaining" in capsys.readouterr().out
+    assert main([*args, "--blobs-dir", str(blobs_dir)]) == 0
+    assert "2 rewritten, 0 remaining, 0 data keys rewrapped, 1 blobs rewrapped" in (
+        capsys.readouterr().out
+    )
     versions = stored(db, "SELECT version FROM chatkit_data_keys WHERE owner = 'alice'")
     assert versions == [(2,)]
+    assert asyncio.run(read_blob(url, keyring, blobs_dir)) == MARKER.encode()
 
     assert main(["encryption", "new-keyring", "k2", "--from", str(keyring)]) == 0
     rotated.write_text(capsys.readouterr().out)

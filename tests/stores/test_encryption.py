@@ -5,7 +5,9 @@ clear rows, data-key and KEK rotation, the bounded key cache."""
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import logging
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -29,11 +31,13 @@ from chatkit_kit.encryption import (
     EnvelopeCodec,
     KeyProviderError,
     LocalKeyProvider,
+    OwnerKeys,
     encrypt_existing,
     rotate_data_key,
     rotate_kek,
 )
-from chatkit_kit.stores import MemoryStore, StoredPayload
+from chatkit_kit.errors import EncryptedPayloadError
+from chatkit_kit.stores import JSONCodec, MemoryStore, StoredPayload
 
 from . import encryption_support
 from .encryption_support import (
@@ -122,14 +126,20 @@ class Raw:
         return "\n".join(parts)
 
     def copy_item(
-        self, owner: str, thread_id: str, item_id: str, to_owner: str, to_thread: str
+        self,
+        owner: str,
+        thread_id: str,
+        item_id: str,
+        to_owner: str,
+        to_thread: str,
+        to_id: str | None = None,
     ) -> None:
         if self.kind == "memory":
             from chatkit_kit.stores import memory
 
             payload = self.inner._items[(owner, thread_id)].payloads[item_id]
             items = self.inner._items.setdefault((to_owner, to_thread), memory._Collection())
-            items.upsert(item_id, NOW, payload, 10**9)
+            items.upsert(to_id or item_id, NOW, payload, 10**9)
             return
         items = self.table("thread_items")
         (payload,) = self.run(
@@ -139,8 +149,38 @@ class Raw:
         self.run(
             f"INSERT INTO {items} (owner, thread_id, id, sort_key, payload) "
             "VALUES (%s, %s, %s, %s, %s)",
-            (to_owner, to_thread, item_id, 1, payload),
+            (to_owner, to_thread, to_id or item_id, 1, payload),
         )
+
+    def copy_row(self, kind: str, owner: str, row_id: str, to_id: str, thread_id: str = "") -> None:
+        """Copy `owner`'s row `row_id` (a thread, an item of `thread_id`, an attachment) onto
+        the new row id `to_id` of the same owner (and thread), payload and all."""
+        if self.kind == "memory":
+            from chatkit_kit.stores import memory
+
+            if kind == "thread":
+                payload = self.inner._threads[owner].payloads[row_id]
+                self.inner._threads[owner].upsert(to_id, NOW, payload, 10**9)
+            elif kind == "item":
+                items = self.inner._items[(owner, thread_id)]
+                items.upsert(to_id, NOW, items.payloads[row_id], 10**9)
+            else:
+                self.inner._attachments[(owner, to_id)] = self.inner._attachments[(owner, row_id)]
+                saved = self.inner._attachment_saved_at[(owner, row_id)]
+                self.inner._attachment_saved_at[(owner, to_id)] = saved
+            del memory
+            return
+        if kind == "thread":
+            self.put_thread_payload(owner, to_id, self.thread_payload(owner, row_id))
+        elif kind == "item":
+            self.copy_item(owner, thread_id, row_id, owner, thread_id, to_id=to_id)
+        else:
+            table = self.table("attachments")
+            self.run(
+                f"INSERT INTO {table} (owner, id, thread_id, payload) "
+                f"SELECT owner, %s, thread_id, payload FROM {table} WHERE owner = %s AND id = %s",
+                (to_id, owner, row_id),
+            )
 
     def thread_payload(self, owner: str, thread_id: str) -> str:
         if self.kind == "memory":
@@ -421,3 +461,195 @@ async def test_a_rewrite_never_overwrites_a_concurrent_write(
     await store.save_thread(thread("t1", "new"), ctx(owner))  # the app writes meanwhile
     assert not await store.reseal_row(row, await store.load_keys(owner, refresh=True))
     assert (await store.load_thread("t1", ctx(owner))).title == "title new"
+
+
+async def plain_store(raw: Raw) -> Any:
+    """A store without encryption on the same rows (the memory store: a view on its dicts)."""
+    if raw.flavour is None:
+        view = copy.copy(raw.inner)
+        view._codec = JSONCodec()
+        return view
+    return await raw.flavour.make()
+
+
+async def test_a_plain_store_reading_encrypted_rows_names_them(
+    encrypted: tuple[EncryptedStore[Any], Raw], caplog: pytest.LogCaptureFixture
+) -> None:
+    store, raw = encrypted
+    owner = owner_name()
+    await fill(store, owner)
+    plain = await plain_store(raw)
+    try:
+        with pytest.raises(EncryptedPayloadError, match="wrap it in") as raised:
+            await plain.load_thread("t1", ctx(owner))
+        assert isinstance(raised.value, DecryptionError)
+        assert (raised.value.kind, raised.value.owner, raised.value.row_id) == (
+            "thread",
+            owner,
+            "t1",
+        )
+        with pytest.raises(EncryptedPayloadError, match="thread"):
+            await plain.load_threads(10, None, "desc", ctx(owner))
+        with pytest.raises(EncryptedPayloadError) as raised:
+            await plain.load_thread_items("t1", None, 10, "asc", ctx(owner))
+        assert (raised.value.kind, raised.value.row_id) == ("item", "i1")
+        with pytest.raises(EncryptedPayloadError, match="item 'i2'"):
+            await plain.load_item("t1", "i2", ctx(owner))
+        with pytest.raises(EncryptedPayloadError) as raised:
+            await plain.load_attachment("a2", ctx(owner))
+        assert (raised.value.kind, raised.value.row_id) == ("attachment", "a2")
+        # The orphan sweep of the plain store skips the encrypted rows (it cannot judge them),
+        # reading past them to fill its page, and logs how many it skipped.
+        clear_owner = owner_name()
+        await plain.save_attachment(attachment("orphan"), ctx(clear_owner))
+        later = datetime.now(timezone.utc) + timedelta(days=1)
+        with caplog.at_level(logging.WARNING, logger="chatkit_kit.stores"):
+            found = await plain.list_unattached_attachments(later, 500)
+        assert ("orphan", clear_owner) in {(s.attachment.id, s.owner) for s in found}
+        assert owner not in {s.owner for s in found}
+        assert "skipped" in caplog.text and "encrypted attachment rows" in caplog.text
+        (first,) = await plain.list_unattached_attachments(later, 1)  # past the encrypted
+        assert first.attachment.id == "orphan"
+        # The encrypted store still sweeps its own rows.
+        assert "a2" in {
+            s.attachment.id
+            for s in await store.list_unattached_attachments(later, 500)
+            if s.owner == owner
+        }
+    finally:
+        if raw.flavour is not None:
+            await plain.close()
+
+
+def test_the_default_codec_names_an_encrypted_payload_and_only_that() -> None:
+    from pydantic import ValidationError
+
+    store = EncryptedStore(MemoryStore(codec=EnvelopeCodec()), provider())
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from chatkit_kit.encryption.cache import OwnerKeys
+    from chatkit_kit.encryption.envelope import _Scope, scope
+
+    keys = OwnerKeys("alice", {1: AESGCM(bytes(32))})
+    with scope(_Scope("alice", keys={"alice": keys})):
+        sealed = store.codec.encode_thread(thread("t1"))
+    codec = JSONCodec()
+    with pytest.raises(EncryptedPayloadError, match="thread 't1' of owner 'alice'"):
+        codec.decode_thread(sealed)
+    with pytest.raises(EncryptedPayloadError):
+        codec.decode_threads([codec.encode_thread(thread("t0")), sealed])
+    with pytest.raises(EncryptedPayloadError, match="the stored row is encrypted"):
+        codec.decode_item("ckenc1:!!")  # an envelope whose header cannot be read
+    with pytest.raises(ValidationError):  # anything else fails as before
+        codec.decode_thread('{"id": 1}')
+
+
+async def test_a_row_copied_onto_another_id_of_the_same_owner_is_refused_on_every_read(
+    encrypted: tuple[EncryptedStore[Any], Raw],
+) -> None:
+    store, raw = encrypted
+    owner = owner_name()
+    await fill(store, owner)
+    later = datetime.now(timezone.utc) + timedelta(days=1)
+    raw.copy_row("thread", owner, "t1", "t9")
+    raw.copy_row("item", owner, "i1", "i9", thread_id="t1")
+    raw.copy_row("attachment", owner, "a1", "a9")  # sent in t1
+    raw.copy_row("attachment", owner, "a2", "a8")  # unattached
+    with pytest.raises(DecryptionError, match="copied"):
+        await store.load_thread("t9", ctx(owner))
+    for order in ("asc", "desc"):
+        with pytest.raises(DecryptionError, match="'t9'"):
+            await store.load_threads(10, None, order, ctx(owner))
+        with pytest.raises(DecryptionError, match="'i9'"):
+            await store.load_thread_items("t1", None, 10, order, ctx(owner))
+    with pytest.raises(DecryptionError, match="copied"):
+        await store.load_item("t1", "i9", ctx(owner))
+    with pytest.raises(DecryptionError, match="copied"):
+        await store.load_attachment("a9", ctx(owner))
+    with pytest.raises(DecryptionError, match="'a9'"):
+        await store.list_thread_attachments("t1", ctx(owner))
+    with pytest.raises(DecryptionError, match="'a8'"):
+        await store.list_unattached_attachments(later, 500)
+    # The rows themselves still read; without the copies every path reads again.
+    assert (await store.load_thread("t1", ctx(owner))).id == "t1"
+    assert (await store.load_item("t1", "i1", ctx(owner))).id == "i1"
+    await store.delete_thread("t9", ctx(owner))
+    await store.delete_thread_item("t1", "i9", ctx(owner))
+    await store.delete_attachment("a9", ctx(owner))
+    await store.delete_attachment("a8", ctx(owner))
+    assert {t.id for t in (await store.load_threads(10, None, "asc", ctx(owner))).data} == {
+        "t1",
+        "t2",
+    }
+    items = await store.load_thread_items("t1", None, 10, "asc", ctx(owner))
+    assert [i.id for i in items.data] == ["i1", "i2"]
+    assert [a.id for a in await store.list_thread_attachments("t1", ctx(owner))] == ["a1"]
+    assert "a2" in {s.attachment.id for s in await store.list_unattached_attachments(later, 500)}
+    if raw.flavour is not None:  # the clear thread column moved behind the store's back
+        table = raw.table("attachments")
+        raw.run(f"UPDATE {table} SET thread_id = 't2' WHERE owner = %s AND id = 'a1'", (owner,))
+        with pytest.raises(DecryptionError, match="sealed in thread 't1'"):
+            await store.list_thread_attachments("t2", ctx(owner))
+
+
+async def test_the_memory_store_scans_rows_by_keyset_without_sorting_them_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chatkit_kit.stores import memory
+
+    store: MemoryStore[Any] = MemoryStore()
+    for owner in ("carol", "alice", "bob"):
+        for n in (3, 1, 2, 0, 11, 10):
+            await store.save_thread(thread(f"t{n}"), ctx(owner))
+            await store.save_attachment(attachment(f"a{n}"), ctx(owner))
+        for n in (5, 4, 6):
+            await store.add_thread_item("t1", message(f"i{n}", "t1"), ctx(owner))
+    sorted_lengths: list[int] = []
+
+    def spy(iterable: Any, **kwargs: Any) -> list[Any]:
+        items = list(iterable)
+        sorted_lengths.append(len(items))
+        return sorted(items, **kwargs)
+
+    monkeypatch.setattr(memory, "sorted", spy, raising=False)
+    for kind, total in (("thread", 18), ("item", 9), ("attachment", 18)):
+        seen: list[StoredPayload] = []
+        after: StoredPayload | None = None
+        while True:
+            batch = await store.payload_rows(kind, after, 4)  # type: ignore[arg-type]
+            if not batch:
+                break
+            seen.extend(batch)
+            after = batch[-1]
+        keys = [(r.owner, r.thread_id or "", r.id) for r in seen]
+        assert len(keys) == total and keys == sorted(keys) and len(set(keys)) == total
+        assert all(r.payload for r in seen)
+    assert max(sorted_lengths, default=0) <= 4  # never a sort of every row per batch
+
+
+class CountingCiphers(dict[int, Any]):
+    """A data-key mapping that counts its lookups."""
+
+    lookups = 0
+
+    def get(self, key: int, default: Any = None) -> Any:
+        CountingCiphers.lookups += 1
+        return super().get(key, default)
+
+
+async def test_a_page_looks_up_the_owners_key_once_per_version() -> None:
+    store = EncryptedStore(MemoryStore(codec=EnvelopeCodec()), provider())
+    owner = owner_name()
+    await store.save_thread(thread("t1"), ctx(owner))
+    for n in range(20):
+        await store.add_thread_item("t1", message(f"i{n:02d}", "t1"), ctx(owner))
+        await store.save_thread(thread(f"t{n + 2}"), ctx(owner))
+    keys = await store.load_keys(owner)
+    counting = CountingCiphers(keys.ciphers)
+    store.cache.put(OwnerKeys(owner, counting))
+    CountingCiphers.lookups = 0
+    page = await store.load_thread_items("t1", None, 20, "desc", ctx(owner))
+    assert len(page.data) == 20 and CountingCiphers.lookups == 1
+    CountingCiphers.lookups = 0
+    threads = await store.load_threads(20, None, "asc", ctx(owner))
+    assert len(threads.data) == 20 and CountingCiphers.lookups == 1

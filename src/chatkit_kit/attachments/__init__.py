@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING
 
 from .._optional import lazy_exports
 from ._backend import METADATA_KEY, AttachmentContentSource, BlobAttachmentStore
-from ._blobs import BlobInfo, BlobNotFoundError, BlobStorage, LocalBlobStorage
+from ._blobs import (
+    BlobInfo,
+    BlobNotFoundError,
+    BlobStorage,
+    LocalBlobStorage,
+    OwnerBlobStorage,
+)
 from ._compose import AttachmentPresenter, StoreWithAttachments, ThreadDeleteListener
 from ._errors import (
     AttachmentError,
@@ -49,6 +55,7 @@ __all__ = [
     "DirectUploadAttachmentStore",
     "InvalidUploadError",
     "LocalBlobStorage",
+    "OwnerBlobStorage",
     "S3AttachmentStore",
     "S3BlobStorage",
     "StoreWithAttachments",

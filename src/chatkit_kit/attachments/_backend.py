@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, Protocol, runtime_checkable
 
@@ -15,7 +15,7 @@ from pydantic import AnyUrl
 
 from .._images import sniff_image_type
 from ..stores import AttachmentIndex, OwnerResolver, OwnerScopedStore, check_owner, default_owner
-from ._blobs import BlobInfo, BlobStorage, check_key
+from ._blobs import BlobInfo, BlobStorage, OwnerBlobStorage, check_key
 from ._compose import StoreWithAttachments
 from ._errors import AttachmentPolicyError, AttachmentTooLargeError, AttachmentVerificationError
 from ._policy import SIGNATURE_BYTES, UploadPolicy
@@ -110,6 +110,22 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
     def _new_object_key(self, owner: str) -> str:
         """A fresh object key for `owner`; nothing in it comes from user input."""
         return f"{self._object_prefix(owner)}{uuid.uuid4().hex}"
+
+    async def _put(
+        self,
+        owner: str,
+        key: str,
+        data: bytes | AsyncIterable[bytes],
+        *,
+        content_type: str,
+        max_size: int | None,
+    ) -> BlobInfo:
+        """Write a blob of `owner`: with `put_for_owner` when the storage needs the owner."""
+        if isinstance(self.blobs, OwnerBlobStorage):
+            return await self.blobs.put_for_owner(
+                owner, key, data, content_type=content_type, max_size=max_size
+            )
+        return await self.blobs.put(key, data, content_type=content_type, max_size=max_size)
 
     def _new_metadata(self, object_key: str, size: int) -> dict[str, Any]:
         """The `Attachment.metadata` of a new attachment: this backend's record."""
@@ -246,7 +262,8 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
                 f"generated image of {len(data)} bytes exceeds the limit of "
                 f"{self.policy.max_size} bytes"
             )
-        key = self._new_object_key(self.owner_key(context))
+        owner = self.owner_key(context)
+        key = self._new_object_key(owner)
         metadata = self._new_metadata(key, len(data))
         metadata[METADATA_KEY]["generated"] = True
         extension = mime_type.rsplit("/", 1)[-1].replace("jpeg", "jpg")
@@ -258,7 +275,7 @@ class BlobAttachmentStore(AttachmentStore[TContext], Generic[TContext]):
             thread_id=thread_id,
             metadata=metadata,
         )
-        await self.blobs.put(key, data, content_type=mime_type, max_size=self.policy.max_size)
+        await self._put(owner, key, data, content_type=mime_type, max_size=self.policy.max_size)
         try:
             presented = await self.present_generated_image(attachment, context)
             assert isinstance(presented, ImageAttachment)

@@ -98,6 +98,27 @@ class BlobStorage(Protocol):
         ...
 
 
+@runtime_checkable
+class OwnerBlobStorage(BlobStorage, Protocol):
+    """A `BlobStorage` that needs each blob's owner to write it (e.g.
+    `chatkit_kit.encryption.EncryptedBlobStorage`, which encrypts under the owner's data key).
+
+    The attachment backends write with `put_for_owner` when their storage has it.
+    """
+
+    async def put_for_owner(
+        self,
+        owner: str,
+        key: str,
+        data: bytes | AsyncIterable[bytes],
+        *,
+        content_type: str,
+        max_size: int | None = None,
+    ) -> BlobInfo:
+        """`put` for the owner key `owner` (the string that scopes the owner's rows)."""
+        ...
+
+
 WRITE_BUFFER = 1024 * 1024
 """Bytes `LocalBlobStorage.put` gathers in memory before it writes them in one worker-thread hop
 (a blob up to this size costs one hop in all: open, write, fsync, rename)."""

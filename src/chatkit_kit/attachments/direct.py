@@ -195,7 +195,8 @@ class DirectUploadAttachmentStore(BlobAttachmentStore[TContext], Generic[TContex
             self.generate_attachment_id(checked_type, context), "attachment id"
         )
         key = self._new_object_key(owner)
-        info = await self.blobs.put(
+        info = await self._put(
+            owner,
             key,
             self._checked(data, checked_type),
             content_type=checked_type,

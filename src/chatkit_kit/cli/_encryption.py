@@ -3,6 +3,7 @@
     chatkit-kit encryption new-keyring KEK_ID [--from FILE]        print a keyring (JSON)
     chatkit-kit encryption rotate-kek DATABASE_URL                  rewrap every data key
     chatkit-kit encryption rotate-data-key DATABASE_URL --owner O   re-encrypt one owner's rows
+    (both take --blobs-dir DIR: the EncryptedBlobStorage directory of attachment bytes)
     chatkit-kit encryption encrypt-existing DATABASE_URL            seal the clear rows
     chatkit-kit encryption erase-owner DATABASE_URL --owner O       shred the key, delete rows
 
@@ -31,8 +32,19 @@ from ._options import (
 def _report(verb: str, report: Any) -> str:
     return (
         f"{verb}: {report.scanned} rows scanned, {report.rewritten} rewritten, "
-        f"{report.remaining} remaining, {report.rewrapped} data keys rewrapped"
+        f"{report.remaining} remaining, {report.rewrapped} data keys rewrapped, "
+        f"{report.blobs_rewrapped} blobs rewrapped"
     )
+
+
+def _blobs(args: argparse.Namespace, store: Any) -> Any:
+    """The `EncryptedBlobStorage` of `--blobs-dir`, or None."""
+    if getattr(args, "blobs_dir", None) is None:
+        return None
+    from ..attachments import LocalBlobStorage
+    from ..encryption import EncryptedBlobStorage
+
+    return EncryptedBlobStorage(LocalBlobStorage(args.blobs_dir), store)
 
 
 async def _with_encrypted(args: argparse.Namespace, run: Any) -> int:
@@ -68,7 +80,7 @@ def _run_rotate_kek(args: argparse.Namespace) -> int:
     from ..encryption import rotate_kek
 
     async def run(store: Any) -> int:
-        report = await rotate_kek(store, batch_size=args.batch_size)
+        report = await rotate_kek(store, batch_size=args.batch_size, blobs=_blobs(args, store))
         print(_report(f"rewrapped under {store.provider.current_kek_id!r}", report))
         return 0
 
@@ -80,7 +92,12 @@ def _run_rotate_data_key(args: argparse.Namespace) -> int:
 
     async def run(store: Any) -> int:
         report = await rotate_data_key(
-            store, args.owner, batch_size=args.batch_size, retire=args.retire, resume=args.resume
+            store,
+            args.owner,
+            batch_size=args.batch_size,
+            retire=args.retire,
+            resume=args.resume,
+            blobs=_blobs(args, store),
         )
         print(_report(f"rotated the data key of owner {args.owner!r}", report))
         return 0 if report.remaining == 0 else 1
@@ -122,6 +139,15 @@ def _database_command(subparsers: Any, name: str, common: Any, help: str, handle
     return parser
 
 
+def _blobs_argument(parser: Any, what: str) -> None:
+    parser.add_argument(
+        "--blobs-dir",
+        default=None,
+        metavar="DIR",
+        help=f"the directory of an EncryptedBlobStorage(LocalBlobStorage(DIR)): {what}",
+    )
+
+
 def add_encryption(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Register `chatkit-kit encryption` and its subcommands."""
     parser = subparsers.add_parser(
@@ -142,13 +168,14 @@ def add_encryption(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--from", dest="previous", default=None, help="keep the keys of this keyring file"
     )
     keyring.set_defaults(handler=_run_new_keyring)
-    _database_command(
+    kek = _database_command(
         commands,
         "rotate-kek",
         common,
         "rewrap every data key under the provider's current key-encryption key",
         _run_rotate_kek,
     )
+    _blobs_argument(kek, "also upgrade blobs of the first format (KEK-wrapped) there")
     rotate = _database_command(
         commands,
         "rotate-data-key",
@@ -157,6 +184,7 @@ def add_encryption(subparsers: Any, common: argparse.ArgumentParser) -> None:
         _run_rotate_data_key,
     )
     rotate.add_argument("--owner", required=True, help="the owner key")
+    _blobs_argument(rotate, "also reseal the owner's blob keys there (needed with --retire)")
     rotate.add_argument(
         "--resume",
         action="store_true",

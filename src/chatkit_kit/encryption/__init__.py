@@ -37,6 +37,7 @@ __all__ = [
     "OwnerKeys",
     "RewriteReport",
     "encrypt_existing",
+    "rewrap_blobs",
     "rotate_data_key",
     "rotate_kek",
 ]
@@ -50,6 +51,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "RewriteReport": ("rotation", "encryption"),
     "rotate_kek": ("rotation", "encryption"),
     "rotate_data_key": ("rotation", "encryption"),
+    "rewrap_blobs": ("rotation", "encryption"),
     "encrypt_existing": ("migration", "encryption"),
 }
 
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
     from .kms import KMSKeyProvider
     from .local import LocalKeyProvider
     from .migration import encrypt_existing
-    from .rotation import RewriteReport, rotate_data_key, rotate_kek
+    from .rotation import RewriteReport, rewrap_blobs, rotate_data_key, rotate_kek
     from .store import EncryptedStore
 
 __getattr__ = lazy_exports(__name__, _LAZY)

@@ -14,8 +14,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..errors import KeyProviderError
+from chatkit.types import Attachment
+
+from ..errors import DecryptionError, KeyProviderError
 from ..stores import (
     DEFAULT_BATCH_SIZE,
     MAX_BATCH_SIZE,
@@ -24,8 +27,11 @@ from ..stores import (
     WrappedDataKey,
     check_owner,
 )
-from .envelope import header_of
+from .envelope import EnvelopeCodec, _Scope, header_of, is_envelope, scope
 from .store import EncryptedStore
+
+if TYPE_CHECKING:
+    from .blobs import EncryptedBlobStorage
 
 MAX_PASSES = 5
 """Scans of an owner's rows `rotate_data_key` makes before it reports rows still left."""
@@ -35,12 +41,14 @@ _KINDS: tuple[PayloadKind, ...] = ("thread", "item", "attachment")
 @dataclass
 class RewriteReport:
     """What a rotation or migration did: rows `scanned`, `rewritten`, `remaining` (rows still
-    under an old key or in clear at the end: run it again), and `rewrapped` data keys."""
+    under an old key or in clear at the end, and blobs that could not be rewrapped: run it
+    again), `rewrapped` data keys and `blobs_rewrapped` attachment blobs."""
 
     scanned: int = 0
     rewritten: int = 0
     remaining: int = 0
     rewrapped: int = 0
+    blobs_rewrapped: int = 0
 
 
 Progress = Callable[[RewriteReport], None]
@@ -59,11 +67,26 @@ async def rotate_kek(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
+    blobs: EncryptedBlobStorage | None = None,
 ) -> RewriteReport:
     """Rewrap every data key under the provider's current KEK; payloads stay as they are.
 
     Keep the old KEK in the provider until this returns: it unwraps the keys being rewrapped.
+    Attachment blobs of an `EncryptedBlobStorage` are sealed by the owners' data keys and need
+    nothing, except blobs of its first format (their keys wrapped by the KEK itself): with
+    `blobs=` they are upgraded to their owner's data key as well (`rewrap_blobs`).
     """
+    report = await _rotate_kek(store, batch_size, progress)
+    if blobs is not None:
+        await rewrap_blobs(
+            store, blobs, legacy_only=True, batch_size=batch_size, progress=progress, report=report
+        )
+    return report
+
+
+async def _rotate_kek(
+    store: EncryptedStore[object], batch_size: int, progress: Progress | None
+) -> RewriteReport:
     batch_size = check_batch(batch_size)
     report = RewriteReport()
     table, provider = store.key_table, store.provider
@@ -144,6 +167,7 @@ async def rotate_data_key(
     progress: Progress | None = None,
     retire: bool = False,
     resume: bool = False,
+    blobs: EncryptedBlobStorage | None = None,
 ) -> RewriteReport:
     """Give `owner` a new data key version and re-encrypt their rows under it, in batches.
 
@@ -152,6 +176,10 @@ async def rotate_data_key(
     a scan finds no row left under them.
     Only retire after every process has reloaded the owner's keys (the `DataKeyCache` ttl):
     a process still holding the old version in its cache writes rows under it until then.
+    With attachment bytes in an `EncryptedBlobStorage`, pass it as `blobs=`: the owner's blob
+    keys are resealed under the new version too (`rewrap_blobs`), and a blob left under an old
+    one keeps the old versions from being retired. Without it, `retire=True` makes the owner's
+    encrypted blobs unreadable.
     """
     check_owner(owner)
     batch_size = check_batch(batch_size)
@@ -171,6 +199,10 @@ async def rotate_data_key(
         if not left:
             break
     report.remaining = await _count(store, owner, stale, batch_size)
+    if blobs is not None:
+        await rewrap_blobs(
+            store, blobs, owner=owner, batch_size=batch_size, progress=progress, report=report
+        )
     if retire and not report.remaining:
         for version in sorted(keys.ciphers):
             if version != current:
@@ -195,3 +227,66 @@ async def _count(
                 break
             after = rows[-1]
     return found
+
+
+def _blob_key_of(attachment: Attachment) -> str | None:
+    """The object key an attachment backend recorded in the attachment's metadata."""
+    from ..attachments import METADATA_KEY
+
+    record = (attachment.metadata or {}).get(METADATA_KEY)
+    key = record.get("key") if isinstance(record, dict) else None
+    return key if isinstance(key, str) else None
+
+
+async def rewrap_blobs(
+    store: EncryptedStore[object],
+    blobs: EncryptedBlobStorage,
+    *,
+    owner: str | None = None,
+    legacy_only: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+    report: RewriteReport | None = None,
+) -> RewriteReport:
+    """Seal the blob key of every attachment of `owner` (or of everyone) under its owner's
+    current data key: blobs of the first format (KEK-wrapped, not crypto-shredded) are upgraded,
+    blobs under an older data-key version are resealed (with `legacy_only`, only the former).
+    Only headers change (the frames are copied as they are); each attachment's blob is found
+    through its record in the store. Blobs that cannot be read (a missing KEK, a blob that is
+    not encrypted) count in `remaining`; shredded owners' rows and missing blobs are skipped.
+    """
+    batch_size = check_batch(batch_size)
+    report = report if report is not None else RewriteReport()
+    if owner is not None:
+        check_owner(owner)
+    after: StoredPayload | None = (
+        None if owner is None else StoredPayload("attachment", owner, "", "", "")
+    )
+    while True:
+        rows = await store.key_table.payload_rows("attachment", after, batch_size)
+        mine = [row for row in rows if owner is None or row.owner == owner]
+        for row in mine:
+            report.scanned += 1
+            keys = await store.load_keys(row.owner)
+            if keys.current is None:
+                continue  # shredded (or never encrypted): nothing of theirs to rewrap
+            codec = store.codec if is_envelope(row.payload) else EnvelopeCodec(accept_clear=True)
+            try:
+                with scope(_Scope(row.owner, keys={row.owner: keys})):
+                    attachment = codec.decode_attachment(row.payload)
+            except DecryptionError:
+                report.remaining += 1
+                continue
+            key = _blob_key_of(attachment)
+            if key is None:
+                continue
+            try:
+                if await blobs.rewrap(key, row.owner, legacy_only=legacy_only):
+                    report.blobs_rewrapped += 1
+            except (DecryptionError, KeyProviderError):
+                report.remaining += 1
+        if progress is not None:
+            progress(report)
+        if len(mine) < len(rows) or len(rows) < batch_size:
+            return report
+        after = rows[-1]

@@ -39,7 +39,7 @@ from ..stores import (
 )
 from . import _aead
 from .cache import DataKeyCache, OwnerKeys
-from .envelope import EnvelopeCodec, _KeyNeeded, _Scope, reseal, scope
+from .envelope import _SCOPE, EnvelopeCodec, _KeyNeeded, _Scope, reseal, scope
 from .provider import KeyProvider
 
 _T = TypeVar("_T")
@@ -155,25 +155,28 @@ class EncryptedStore(ForwardingStore[TContext], Generic[TContext]):
             active.keys[owner] = await (self._write_keys(owner) if write else self.load_keys(owner))
         refreshed: set[str] = set()
         while True:
+            token = _SCOPE.set(active)  # (what `scope` does, without a generator per call)
             try:
-                with scope(active):
-                    return await call()
-            except _KeyNeeded as needed:
-                if len(refreshed) >= MAX_KEY_LOADS_PER_CALL:
-                    raise DecryptionError(
-                        f"one call met rows of more than {MAX_KEY_LOADS_PER_CALL} owners whose "
-                        "keys were not loaded"
-                    ) from None
-                fresh = needed.owner not in refreshed and (
-                    needed.owner in active.keys or needed.owner == owner
-                )
-                keys = await self.load_keys(needed.owner, refresh=fresh)
-                if needed.version not in keys.ciphers and not fresh:
-                    keys = await self.load_keys(needed.owner, refresh=True)
-                refreshed.add(needed.owner)
-                active.keys[needed.owner] = keys
-                if needed.version not in keys.ciphers:
-                    active.shredded = active.shredded | {needed.owner}
+                return await call()
+            except _KeyNeeded as missing:
+                needed = missing
+            finally:
+                _SCOPE.reset(token)
+            if len(refreshed) >= MAX_KEY_LOADS_PER_CALL:
+                raise DecryptionError(
+                    f"one call met rows of more than {MAX_KEY_LOADS_PER_CALL} owners whose "
+                    "keys were not loaded"
+                ) from None
+            fresh = needed.owner not in refreshed and (
+                needed.owner in active.keys or needed.owner == owner
+            )
+            keys = await self.load_keys(needed.owner, refresh=fresh)
+            if needed.version not in keys.ciphers and not fresh:
+                keys = await self.load_keys(needed.owner, refresh=True)
+            refreshed.add(needed.owner)
+            active.keys[needed.owner] = keys
+            if needed.version not in keys.ciphers:
+                active.shredded = active.shredded | {needed.owner}
 
     def _owner(self, context: TContext) -> str:
         return self._owned.owner_key(context)
@@ -272,10 +275,19 @@ class EncryptedStore(ForwardingStore[TContext], Generic[TContext]):
         )
 
     async def list_thread_attachments(self, thread_id: str, context: TContext) -> list[Attachment]:
-        return await self._run(
+        attachments: list[Attachment] = await self._run(
             self._owner(context),
             lambda: ForwardingStore.list_thread_attachments(self, thread_id, context),
         )
+        for attachment in attachments:
+            if attachment.thread_id != thread_id:
+                raise DecryptionError(
+                    f"the stored attachment {attachment.id!r} is listed in thread {thread_id!r} "
+                    f"but was sealed in thread {attachment.thread_id!r} (its row was altered): "
+                    "it is not returned",
+                    row_id=attachment.id,
+                )
+        return attachments
 
     async def list_unattached_attachments(
         self, saved_before: datetime, limit: int = 100

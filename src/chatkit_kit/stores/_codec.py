@@ -16,6 +16,7 @@ still read back as `DynamicWidgetRoot`.
 
 from __future__ import annotations
 
+import binascii
 import math
 import warnings
 from collections.abc import Sequence
@@ -24,9 +25,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from chatkit.types import Attachment, ThreadItem, ThreadMetadata, WidgetItem
 from chatkit.widgets import BasicRoot, Card, DynamicWidgetRoot, ListView
-from pydantic import BaseModel, TypeAdapter, create_model
+from pydantic import BaseModel, TypeAdapter, ValidationError, create_model
 
 from .._http import UnstorableValueError
+from ..errors import DecryptionError, EncryptedPayloadError
 
 _THREAD = TypeAdapter(ThreadMetadata)
 _THREADS = TypeAdapter(list[ThreadMetadata])
@@ -64,6 +66,76 @@ def _root_name(widget: object) -> str | None:
 
 
 _MINUTE = timedelta(minutes=1)
+
+ENVELOPE_PREFIX = "ckenc1:"
+"""How a payload sealed by `chatkit_kit.encryption.EnvelopeCodec` starts."""
+_ENVELOPE_KINDS = {0x74: "thread", 0x69: "item", 0x61: "attachment"}
+
+
+def _envelope_row(text: str) -> tuple[str | None, str | None, str | None]:
+    """(kind, owner, row id) from an envelope's clear header; Nones where it cannot be read."""
+    try:
+        raw = binascii.a2b_base64(text[len(ENVELOPE_PREFIX) : len(ENVELOPE_PREFIX) + 4000])
+    except (binascii.Error, ValueError):
+        raw = b""
+    kind = _ENVELOPE_KINDS.get(raw[0]) if raw else None
+    fields: list[str] = []
+    at = 5
+    for _ in range(3):
+        length = int.from_bytes(raw[at : at + 2], "big")
+        field = raw[at + 2 : at + 2 + length]
+        if len(raw) < at + 2 or len(field) != length:
+            return kind, None, None
+        fields.append(field.decode(errors="replace"))
+        at += 2 + length
+    return kind, fields[0], fields[2]
+
+
+class HasId(Protocol):
+    """A stored model: it has the id of its row."""
+
+    @property
+    def id(self) -> str: ...
+
+
+def verify_row_ids(codec: object) -> bool:
+    """Whether the stores compare each decoded model's id with its row's id column on the
+    paths that read many rows (a codec that binds payloads to their rows, `EnvelopeCodec`,
+    sets `verify_row_ids = True`; the stores' single-row reads are checked by its store)."""
+    return bool(getattr(codec, "verify_row_ids", False))
+
+
+def check_row_ids(row_ids: Sequence[str], models: Sequence[HasId], kind: str) -> None:
+    """`DecryptionError` unless every model has the id of the row it was read from: a sealed
+    payload copied onto another row of the same owner decrypts (it is authentic), but is not
+    served as that row."""
+    for row_id, model in zip(row_ids, models, strict=True):
+        if model.id != row_id:
+            raise DecryptionError(
+                f"the stored {kind} row {row_id!r} holds the sealed {kind} {model.id!r} (copied "
+                "between rows): it is not returned",
+                row_id=row_id,
+            )
+
+
+def refuse_envelopes(texts: Sequence[str | bytes], error: Exception) -> None:
+    """Raise `EncryptedPayloadError` for the first encrypted payload of `texts` (called when
+    parsing them failed with `error`, so it costs nothing on the path that succeeds)."""
+    for text in texts:
+        if isinstance(text, bytes):
+            text = text.decode("ascii", "replace")
+        if not text.startswith(ENVELOPE_PREFIX):
+            continue
+        kind, owner, row_id = _envelope_row(text)
+        what = f"{kind or 'row'} {row_id!r} of owner {owner!r}" if row_id else "row"
+        raise EncryptedPayloadError(
+            f"the stored {what} is encrypted (written by chatkit_kit.encryption.EncryptedStore) "
+            "and this store has no keys: build it with codec=EnvelopeCodec() and wrap it in "
+            "EncryptedStore(store, provider) to read it",
+            owner=owner,
+            row_id=row_id,
+            kind=kind,
+        ) from error
 
 
 def refuse_inexact(value: Any, where: str) -> None:
@@ -111,12 +183,20 @@ def encode_thread(thread: ThreadMetadata) -> str:
 
 def decode_thread(text: str | bytes) -> ThreadMetadata:
     """Parse a payload written by `encode_thread`."""
-    return _THREAD.validate_json(text)
+    try:
+        return _THREAD.validate_json(text)
+    except ValidationError as error:
+        refuse_envelopes((text,), error)
+        raise
 
 
 def decode_threads(texts: Sequence[str | bytes]) -> list[ThreadMetadata]:
     """Parse a page of `encode_thread` payloads in one pass."""
-    return _THREADS.validate_json(_json_array(texts))
+    try:
+        return _THREADS.validate_json(_json_array(texts))
+    except ValidationError as error:
+        refuse_envelopes(texts, error)
+        raise
 
 
 def _json_array(texts: Sequence[str | bytes]) -> str:
@@ -142,7 +222,11 @@ def decode_item(text: str | bytes) -> ThreadItem:
     if isinstance(text, bytes):
         text = text.decode()
     if _WIDGET_TYPE not in text:
-        item: ThreadItem = _ITEM.validate_json(text)
+        try:
+            item: ThreadItem = _ITEM.validate_json(text)
+        except ValidationError as error:
+            refuse_envelopes((text,), error)
+            raise
         return item
     with warnings.catch_warnings():
         # Upstream deprecates the named widget classes; reading stored ones must still work.
@@ -166,7 +250,11 @@ def decode_items(texts: Sequence[str | bytes]) -> list[ThreadItem]:
     strings = [t.decode() if isinstance(t, bytes) else t for t in texts]
     if any(_WIDGET_TYPE in t for t in strings):
         return [decode_item(t) for t in strings]
-    items: list[ThreadItem] = _ITEMS.validate_json(_json_array(strings))
+    try:
+        items: list[ThreadItem] = _ITEMS.validate_json(_json_array(strings))
+    except ValidationError as error:
+        refuse_envelopes(strings, error)
+        raise
     return items
 
 
@@ -179,7 +267,11 @@ def encode_attachment(attachment: Attachment) -> str:
 
 def decode_attachment(text: str | bytes) -> Attachment:
     """Parse a payload written by `encode_attachment`."""
-    attachment: Attachment = _ATTACHMENT.validate_json(text)
+    try:
+        attachment: Attachment = _ATTACHMENT.validate_json(text)
+    except ValidationError as error:
+        refuse_envelopes((text,), error)
+        raise
     return attachment
 
 

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from chatkit.types import Attachment
+
+logger = logging.getLogger("chatkit_kit.stores")
+
+MAX_SKIPPED_ENCRYPTED = 10_000
+"""How many encrypted rows one `list_unattached_attachments` of a store without encryption
+reads past (skipping them) to fill its page."""
+
+
+def warn_skipped_encrypted(store: object, skipped: int) -> None:
+    """Log that a store without keys skipped `skipped` encrypted attachment rows."""
+    if skipped:
+        logger.warning(
+            "%s.list_unattached_attachments skipped %d encrypted attachment rows (this store "
+            "has no keys): sweep orphans through the EncryptedStore around a store built with "
+            "codec=EnvelopeCodec()",
+            type(store).__name__,
+            skipped,
+        )
 
 
 @dataclass(frozen=True)
@@ -36,7 +55,11 @@ class AttachmentIndex(Protocol):
         self, saved_before: datetime, limit: int = 100
     ) -> list[StoredAttachment]:
         """Return up to `limit` attachments of any owner with no `thread_id`, first saved
-        before `saved_before`, oldest first. A naive `saved_before` is read as local time."""
+        before `saved_before`, oldest first. A naive `saved_before` is read as local time.
+
+        A store without encryption skips rows an `EncryptedStore` encrypted (it cannot read
+        them, so it cannot judge them orphans) and logs a warning with their count; sweep
+        them through the `EncryptedStore`."""
         ...
 
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:

@@ -24,7 +24,7 @@ from chatkit.store import TContext
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from typing_extensions import Self
 
-from ..errors import ChatKitKitError, DatabaseError
+from ..errors import ChatKitKitError, DatabaseError, EncryptedPayloadError
 from . import _codec, _deadline, _retention, _schema
 from ._base import (
     OwnerScopedStore,
@@ -34,7 +34,7 @@ from ._base import (
     thread_not_found,
 )
 from ._datakeys import PayloadKind, StoredPayload, WrappedDataKey, check_kind
-from ._index import StoredAttachment
+from ._index import MAX_SKIPPED_ENCRYPTED, StoredAttachment, warn_skipped_encrypted
 from ._rules import (
     Order,
     OwnerResolver,
@@ -110,6 +110,20 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         self._decode_items: Callable[[Sequence[Row]], list[ThreadItem]] = lambda rows: (
             codec.decode_items([row[1] for row in rows])
         )
+        self._verify_ids = _codec.verify_row_ids(codec)
+        if self._verify_ids:
+
+            def decode_threads(rows: Sequence[Row]) -> list[ThreadMetadata]:
+                threads = codec.decode_threads([row[1] for row in rows])
+                _codec.check_row_ids([row[0] for row in rows], threads, "thread")
+                return threads
+
+            def decode_items(rows: Sequence[Row]) -> list[ThreadItem]:
+                items = codec.decode_items([row[1] for row in rows])
+                _codec.check_row_ids([row[0] for row in rows], items, "item")
+                return items
+
+            self._decode_threads, self._decode_items = decode_threads, decode_items
         self._names = names
         self._dialect = names.dialect
         self._sql = Statements(names)
@@ -490,7 +504,10 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         rows = await self._fetch(
             self._sql.thread_attachments, {"owner": owner, "thread_id": thread_id}
         )
-        return [self._codec.decode_attachment(row[0]) for row in rows]
+        attachments = [self._codec.decode_attachment(row[0]) for row in rows]
+        if self._verify_ids:
+            _codec.check_row_ids([row[1] for row in rows], attachments, "attachment")
+        return attachments
 
     async def list_unattached_attachments(
         self, saved_before: datetime, limit: int = 100
@@ -498,13 +515,29 @@ class SQLStoreBase(OwnerScopedStore[TContext], Generic[TContext]):
         limit = check_limit(limit)
         before = saved_before.astimezone(timezone.utc)  # naive is read as local time
         bound = self._dialect.timestamp_parameter(before)
-        rows = await self._fetch(
-            self._sql.unattached_attachments, {"before": bound, "limit": limit}
-        )
-        return [
-            StoredAttachment(row[0], self._codec.decode_attachment(row[1]), _utc(row[2]))
-            for row in rows
-        ]
+        window = limit
+        while True:
+            rows = await self._fetch(
+                self._sql.unattached_attachments, {"before": bound, "limit": window}
+            )
+            found: list[StoredAttachment] = []
+            skipped = 0
+            for row in rows:
+                try:
+                    attachment = self._codec.decode_attachment(row[1])
+                except EncryptedPayloadError:
+                    skipped += 1  # an EncryptedStore's row: this store cannot read it
+                    continue
+                if self._verify_ids:
+                    _codec.check_row_ids((row[3],), (attachment,), "attachment")
+                found.append(StoredAttachment(row[0], attachment, _utc(row[2])))
+                if len(found) == limit:
+                    break
+            last = len(rows) < window or window >= limit + MAX_SKIPPED_ENCRYPTED
+            if len(found) == limit or not skipped or last:
+                warn_skipped_encrypted(self, skipped)
+                return found
+            window = min(window * 4, limit + MAX_SKIPPED_ENCRYPTED)
 
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
         if not is_storable_id(attachment_id):

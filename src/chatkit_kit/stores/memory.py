@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Generic
+from typing import Generic, TypeVar
 
 from chatkit.store import TContext
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 
+from ..errors import EncryptedPayloadError
 from . import _codec, _retention
 from ._base import (
     OwnerScopedStore,
@@ -20,10 +22,11 @@ from ._base import (
     thread_not_found,
 )
 from ._datakeys import PayloadKind, StoredPayload, WrappedDataKey, check_kind
-from ._index import StoredAttachment
+from ._index import StoredAttachment, warn_skipped_encrypted
 from ._rules import Order, OwnerResolver, build_page, check_id, check_limit, check_order, sort_key
 
 _Key = tuple[int, int, str]
+_M = TypeVar("_M", bound=_codec.HasId)
 
 
 class _Collection:
@@ -93,6 +96,12 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         """The codec every payload goes through (`codec=`)."""
         return self._codec
 
+    def _checked(self, row_ids: Sequence[str], models: list[_M], kind: str) -> list[_M]:
+        """`models`, after checking they have their rows' ids (codecs that bind rows)."""
+        if _codec.verify_row_ids(self._codec):
+            _codec.check_row_ids(row_ids, models, kind)
+        return models
+
     # Threads
 
     async def load_thread(self, thread_id: str, context: TContext) -> ThreadMetadata:
@@ -123,7 +132,9 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
             ids,
             limit,
             str,
-            lambda kept: self._codec.decode_threads([threads.payloads[i] for i in kept]),
+            lambda kept: self._checked(
+                kept, self._codec.decode_threads([threads.payloads[i] for i in kept]), "thread"
+            ),
         )
 
     async def delete_thread(self, thread_id: str, context: TContext) -> None:
@@ -154,7 +165,9 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
             ids,
             limit,
             str,
-            lambda kept: self._codec.decode_items([items.payloads[i] for i in kept]),
+            lambda kept: self._checked(
+                kept, self._codec.decode_items([items.payloads[i] for i in kept]), "item"
+            ),
         )
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: TContext) -> None:
@@ -211,9 +224,11 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
     async def list_thread_attachments(self, thread_id: str, context: TContext) -> list[Attachment]:
         owner = self.owner_key(context)
         found = []
-        for (row_owner, _), payload in self._attachments.items():
+        for (row_owner, row_id), payload in self._attachments.items():
             if row_owner == owner:
-                attachment = self._codec.decode_attachment(payload)
+                attachment = self._checked(
+                    (row_id,), [self._codec.decode_attachment(payload)], "attachment"
+                )[0]
                 if attachment.thread_id == thread_id:
                     found.append(attachment)
         return found
@@ -229,12 +244,21 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
             if sort_key(saved_at) < cutoff
         )
         found: list[StoredAttachment] = []
+        skipped = 0
         for saved_at, (owner, attachment_id) in rows:
-            attachment = self._codec.decode_attachment(self._attachments[(owner, attachment_id)])
+            try:
+                attachment = self._codec.decode_attachment(
+                    self._attachments[(owner, attachment_id)]
+                )
+            except EncryptedPayloadError:
+                skipped += 1  # an EncryptedStore's row: this store cannot judge it
+                continue
             if attachment.thread_id is None:
+                self._checked((attachment_id,), [attachment], "attachment")
                 found.append(StoredAttachment(owner, attachment, saved_at))
                 if len(found) == limit:
                     break
+        warn_skipped_encrypted(self, skipped)
         return found
 
     async def delete_orphan_attachment(self, owner: str, attachment_id: str) -> bool:
@@ -371,30 +395,40 @@ class MemoryStore(OwnerScopedStore[TContext], Generic[TContext]):
         ]
         return found[:limit]
 
-    def _payload_map(self, kind: PayloadKind) -> dict[tuple[str, str, str], tuple[str | None, str]]:
+    def _payload_keys(self, kind: PayloadKind) -> Iterator[tuple[str, str, str]]:
+        """Every row key of `kind`, (owner, thread id or "", id), in no particular order."""
         if kind == "thread":
-            return {
-                (owner, thread_id, thread_id): (thread_id, payload)
-                for owner, threads in self._threads.items()
-                for thread_id, payload in threads.payloads.items()
-            }
+            for owner, threads in self._threads.items():
+                for thread_id in threads.payloads:
+                    yield (owner, thread_id, thread_id)
+        elif kind == "item":
+            for (owner, thread_id), items in self._items.items():
+                for item_id in items.payloads:
+                    yield (owner, thread_id, item_id)
+        else:
+            for owner, row_id in self._attachments:
+                yield (owner, "", row_id)
+
+    def _stored(self, kind: PayloadKind, key: tuple[str, str, str]) -> StoredPayload:
+        owner, thread_id, row_id = key
+        if kind == "thread":
+            return StoredPayload(kind, owner, row_id, row_id, self._threads[owner].payloads[row_id])
         if kind == "item":
-            return {
-                (owner, thread_id, item_id): (thread_id, payload)
-                for (owner, thread_id), items in self._items.items()
-                for item_id, payload in items.payloads.items()
-            }
-        return {(owner, "", row_id): (None, p) for (owner, row_id), p in self._attachments.items()}
+            payload = self._items[(owner, thread_id)].payloads[row_id]
+            return StoredPayload(kind, owner, thread_id, row_id, payload)
+        return StoredPayload(kind, owner, None, row_id, self._attachments[(owner, row_id)])
 
     async def payload_rows(
         self, kind: PayloadKind, after: StoredPayload | None, limit: int
     ) -> list[StoredPayload]:
-        """Rows in key order (the memory store sorts all rows of `kind` on every call)."""
+        """Rows in key order after `after`: one pass keeping the `limit` smallest keys (a heap
+        of `limit`), no sort of every row per batch."""
         kind, limit = check_kind(kind), check_limit(limit)
-        rows = self._payload_map(kind)
-        cursor = None if after is None else _payload_key(after)
-        keys = sorted(key for key in rows if cursor is None or key > cursor)[:limit]
-        return [StoredPayload(kind, key[0], rows[key][0], key[2], rows[key][1]) for key in keys]
+        keys = self._payload_keys(kind)
+        if after is not None:
+            cursor = _payload_key(after)
+            keys = (key for key in keys if key > cursor)
+        return [self._stored(kind, key) for key in heapq.nsmallest(limit, keys)]
 
     async def replace_payload(self, row: StoredPayload, payload: str) -> bool:
         kind = check_kind(row.kind)

@@ -339,12 +339,13 @@ class SQLDialect:
     load_attachment = "SELECT payload FROM {attachments} WHERE owner = :owner AND id = :id"
     delete_attachment = "DELETE FROM {attachments} WHERE owner = :owner AND id = :id"
     thread_attachments = (
-        "SELECT payload FROM {attachments} WHERE owner = :owner AND thread_id = :thread_id "
+        "SELECT payload, {id_text} FROM {attachments} "
+        "WHERE owner = :owner AND thread_id = :thread_id "
         "ORDER BY created_at, id"
     )
     # Across owners: the orphan sweep of an attachment backend, not a per-request query.
     unattached_attachments = (
-        "SELECT {owner_text}, payload, created_at FROM {attachments} "
+        "SELECT {owner_text}, payload, created_at, {id_text} FROM {attachments} "
         "WHERE thread_id IS NULL AND created_at < :before ORDER BY created_at, owner, id "
         "LIMIT :limit"
     )
