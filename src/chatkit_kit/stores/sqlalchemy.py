@@ -39,6 +39,7 @@ from .sql.dialects import (
     resolve_database_url,
 )
 from .sql.dialects.sqlite import BUSY_TIMEOUT_SECONDS
+from .sql.statements import numbered, pyformat
 
 require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 
@@ -95,6 +96,16 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
+        # On PostgreSQL single statements run on the pooled driver connection itself (asyncpg
+        # or psycopg), as AsyncpgStore runs them: SQLAlchemy's execution layer (compiled
+        # cache, execution context, result processing, a greenlet hop per statement) costs
+        # more CPU than the round trip. Engines with execution events or statement logging
+        # keep SQLAlchemy's execution, so instrumentation sees every statement.
+        self._driver_runner = _DRIVER_RUNNERS.get(engine.dialect.driver)
+        if engine.dialect.name != "postgresql" or self._direct:
+            self._driver_runner = None
+        self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._pyformat: dict[str, str] = {}
         # A checkout (pool wait, connect, the pre-ping of MySQL engines) on a frozen network
         # would wait for TCP to give up: bounded by the pool timeout plus the statement timeout.
         self._checkout_seconds: float | None = None
@@ -216,10 +227,29 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             clause = self._texts[sql] = text(sql)
         return clause
 
+    def _instrumented(self) -> bool:
+        """Whether the engine has execution events or logs statements (then every statement
+        goes through SQLAlchemy's execution)."""
+        sync = self._engine.sync_engine  # (the AUTOCOMMIT copy has a listener of its own)
+        return bool(sync._has_events or sync.dialect._has_events or sync._should_log_info())
+
+    def _numbered_args(self, sql: str, params: Params) -> tuple[str, list[Any]]:
+        converted = self._numbered.get(sql)
+        if converted is None:
+            converted = self._numbered[sql] = numbered(sql)
+        query, names = converted
+        return query, [params[name] for name in names]
+
+    def _pyformat_sql(self, sql: str) -> str:
+        query = self._pyformat.get(sql)
+        if query is None:
+            query = self._pyformat[sql] = pyformat(sql)
+        return query
+
     @asynccontextmanager
     async def _connect(
         self, *, transaction: bool
-    ) -> AsyncIterator[_Connection | _DriverConnection]:
+    ) -> AsyncIterator[_Connection | _DriverConnection | _AsyncpgDriver | _PsycopgDriver]:
         transaction = transaction or self._always_transaction
         # A direct-driver dialect (SQLite) runs on autocommit connections and opens its
         # transactions by hand (BEGIN IMMEDIATE, since the driver would begin lazily); so does
@@ -241,8 +271,14 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 wrapped = _Connection(self, conn)
                 async with _by_hand(wrapped, self._dialect.begin, transaction):
                     yield wrapped
-            elif switch or (not transaction and self._autocommit):
-                yield _Connection(self, conn)
+            elif not transaction and (switch or self._autocommit):
+                runner = self._driver_runner
+                sync = conn.sync_connection
+                if runner is not None and sync is not None and not self._instrumented():
+                    # An autocommit connection: its driver runs each statement on its own.
+                    yield runner(self, sync.connection.driver_connection)
+                else:
+                    yield _Connection(self, conn)
             else:
                 async with conn.begin():
                     yield _Connection(self, conn)
@@ -458,3 +494,78 @@ class _DriverConnection:
         finally:
             await cursor.close()
         return count
+
+
+class _AsyncpgDriver:
+    """The pooled asyncpg connection (in autocommit) running the store's statements as `$n`."""
+
+    __slots__ = ("_driver", "_store")
+
+    def __init__(self, store: SQLAlchemyStore[Any], driver: Any) -> None:
+        self._store = store
+        self._driver = driver
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        if params is None:
+            rows: Sequence[Row] = await self._driver.fetch(sql)
+            return rows
+        query, args = self._store._numbered_args(sql, params)
+        rows = await self._driver.fetch(query, *args)
+        return rows
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        if params is None:
+            return await self._driver.fetchval(sql)
+        query, args = self._store._numbered_args(sql, params)
+        return await self._driver.fetchval(query, *args)
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        if params is None:
+            await self._driver.execute(sql)
+            return
+        query, args = self._store._numbered_args(sql, params)
+        await self._driver.execute(query, *args)
+
+    async def execute_count(self, sql: str, params: Params) -> int:
+        query, args = self._store._numbered_args(sql, params)
+        status: str = await self._driver.execute(query, *args)  # e.g. "DELETE 3"
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+
+class _PsycopgDriver:
+    """The pooled psycopg connection (in autocommit) running the store's statements as
+    `%(name)s`."""
+
+    __slots__ = ("_driver", "_store")
+
+    def __init__(self, store: SQLAlchemyStore[Any], driver: Any) -> None:
+        self._store = store
+        self._driver = driver
+
+    async def _cursor(self, sql: str, params: Params | None) -> Any:
+        if params is None:
+            return await self._driver.execute(sql)
+        return await self._driver.execute(self._store._pyformat_sql(sql), params)
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        cursor = await self._cursor(sql, params)
+        rows: Sequence[Row] = await cursor.fetchall()
+        return rows
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        row = await (await self._cursor(sql, params)).fetchone()
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        await self._cursor(sql, params)
+
+    async def execute_count(self, sql: str, params: Params) -> int:
+        count: int = (await self._cursor(sql, params)).rowcount
+        return count
+
+
+_DRIVER_RUNNERS: dict[str, type[_AsyncpgDriver] | type[_PsycopgDriver]] = {
+    "asyncpg": _AsyncpgDriver,
+    "psycopg": _PsycopgDriver,
+}
