@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
 
 from chatkit.store import TContext
 from typing_extensions import Self
@@ -28,7 +28,7 @@ from ._codec import StoreCodec
 from ._dberrors import database_error
 from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS
 from ._rules import OwnerResolver
-from ._sqlstore import Params, Row, SQLStoreBase
+from ._sqlstore import Connection, Params, Row, SQLStoreBase
 from ._urls import redact_database_url
 from .sql.dialects import (
     SQLITE,
@@ -46,6 +46,8 @@ require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 from sqlalchemy import TextClause, exc, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine  # noqa: E402
+from sqlalchemy.pool import PoolProxiedConnection  # noqa: E402
+from sqlalchemy.util import greenlet_spawn  # noqa: E402
 
 SQLITE_BUSY_TIMEOUT_SECONDS = BUSY_TIMEOUT_SECONDS
 """How long a SQLite connection made by `from_url` waits for another writer's lock."""
@@ -246,39 +248,67 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             query = self._pyformat[sql] = pyformat(sql)
         return query
 
+    def _driver_runner_for(self, transaction: bool) -> type[_DriverRunner] | None:
+        """The runner of a call straight on the pooled driver connection, if it can run so.
+
+        SQLite: engines in autocommit mode (`from_url`; transactions opened by hand).
+        PostgreSQL: single statements, unless the engine is instrumented.
+        """
+        if self._direct:
+            return _DriverConnection if self._autocommit else None
+        if transaction or self._driver_runner is None or self._instrumented():
+            return None
+        return self._driver_runner
+
     @asynccontextmanager
-    async def _connect(
-        self, *, transaction: bool
-    ) -> AsyncIterator[_Connection | _DriverConnection | _AsyncpgDriver | _PsycopgDriver]:
+    async def _connect(self, *, transaction: bool) -> AsyncIterator[Connection]:
         transaction = transaction or self._always_transaction
+        runner = self._driver_runner_for(transaction)
+        if runner is not None:
+            # The pool's connection itself, without a SQLAlchemy Connection around it: no
+            # execution options, isolation level switch or engine events per call (pool
+            # events, pre-ping and the reset on return still run).
+            fairy = await _checkout(self._engine.raw_connection, self._checkout_seconds)
+            refused: ChatKitKitError | None = None
+            try:
+                driver = runner(self, fairy.driver_connection)
+                await driver.open()
+                try:
+                    async with _by_hand(driver, self._dialect.begin, transaction):
+                        yield driver
+                except ChatKitKitError as error:  # (its transaction was rolled back)
+                    refused = error
+                await driver.close()
+            except BaseException:
+                # The connection's state is unknown (an error mid-protocol, a cancelled call):
+                # never hand it back to the pool, where it could hold a transaction or a lock.
+                await _discard_raw(fairy)
+                raise
+            await _release_raw(fairy)
+            if refused is not None:
+                raise refused
+            return
         # A direct-driver dialect (SQLite) runs on autocommit connections and opens its
         # transactions by hand (BEGIN IMMEDIATE, since the driver would begin lazily); so does
         # an engine in autocommit mode.
         direct = self._direct
         by_hand = direct or self._autocommit
         switch = self._switch and not self._autocommit and (direct or not transaction)
-        conn = await _checkout(
-            self._autocommit_engine if switch else self._engine, self._checkout_seconds
-        )
+        engine = self._autocommit_engine if switch else self._engine
+        conn = await _checkout(engine.connect, self._checkout_seconds)
         try:
             if direct:
                 # Straight to the driver: one hop to its thread per statement, not one each
                 # for cursor, execute, fetch and close.
-                raw = _DriverConnection((await conn.get_raw_connection()).driver_connection)
+                raw = _DriverConnection(self, (await conn.get_raw_connection()).driver_connection)
                 async with _by_hand(raw, self._dialect.begin, transaction):
                     yield raw
             elif by_hand:  # an autocommit engine
                 wrapped = _Connection(self, conn)
                 async with _by_hand(wrapped, self._dialect.begin, transaction):
                     yield wrapped
-            elif not transaction and (switch or self._autocommit):
-                runner = self._driver_runner
-                sync = conn.sync_connection
-                if runner is not None and sync is not None and not self._instrumented():
-                    # An autocommit connection: its driver runs each statement on its own.
-                    yield runner(self, sync.connection.driver_connection)
-                else:
-                    yield _Connection(self, conn)
+            elif switch or (not transaction and self._autocommit):
+                yield _Connection(self, conn)
             else:
                 async with conn.begin():
                     yield _Connection(self, conn)
@@ -305,6 +335,12 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             return dialect.translate(original)
         if isinstance(error, exc.SQLAlchemyError):
             return database_error(DatabaseError, error)
+        if isinstance(error, self._engine.dialect.loaded_dbapi.Error):
+            # A checkout of the pool's own connection (`raw_connection`) raises the driver's
+            # DB-API errors as they are, where a SQLAlchemy connection wraps them.
+            if self._engine.dialect.is_disconnect(error, None, None):
+                return database_error(DatabaseUnavailableError, error)
+            return dialect.translate(error)
         if isinstance(error, (OSError, asyncio.TimeoutError)):
             # (asyncpg's connect timeout: asyncio.TimeoutError, not an OSError before 3.11)
             return database_error(DatabaseUnavailableError, error)
@@ -320,9 +356,7 @@ _DRIVER_MODULES = frozenset({"asyncpg", "psycopg", "asyncmy", "aiomysql", "pymys
 
 
 @asynccontextmanager
-async def _by_hand(
-    conn: _Connection | _DriverConnection, begin: str, transaction: bool
-) -> AsyncIterator[None]:
+async def _by_hand(conn: Connection, begin: str, transaction: bool) -> AsyncIterator[None]:
     """A transaction opened and ended by statements, on a connection in autocommit mode."""
     if not transaction:
         yield
@@ -353,8 +387,12 @@ def _settle(operation: Awaitable[None]) -> asyncio.Future[None]:
     return asyncio.shield(task)
 
 
-async def _checkout(engine: AsyncEngine, seconds: float | None) -> AsyncConnection:
-    """A pooled connection of `engine`. Cancelling the caller mid-checkout (mid-connect) lets
+_Pooled = TypeVar("_Pooled", AsyncConnection, PoolProxiedConnection)
+
+
+async def _checkout(connect: Callable[[], Awaitable[_Pooled]], seconds: float | None) -> _Pooled:
+    """A pooled connection: `connect` is an engine's `connect` (a SQLAlchemy connection) or
+    `raw_connection` (the pool's own). Cancelling the caller mid-checkout (mid-connect) lets
     the checkout finish in the background and returns the connection to the pool.
 
     A checkout taking longer than `seconds` (None: no bound) is cancelled (SQLAlchemy's pool
@@ -362,10 +400,10 @@ async def _checkout(engine: AsyncEngine, seconds: float | None) -> AsyncConnecti
     network a connect or a pre-ping would otherwise wait for TCP to give up.
     """
 
-    async def connect() -> AsyncConnection:
-        return await engine.connect()
+    async def checkout() -> _Pooled:
+        return await connect()
 
-    task = asyncio.ensure_future(connect())
+    task = asyncio.ensure_future(checkout())
     try:
         if seconds is None:
             return await asyncio.shield(task)
@@ -383,9 +421,13 @@ async def _checkout(engine: AsyncEngine, seconds: float | None) -> AsyncConnecti
     raise database_error(DatabaseTimeoutError, waited)
 
 
-def _return_when_connected(task: asyncio.Future[AsyncConnection]) -> None:
+def _return_when_connected(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is None:
-        _settle(_return(task.result()))
+        conn = task.result()
+        if isinstance(conn, AsyncConnection):
+            _settle(_return(conn))
+        else:
+            _settle(_return_raw(conn))
 
 
 async def _release(conn: AsyncConnection) -> None:
@@ -413,7 +455,7 @@ async def _discard(conn: AsyncConnection) -> None:
 
 async def _invalidate(conn: AsyncConnection) -> None:
     try:
-        await _await_driver_cancellations(conn)
+        await _await_driver_cancellations(_driver_of(conn))
         await conn.invalidate()
     except BaseException:  # a dead connection may fail to close: it is gone either way
         pass
@@ -421,17 +463,52 @@ async def _invalidate(conn: AsyncConnection) -> None:
         await conn.close()
 
 
-async def _await_driver_cancellations(conn: AsyncConnection) -> None:
+async def _release_raw(fairy: PoolProxiedConnection) -> None:
+    """`_release` for a connection checked out of the pool itself (`raw_connection`)."""
+    await _settle(_return_raw(fairy))
+
+
+async def _return_raw(fairy: PoolProxiedConnection) -> None:
+    try:
+        await greenlet_spawn(fairy.close)  # the pool's reset may await the driver
+    except BaseException:
+        await _invalidate_raw(fairy)
+
+
+async def _discard_raw(fairy: PoolProxiedConnection) -> None:
+    """`_discard` for a connection checked out of the pool itself."""
+    await _settle(_invalidate_raw(fairy))
+
+
+async def _invalidate_raw(fairy: PoolProxiedConnection) -> None:
+    if fairy.dbapi_connection is None:
+        return  # invalidated already: its pool slot is back
+    try:
+        await _await_driver_cancellations(fairy.driver_connection)
+    except BaseException:
+        pass
+    try:
+        # Closes the driver connection and gives the pool slot back, even if closing fails.
+        await greenlet_spawn(fairy.invalidate)
+    except BaseException:  # a dead connection may fail to close: it is gone either way
+        pass
+
+
+def _driver_of(conn: AsyncConnection) -> Any:
+    """The driver connection under `conn`, or None."""
+    sync = conn.sync_connection
+    if sync is None or sync.closed or sync.invalidated:
+        return None  # (`.connection` would check a new connection out)
+    try:
+        return sync.connection.driver_connection
+    except Exception:
+        return None
+
+
+async def _await_driver_cancellations(driver: Any) -> None:
     """Let asyncpg finish the cancel requests of a cancelled statement before the connection
     closes: closing it cancels them mid-connect, which asyncpg reports as "Future exception was
     never retrieved"."""
-    sync = conn.sync_connection
-    if sync is None or sync.closed or sync.invalidated:
-        return  # (`.connection` would check a new connection out)
-    try:
-        driver = sync.connection.driver_connection
-    except Exception:
-        return
     pending = [task for task in getattr(driver, "_cancellations", ()) if not task.done()]
     if pending:
         await asyncio.wait(pending, timeout=_DRIVER_CANCEL_WAIT_SECONDS)
@@ -467,14 +544,39 @@ class _Connection:
         return (await self._conn.execute(self._store._text(sql), params)).rowcount
 
 
-class _DriverConnection:
+class _DriverRunner:
+    """A pooled driver connection running the store's `:name` statements itself."""
+
+    __slots__ = ("_driver", "_store")
+
+    def __init__(self, store: SQLAlchemyStore[Any], driver: Any) -> None:
+        self._store = store
+        self._driver = driver
+
+    async def open(self) -> None:
+        """Prepare the connection for the call's statements."""
+
+    async def close(self) -> None:
+        """Undo `open` before the connection goes back to the pool."""
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        raise NotImplementedError
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        raise NotImplementedError
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        raise NotImplementedError
+
+    async def execute_count(self, sql: str, params: Params) -> int:
+        raise NotImplementedError
+
+
+class _DriverConnection(_DriverRunner):
     """The pooled aiosqlite connection running the store's `:name` statements (sqlite3 takes
     `:name` parameters as they are)."""
 
-    __slots__ = ("_driver",)
-
-    def __init__(self, driver: Any) -> None:
-        self._driver = driver
+    __slots__ = ()
 
     async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
         rows: Sequence[Row] = await self._driver.execute_fetchall(sql, params or ())
@@ -496,14 +598,12 @@ class _DriverConnection:
         return count
 
 
-class _AsyncpgDriver:
-    """The pooled asyncpg connection (in autocommit) running the store's statements as `$n`."""
+class _AsyncpgDriver(_DriverRunner):
+    """The pooled asyncpg connection running the store's statements as `$n` (asyncpg runs a
+    statement outside a transaction on its own: the adapter's emulated DB-API transaction is
+    never started)."""
 
-    __slots__ = ("_driver", "_store")
-
-    def __init__(self, store: SQLAlchemyStore[Any], driver: Any) -> None:
-        self._store = store
-        self._driver = driver
+    __slots__ = ()
 
     async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
         if params is None:
@@ -533,15 +633,24 @@ class _AsyncpgDriver:
         return int(count) if count.isdigit() else 0
 
 
-class _PsycopgDriver:
-    """The pooled psycopg connection (in autocommit) running the store's statements as
-    `%(name)s`."""
+class _PsycopgDriver(_DriverRunner):
+    """The pooled psycopg connection running the store's statements as `%(name)s`, switched to
+    autocommit for the call (no I/O: psycopg applies it at the next statement) and back."""
 
-    __slots__ = ("_driver", "_store")
+    __slots__ = ("_switched",)
 
     def __init__(self, store: SQLAlchemyStore[Any], driver: Any) -> None:
-        self._store = store
-        self._driver = driver
+        super().__init__(store, driver)
+        self._switched = False
+
+    async def open(self) -> None:
+        if not self._driver.autocommit:
+            await self._driver.set_autocommit(True)
+            self._switched = True
+
+    async def close(self) -> None:
+        if self._switched:
+            await self._driver.set_autocommit(False)
 
     async def _cursor(self, sql: str, params: Params | None) -> Any:
         if params is None:
@@ -565,7 +674,7 @@ class _PsycopgDriver:
         return count
 
 
-_DRIVER_RUNNERS: dict[str, type[_AsyncpgDriver] | type[_PsycopgDriver]] = {
+_DRIVER_RUNNERS: dict[str, type[_DriverRunner]] = {
     "asyncpg": _AsyncpgDriver,
     "psycopg": _PsycopgDriver,
 }
