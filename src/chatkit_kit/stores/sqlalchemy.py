@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
@@ -19,6 +20,7 @@ from typing_extensions import Self
 from .._optional import require
 from ..errors import (
     ChatKitKitError,
+    DatabaseConfigurationError,
     DatabaseError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
@@ -344,15 +346,34 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         if isinstance(error, (OSError, asyncio.TimeoutError)):
             # (asyncpg's connect timeout: asyncio.TimeoutError, not an OSError before 3.11)
             return database_error(DatabaseUnavailableError, error)
-        if type(error).__module__.partition(".")[0] in _DRIVER_MODULES:
-            # SQLAlchemy 2.0 (what Python 3.10 installs) lets some connect-time driver errors
-            # through unwrapped, and sets AUTOCOMMIT on a raw MySQL connection without
+        module = type(error).__module__.partition(".")[0]
+        if module == "asyncpg":
+            client = _asyncpg_client_error(error)
+            if client is not None:
+                return client
+        if module in _DRIVER_MODULES:
+            # Statements on the driver connection itself (PostgreSQL, SQLite) raise its own
+            # errors; SQLAlchemy 2.0 (what Python 3.10 installs) lets some connect-time driver
+            # errors through unwrapped, and sets AUTOCOMMIT on a raw MySQL connection without
             # wrapping its errors.
             return dialect.translate(error)
         return None
 
 
 _DRIVER_MODULES = frozenset({"asyncpg", "psycopg", "asyncmy", "aiomysql", "pymysql"})
+
+
+def _asyncpg_client_error(error: Exception) -> DatabaseError | None:
+    """asyncpg's own (client-side) errors, as AsyncpgStore translates them; None for the
+    server's errors (the dialect's table)."""
+    asyncpg = sys.modules["asyncpg"]  # (imported: it raised `error`)
+    if isinstance(error, asyncpg.exceptions.ClientConfigurationError):  # e.g. a bad sslmode
+        return database_error(DatabaseConfigurationError, error)
+    if isinstance(error, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):
+        # "connection is closed", "another operation is in progress" (a connection whose
+        # backend was killed mid-call)
+        return database_error(DatabaseUnavailableError, error)
+    return None
 
 
 @asynccontextmanager
