@@ -273,7 +273,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             fairy = await _checkout(self._engine.raw_connection, self._checkout_seconds)
             refused: ChatKitKitError | None = None
             try:
-                driver = runner(self, fairy.driver_connection)
+                driver = runner(self, fairy)
                 await driver.open()
                 try:
                     async with _by_hand(driver, self._dialect.begin, transaction):
@@ -302,7 +302,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             if direct:
                 # Straight to the driver: one hop to its thread per statement, not one each
                 # for cursor, execute, fetch and close.
-                raw = _DriverConnection(self, (await conn.get_raw_connection()).driver_connection)
+                raw = _DriverConnection(self, await conn.get_raw_connection())
                 async with _by_hand(raw, self._dialect.begin, transaction):
                     yield raw
             elif by_hand:  # an autocommit engine
@@ -570,9 +570,9 @@ class _DriverRunner:
 
     __slots__ = ("_driver", "_store")
 
-    def __init__(self, store: SQLAlchemyStore[Any], driver: Any) -> None:
+    def __init__(self, store: SQLAlchemyStore[Any], pooled: PoolProxiedConnection) -> None:
         self._store = store
-        self._driver = driver
+        self._driver: Any = pooled.driver_connection
 
     async def open(self) -> None:
         """Prepare the connection for the call's statements."""
@@ -656,13 +656,21 @@ class _AsyncpgDriver(_DriverRunner):
 
 class _PsycopgDriver(_DriverRunner):
     """The pooled psycopg connection running the store's statements as `%(name)s`, switched to
-    autocommit for the call (no I/O: psycopg applies it at the next statement) and back."""
+    autocommit for the call (no I/O: psycopg applies it at the next statement) and back.
 
-    __slots__ = ("_switched",)
+    Statements run on one cursor per connection, kept in the pool's `info` of the connection
+    (a new psycopg cursor costs about as much CPU as running a short statement).
+    """
 
-    def __init__(self, store: SQLAlchemyStore[Any], driver: Any) -> None:
-        super().__init__(store, driver)
+    __slots__ = ("_cursor", "_switched")
+
+    def __init__(self, store: SQLAlchemyStore[Any], pooled: PoolProxiedConnection) -> None:
+        super().__init__(store, pooled)
         self._switched = False
+        cursor = pooled.info.get(_PSYCOPG_CURSOR)
+        if cursor is None or cursor.closed or cursor.connection is not self._driver:
+            cursor = pooled.info[_PSYCOPG_CURSOR] = self._driver.cursor()
+        self._cursor = cursor
 
     async def open(self) -> None:
         if not self._driver.autocommit:
@@ -673,27 +681,29 @@ class _PsycopgDriver(_DriverRunner):
         if self._switched:
             await self._driver.set_autocommit(False)
 
-    async def _cursor(self, sql: str, params: Params | None) -> Any:
+    async def _execute(self, sql: str, params: Params | None) -> Any:
         if params is None:
-            return await self._driver.execute(sql)
-        return await self._driver.execute(self._store._pyformat_sql(sql), params)
+            return await self._cursor.execute(sql)
+        return await self._cursor.execute(self._store._pyformat_sql(sql), params)
 
     async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
-        cursor = await self._cursor(sql, params)
-        rows: Sequence[Row] = await cursor.fetchall()
+        rows: Sequence[Row] = await (await self._execute(sql, params)).fetchall()
         return rows
 
     async def fetch_value(self, sql: str, params: Params | None) -> Any:
-        row = await (await self._cursor(sql, params)).fetchone()
+        row = await (await self._execute(sql, params)).fetchone()
         return None if row is None else row[0]
 
     async def execute(self, sql: str, params: Params | None) -> None:
-        await self._cursor(sql, params)
+        await self._execute(sql, params)
 
     async def execute_count(self, sql: str, params: Params) -> int:
-        count: int = (await self._cursor(sql, params)).rowcount
+        count: int = (await self._execute(sql, params)).rowcount
         return count
 
+
+_PSYCOPG_CURSOR = "chatkit_kit.psycopg_cursor"
+"""The key of a pooled psycopg connection's store cursor in its `info`."""
 
 _DRIVER_RUNNERS: dict[str, type[_DriverRunner]] = {
     "asyncpg": _AsyncpgDriver,
