@@ -269,7 +269,9 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         if runner is not None:
             # The pool's connection itself, without a SQLAlchemy Connection around it: no
             # execution options, isolation level switch or engine events per call (pool
-            # events, pre-ping and the reset on return still run).
+            # events and pre-ping still run). It goes back to the pool only with no
+            # transaction open, which the driver tells without a round trip, so the pool's
+            # reset (a ROLLBACK) is skipped.
             fairy = await _checkout(self._engine.raw_connection, self._checkout_seconds)
             refused: ChatKitKitError | None = None
             try:
@@ -281,12 +283,16 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                 except ChatKitKitError as error:  # (its transaction was rolled back)
                     refused = error
                 await driver.close()
+                idle = driver.idle()
             except BaseException:
                 # The connection's state is unknown (an error mid-protocol, a cancelled call):
                 # never hand it back to the pool, where it could hold a transaction or a lock.
                 await _discard_raw(fairy)
                 raise
-            await _release_raw(fairy)
+            if idle:
+                await _release_raw(fairy)
+            else:  # (never by the store's own statements)
+                await _discard_raw(fairy)
             if refused is not None:
                 raise refused
             return
@@ -485,13 +491,19 @@ async def _invalidate(conn: AsyncConnection) -> None:
 
 
 async def _release_raw(fairy: PoolProxiedConnection) -> None:
-    """`_release` for a connection checked out of the pool itself (`raw_connection`)."""
-    await _settle(_return_raw(fairy))
+    """`_release` for a connection checked out of the pool itself (`raw_connection`) that has
+    no transaction open: the pool skips its reset."""
+    await _settle(_return_raw(fairy, reset=False))
 
 
-async def _return_raw(fairy: PoolProxiedConnection) -> None:
+async def _return_raw(fairy: PoolProxiedConnection, *, reset: bool = True) -> None:
+    # (In a greenlet: the pool's reset and its checkin listeners may await the driver.)
     try:
-        await greenlet_spawn(fairy.close)  # the pool's reset may await the driver
+        close_reset = getattr(fairy, "_close_special", None)  # the pool's own, SQLAlchemy 2
+        if reset or close_reset is None:
+            await greenlet_spawn(fairy.close)
+        else:
+            await greenlet_spawn(close_reset, True)  # (transaction_reset: nothing to roll back)
     except BaseException:
         await _invalidate_raw(fairy)
 
@@ -580,6 +592,10 @@ class _DriverRunner:
     async def close(self) -> None:
         """Undo `open` before the connection goes back to the pool."""
 
+    def idle(self) -> bool:
+        """Whether the connection has no transaction open (asked of the driver, no I/O)."""
+        raise NotImplementedError
+
     async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
         raise NotImplementedError
 
@@ -598,6 +614,9 @@ class _DriverConnection(_DriverRunner):
     `:name` parameters as they are)."""
 
     __slots__ = ()
+
+    def idle(self) -> bool:
+        return not self._driver.in_transaction
 
     async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
         rows: Sequence[Row] = await self._driver.execute_fetchall(sql, params or ())
@@ -625,6 +644,9 @@ class _AsyncpgDriver(_DriverRunner):
     never started)."""
 
     __slots__ = ()
+
+    def idle(self) -> bool:
+        return not self._driver.is_in_transaction()
 
     async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
         if params is None:
@@ -681,6 +703,9 @@ class _PsycopgDriver(_DriverRunner):
         if self._switched:
             await self._driver.set_autocommit(False)
 
+    def idle(self) -> bool:
+        return bool(self._driver.info.transaction_status == _PSYCOPG_IDLE)
+
     async def _execute(self, sql: str, params: Params | None) -> Any:
         if params is None:
             return await self._cursor.execute(sql)
@@ -701,6 +726,9 @@ class _PsycopgDriver(_DriverRunner):
         count: int = (await self._execute(sql, params)).rowcount
         return count
 
+
+_PSYCOPG_IDLE = 0
+"""psycopg's `TransactionStatus.IDLE` (libpq's PQTRANS_IDLE): connected, no transaction open."""
 
 _PSYCOPG_CURSOR = "chatkit_kit.psycopg_cursor"
 """The key of a pooled psycopg connection's store cursor in its `info`."""
