@@ -262,6 +262,19 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             return None
         return self._driver_runner
 
+    def _after_disconnect(self, fairy: PoolProxiedConnection, error: Exception) -> None:
+        """After a lost connection, have the pool replace every connection made before it, as
+        SQLAlchemy does for the statements it runs (they went to the same server, which went
+        away or restarted)."""
+        dialect = self._engine.dialect
+        try:
+            lost = dialect.is_disconnect(error, fairy.dbapi_connection, None)  # type: ignore[arg-type]
+        except Exception:
+            lost = False
+        invalidate = getattr(self._engine.pool, "_invalidate", None)  # the pool's own
+        if lost and invalidate is not None:
+            invalidate(fairy, error, _checkin=False)
+
     @asynccontextmanager
     async def _connect(self, *, transaction: bool) -> AsyncIterator[Connection]:
         transaction = transaction or self._always_transaction
@@ -284,9 +297,11 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
                     refused = error
                 await driver.close()
                 idle = driver.idle()
-            except BaseException:
+            except BaseException as error:
                 # The connection's state is unknown (an error mid-protocol, a cancelled call):
                 # never hand it back to the pool, where it could hold a transaction or a lock.
+                if isinstance(error, Exception):
+                    self._after_disconnect(fairy, error)
                 await _discard_raw(fairy)
                 raise
             if idle:
