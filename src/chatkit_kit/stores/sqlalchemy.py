@@ -101,13 +101,15 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
         # On PostgreSQL single statements run on the pooled driver connection itself (asyncpg
-        # or psycopg), as AsyncpgStore runs them: SQLAlchemy's execution layer (compiled
-        # cache, execution context, result processing, a greenlet hop per statement) costs
-        # more CPU than the round trip. Engines with execution events or statement logging
-        # keep SQLAlchemy's execution, so instrumentation sees every statement.
-        self._driver_runner = _DRIVER_RUNNERS.get(engine.dialect.driver)
-        if engine.dialect.name != "postgresql" or self._direct:
-            self._driver_runner = None
+        # or psycopg: the dialect's `direct_statement_drivers`), as AsyncpgStore runs them:
+        # SQLAlchemy's execution layer (compiled cache, execution context, result processing,
+        # a greenlet hop per statement) costs more CPU than the round trip. Engines with
+        # execution events or statement logging keep SQLAlchemy's execution, so
+        # instrumentation sees every statement.
+        driver = engine.dialect.driver
+        self._driver_runner = None
+        if driver in dialect.direct_statement_drivers and not self._direct:
+            self._driver_runner = _DRIVER_RUNNERS.get(driver)
         self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._pyformat: dict[str, str] = {}
         # A checkout (pool wait, connect, the pre-ping of MySQL engines) on a frozen network
