@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Sequence
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
 
 from chatkit.store import TContext
 from typing_extensions import Self
@@ -19,6 +20,7 @@ from typing_extensions import Self
 from .._optional import require
 from ..errors import (
     ChatKitKitError,
+    DatabaseConfigurationError,
     DatabaseError,
     DatabaseTimeoutError,
     DatabaseUnavailableError,
@@ -28,7 +30,7 @@ from ._codec import StoreCodec
 from ._dberrors import database_error
 from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS
 from ._rules import OwnerResolver
-from ._sqlstore import Params, Row, SQLStoreBase
+from ._sqlstore import Connection, Params, Row, SQLStoreBase
 from ._urls import redact_database_url
 from .sql.dialects import (
     SQLITE,
@@ -39,12 +41,15 @@ from .sql.dialects import (
     resolve_database_url,
 )
 from .sql.dialects.sqlite import BUSY_TIMEOUT_SECONDS
+from .sql.statements import numbered, pyformat
 
 require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 
 from sqlalchemy import TextClause, exc, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine  # noqa: E402
+from sqlalchemy.pool import PoolProxiedConnection  # noqa: E402
+from sqlalchemy.util import greenlet_spawn  # noqa: E402
 
 SQLITE_BUSY_TIMEOUT_SECONDS = BUSY_TIMEOUT_SECONDS
 """How long a SQLite connection made by `from_url` waits for another writer's lock."""
@@ -95,6 +100,18 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
+        # On PostgreSQL single statements run on the pooled driver connection itself (asyncpg
+        # or psycopg: the dialect's `direct_statement_drivers`), as AsyncpgStore runs them:
+        # SQLAlchemy's execution layer (compiled cache, execution context, result processing,
+        # a greenlet hop per statement) costs more CPU than the round trip. Engines with
+        # execution events or statement logging keep SQLAlchemy's execution, so
+        # instrumentation sees every statement.
+        driver = engine.dialect.driver
+        self._driver_runner = None
+        if driver in dialect.direct_statement_drivers and not self._direct:
+            self._driver_runner = _DRIVER_RUNNERS.get(driver)
+        self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._pyformat: dict[str, str] = {}
         # A checkout (pool wait, connect, the pre-ping of MySQL engines) on a frozen network
         # would wait for TCP to give up: bounded by the pool timeout plus the statement timeout.
         self._checkout_seconds: float | None = None
@@ -216,25 +233,99 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             clause = self._texts[sql] = text(sql)
         return clause
 
+    def _instrumented(self) -> bool:
+        """Whether the engine has execution events or logs statements (then every statement
+        goes through SQLAlchemy's execution)."""
+        sync = self._engine.sync_engine  # (the AUTOCOMMIT copy has a listener of its own)
+        return bool(sync._has_events or sync.dialect._has_events or sync._should_log_info())
+
+    def _numbered_args(self, sql: str, params: Params) -> tuple[str, list[Any]]:
+        converted = self._numbered.get(sql)
+        if converted is None:
+            converted = self._numbered[sql] = numbered(sql)
+        query, names = converted
+        return query, [params[name] for name in names]
+
+    def _pyformat_sql(self, sql: str) -> str:
+        query = self._pyformat.get(sql)
+        if query is None:
+            query = self._pyformat[sql] = pyformat(sql)
+        return query
+
+    def _driver_runner_for(self, transaction: bool) -> type[_DriverRunner] | None:
+        """The runner of a call straight on the pooled driver connection, if it can run so.
+
+        SQLite: engines in autocommit mode (`from_url`; transactions opened by hand).
+        PostgreSQL: single statements, unless the engine is instrumented.
+        """
+        if self._direct:
+            return _DriverConnection if self._autocommit else None
+        if transaction or self._driver_runner is None or self._instrumented():
+            return None
+        return self._driver_runner
+
+    def _after_disconnect(self, fairy: PoolProxiedConnection, error: Exception) -> None:
+        """After a lost connection, have the pool replace every connection made before it, as
+        SQLAlchemy does for the statements it runs (they went to the same server, which went
+        away or restarted)."""
+        dialect = self._engine.dialect
+        try:
+            lost = dialect.is_disconnect(error, fairy.dbapi_connection, None)  # type: ignore[arg-type]
+        except Exception:
+            lost = False
+        invalidate = getattr(self._engine.pool, "_invalidate", None)  # the pool's own
+        if lost and invalidate is not None:
+            invalidate(fairy, error, _checkin=False)
+
     @asynccontextmanager
-    async def _connect(
-        self, *, transaction: bool
-    ) -> AsyncIterator[_Connection | _DriverConnection]:
+    async def _connect(self, *, transaction: bool) -> AsyncIterator[Connection]:
         transaction = transaction or self._always_transaction
+        runner = self._driver_runner_for(transaction)
+        if runner is not None:
+            # The pool's connection itself, without a SQLAlchemy Connection around it: no
+            # execution options, isolation level switch or engine events per call (pool
+            # events and pre-ping still run). It goes back to the pool only with no
+            # transaction open, which the driver tells without a round trip, so the pool's
+            # reset (a ROLLBACK) is skipped.
+            fairy = await _checkout(self._engine.raw_connection, self._checkout_seconds)
+            refused: ChatKitKitError | None = None
+            try:
+                driver = runner(self, fairy)
+                await driver.open()
+                try:
+                    async with _by_hand(driver, self._dialect.begin, transaction):
+                        yield driver
+                except ChatKitKitError as error:  # (its transaction was rolled back)
+                    refused = error
+                await driver.close()
+                idle = driver.idle()
+            except BaseException as error:
+                # The connection's state is unknown (an error mid-protocol, a cancelled call):
+                # never hand it back to the pool, where it could hold a transaction or a lock.
+                if isinstance(error, Exception):
+                    self._after_disconnect(fairy, error)
+                await _discard_raw(fairy)
+                raise
+            if idle:
+                await _release_raw(fairy)
+            else:  # (never by the store's own statements)
+                await _discard_raw(fairy)
+            if refused is not None:
+                raise refused
+            return
         # A direct-driver dialect (SQLite) runs on autocommit connections and opens its
         # transactions by hand (BEGIN IMMEDIATE, since the driver would begin lazily); so does
         # an engine in autocommit mode.
         direct = self._direct
         by_hand = direct or self._autocommit
         switch = self._switch and not self._autocommit and (direct or not transaction)
-        conn = await _checkout(
-            self._autocommit_engine if switch else self._engine, self._checkout_seconds
-        )
+        engine = self._autocommit_engine if switch else self._engine
+        conn = await _checkout(engine.connect, self._checkout_seconds)
         try:
             if direct:
                 # Straight to the driver: one hop to its thread per statement, not one each
                 # for cursor, execute, fetch and close.
-                raw = _DriverConnection((await conn.get_raw_connection()).driver_connection)
+                raw = _DriverConnection(self, await conn.get_raw_connection())
                 async with _by_hand(raw, self._dialect.begin, transaction):
                     yield raw
             elif by_hand:  # an autocommit engine
@@ -269,12 +360,24 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             return dialect.translate(original)
         if isinstance(error, exc.SQLAlchemyError):
             return database_error(DatabaseError, error)
+        if isinstance(error, self._engine.dialect.loaded_dbapi.Error):
+            # A checkout of the pool's own connection (`raw_connection`) raises the driver's
+            # DB-API errors as they are, where a SQLAlchemy connection wraps them.
+            if self._engine.dialect.is_disconnect(error, None, None):
+                return database_error(DatabaseUnavailableError, error)
+            return dialect.translate(error)
         if isinstance(error, (OSError, asyncio.TimeoutError)):
             # (asyncpg's connect timeout: asyncio.TimeoutError, not an OSError before 3.11)
             return database_error(DatabaseUnavailableError, error)
-        if type(error).__module__.partition(".")[0] in _DRIVER_MODULES:
-            # SQLAlchemy 2.0 (what Python 3.10 installs) lets some connect-time driver errors
-            # through unwrapped, and sets AUTOCOMMIT on a raw MySQL connection without
+        module = type(error).__module__.partition(".")[0]
+        if module == "asyncpg":
+            client = _asyncpg_client_error(error)
+            if client is not None:
+                return client
+        if module in _DRIVER_MODULES:
+            # Statements on the driver connection itself (PostgreSQL, SQLite) raise its own
+            # errors; SQLAlchemy 2.0 (what Python 3.10 installs) lets some connect-time driver
+            # errors through unwrapped, and sets AUTOCOMMIT on a raw MySQL connection without
             # wrapping its errors.
             return dialect.translate(error)
         return None
@@ -283,10 +386,21 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
 _DRIVER_MODULES = frozenset({"asyncpg", "psycopg", "asyncmy", "aiomysql", "pymysql"})
 
 
+def _asyncpg_client_error(error: Exception) -> DatabaseError | None:
+    """asyncpg's own (client-side) errors, as AsyncpgStore translates them; None for the
+    server's errors (the dialect's table)."""
+    asyncpg = sys.modules["asyncpg"]  # (imported: it raised `error`)
+    if isinstance(error, asyncpg.exceptions.ClientConfigurationError):  # e.g. a bad sslmode
+        return database_error(DatabaseConfigurationError, error)
+    if isinstance(error, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):
+        # "connection is closed", "another operation is in progress" (a connection whose
+        # backend was killed mid-call)
+        return database_error(DatabaseUnavailableError, error)
+    return None
+
+
 @asynccontextmanager
-async def _by_hand(
-    conn: _Connection | _DriverConnection, begin: str, transaction: bool
-) -> AsyncIterator[None]:
+async def _by_hand(conn: Connection, begin: str, transaction: bool) -> AsyncIterator[None]:
     """A transaction opened and ended by statements, on a connection in autocommit mode."""
     if not transaction:
         yield
@@ -317,8 +431,12 @@ def _settle(operation: Awaitable[None]) -> asyncio.Future[None]:
     return asyncio.shield(task)
 
 
-async def _checkout(engine: AsyncEngine, seconds: float | None) -> AsyncConnection:
-    """A pooled connection of `engine`. Cancelling the caller mid-checkout (mid-connect) lets
+_Pooled = TypeVar("_Pooled", AsyncConnection, PoolProxiedConnection)
+
+
+async def _checkout(connect: Callable[[], Awaitable[_Pooled]], seconds: float | None) -> _Pooled:
+    """A pooled connection: `connect` is an engine's `connect` (a SQLAlchemy connection) or
+    `raw_connection` (the pool's own). Cancelling the caller mid-checkout (mid-connect) lets
     the checkout finish in the background and returns the connection to the pool.
 
     A checkout taking longer than `seconds` (None: no bound) is cancelled (SQLAlchemy's pool
@@ -326,10 +444,10 @@ async def _checkout(engine: AsyncEngine, seconds: float | None) -> AsyncConnecti
     network a connect or a pre-ping would otherwise wait for TCP to give up.
     """
 
-    async def connect() -> AsyncConnection:
-        return await engine.connect()
+    async def checkout() -> _Pooled:
+        return await connect()
 
-    task = asyncio.ensure_future(connect())
+    task = asyncio.ensure_future(checkout())
     try:
         if seconds is None:
             return await asyncio.shield(task)
@@ -347,9 +465,13 @@ async def _checkout(engine: AsyncEngine, seconds: float | None) -> AsyncConnecti
     raise database_error(DatabaseTimeoutError, waited)
 
 
-def _return_when_connected(task: asyncio.Future[AsyncConnection]) -> None:
+def _return_when_connected(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is None:
-        _settle(_return(task.result()))
+        conn = task.result()
+        if isinstance(conn, AsyncConnection):
+            _settle(_return(conn))
+        else:
+            _settle(_return_raw(conn))
 
 
 async def _release(conn: AsyncConnection) -> None:
@@ -377,7 +499,7 @@ async def _discard(conn: AsyncConnection) -> None:
 
 async def _invalidate(conn: AsyncConnection) -> None:
     try:
-        await _await_driver_cancellations(conn)
+        await _await_driver_cancellations(_driver_of(conn))
         await conn.invalidate()
     except BaseException:  # a dead connection may fail to close: it is gone either way
         pass
@@ -385,17 +507,58 @@ async def _invalidate(conn: AsyncConnection) -> None:
         await conn.close()
 
 
-async def _await_driver_cancellations(conn: AsyncConnection) -> None:
+async def _release_raw(fairy: PoolProxiedConnection) -> None:
+    """`_release` for a connection checked out of the pool itself (`raw_connection`) that has
+    no transaction open: the pool skips its reset."""
+    await _settle(_return_raw(fairy, reset=False))
+
+
+async def _return_raw(fairy: PoolProxiedConnection, *, reset: bool = True) -> None:
+    # (In a greenlet: the pool's reset and its checkin listeners may await the driver.)
+    try:
+        close_reset = getattr(fairy, "_close_special", None)  # the pool's own, SQLAlchemy 2
+        if reset or close_reset is None:
+            await greenlet_spawn(fairy.close)
+        else:
+            await greenlet_spawn(close_reset, True)  # (transaction_reset: nothing to roll back)
+    except BaseException:
+        await _invalidate_raw(fairy)
+
+
+async def _discard_raw(fairy: PoolProxiedConnection) -> None:
+    """`_discard` for a connection checked out of the pool itself."""
+    await _settle(_invalidate_raw(fairy))
+
+
+async def _invalidate_raw(fairy: PoolProxiedConnection) -> None:
+    if fairy.dbapi_connection is None:
+        return  # invalidated already: its pool slot is back
+    try:
+        await _await_driver_cancellations(fairy.driver_connection)
+    except BaseException:
+        pass
+    try:
+        # Closes the driver connection and gives the pool slot back, even if closing fails.
+        await greenlet_spawn(fairy.invalidate)
+    except BaseException:  # a dead connection may fail to close: it is gone either way
+        pass
+
+
+def _driver_of(conn: AsyncConnection) -> Any:
+    """The driver connection under `conn`, or None."""
+    sync = conn.sync_connection
+    if sync is None or sync.closed or sync.invalidated:
+        return None  # (`.connection` would check a new connection out)
+    try:
+        return sync.connection.driver_connection
+    except Exception:
+        return None
+
+
+async def _await_driver_cancellations(driver: Any) -> None:
     """Let asyncpg finish the cancel requests of a cancelled statement before the connection
     closes: closing it cancels them mid-connect, which asyncpg reports as "Future exception was
     never retrieved"."""
-    sync = conn.sync_connection
-    if sync is None or sync.closed or sync.invalidated:
-        return  # (`.connection` would check a new connection out)
-    try:
-        driver = sync.connection.driver_connection
-    except Exception:
-        return
     pending = [task for task in getattr(driver, "_cancellations", ()) if not task.done()]
     if pending:
         await asyncio.wait(pending, timeout=_DRIVER_CANCEL_WAIT_SECONDS)
@@ -431,14 +594,46 @@ class _Connection:
         return (await self._conn.execute(self._store._text(sql), params)).rowcount
 
 
-class _DriverConnection:
+class _DriverRunner:
+    """A pooled driver connection running the store's `:name` statements itself."""
+
+    __slots__ = ("_driver", "_store")
+
+    def __init__(self, store: SQLAlchemyStore[Any], pooled: PoolProxiedConnection) -> None:
+        self._store = store
+        self._driver: Any = pooled.driver_connection
+
+    async def open(self) -> None:
+        """Prepare the connection for the call's statements."""
+
+    async def close(self) -> None:
+        """Undo `open` before the connection goes back to the pool."""
+
+    def idle(self) -> bool:
+        """Whether the connection has no transaction open (asked of the driver, no I/O)."""
+        raise NotImplementedError
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        raise NotImplementedError
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        raise NotImplementedError
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        raise NotImplementedError
+
+    async def execute_count(self, sql: str, params: Params) -> int:
+        raise NotImplementedError
+
+
+class _DriverConnection(_DriverRunner):
     """The pooled aiosqlite connection running the store's `:name` statements (sqlite3 takes
     `:name` parameters as they are)."""
 
-    __slots__ = ("_driver",)
+    __slots__ = ()
 
-    def __init__(self, driver: Any) -> None:
-        self._driver = driver
+    def idle(self) -> bool:
+        return not self._driver.in_transaction
 
     async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
         rows: Sequence[Row] = await self._driver.execute_fetchall(sql, params or ())
@@ -458,3 +653,104 @@ class _DriverConnection:
         finally:
             await cursor.close()
         return count
+
+
+class _AsyncpgDriver(_DriverRunner):
+    """The pooled asyncpg connection running the store's statements as `$n` (asyncpg runs a
+    statement outside a transaction on its own: the adapter's emulated DB-API transaction is
+    never started)."""
+
+    __slots__ = ()
+
+    def idle(self) -> bool:
+        return not self._driver.is_in_transaction()
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        if params is None:
+            rows: Sequence[Row] = await self._driver.fetch(sql)
+            return rows
+        query, args = self._store._numbered_args(sql, params)
+        rows = await self._driver.fetch(query, *args)
+        return rows
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        if params is None:
+            return await self._driver.fetchval(sql)
+        query, args = self._store._numbered_args(sql, params)
+        return await self._driver.fetchval(query, *args)
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        if params is None:
+            await self._driver.execute(sql)
+            return
+        query, args = self._store._numbered_args(sql, params)
+        await self._driver.execute(query, *args)
+
+    async def execute_count(self, sql: str, params: Params) -> int:
+        query, args = self._store._numbered_args(sql, params)
+        status: str = await self._driver.execute(query, *args)  # e.g. "DELETE 3"
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+
+class _PsycopgDriver(_DriverRunner):
+    """The pooled psycopg connection running the store's statements as `%(name)s`, switched to
+    autocommit for the call (no I/O: psycopg applies it at the next statement) and back.
+
+    Statements run on one cursor per connection, kept in the pool's `info` of the connection
+    (a new psycopg cursor costs about as much CPU as running a short statement).
+    """
+
+    __slots__ = ("_cursor", "_switched")
+
+    def __init__(self, store: SQLAlchemyStore[Any], pooled: PoolProxiedConnection) -> None:
+        super().__init__(store, pooled)
+        self._switched = False
+        cursor = pooled.info.get(_PSYCOPG_CURSOR)
+        if cursor is None or cursor.closed or cursor.connection is not self._driver:
+            cursor = pooled.info[_PSYCOPG_CURSOR] = self._driver.cursor()
+        self._cursor = cursor
+
+    async def open(self) -> None:
+        if not self._driver.autocommit:
+            await self._driver.set_autocommit(True)
+            self._switched = True
+
+    async def close(self) -> None:
+        if self._switched:
+            await self._driver.set_autocommit(False)
+
+    def idle(self) -> bool:
+        return bool(self._driver.info.transaction_status == _PSYCOPG_IDLE)
+
+    async def _execute(self, sql: str, params: Params | None) -> Any:
+        if params is None:
+            return await self._cursor.execute(sql)
+        return await self._cursor.execute(self._store._pyformat_sql(sql), params)
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
+        rows: Sequence[Row] = await (await self._execute(sql, params)).fetchall()
+        return rows
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any:
+        row = await (await self._execute(sql, params)).fetchone()
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, params: Params | None) -> None:
+        await self._execute(sql, params)
+
+    async def execute_count(self, sql: str, params: Params) -> int:
+        count: int = (await self._execute(sql, params)).rowcount
+        return count
+
+
+_PSYCOPG_IDLE = 0
+"""psycopg's `TransactionStatus.IDLE` (libpq's PQTRANS_IDLE): connected, no transaction open."""
+
+_PSYCOPG_CURSOR = "chatkit_kit.psycopg_cursor"
+"""The key of a pooled psycopg connection's store cursor in its `info`."""
+
+_DRIVER_RUNNERS: dict[str, type[_DriverRunner]] = {
+    "asyncpg": _AsyncpgDriver,
+    "psycopg": _PsycopgDriver,
+}

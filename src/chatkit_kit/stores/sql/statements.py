@@ -36,6 +36,11 @@ def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
     return _PARAMETER.sub(replace, sql), tuple(order)
 
 
+def pyformat(sql: str) -> str:
+    """Rewrite `:name` parameters to `%(name)s` (psycopg), doubling literal `%` signs."""
+    return _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
 @dataclass(frozen=True)
 class Statements:
     """Every statement of a store, with its table names filled in."""

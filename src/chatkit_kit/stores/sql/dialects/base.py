@@ -129,6 +129,10 @@ class SQLDialect:
     statements (else every call on such an engine runs in a transaction)."""
     direct_driver: ClassVar[bool] = False
     """Whether the SQLAlchemy driver runs statements on the DBAPI driver connection directly."""
+    direct_statement_drivers: ClassVar[frozenset[str]] = frozenset()
+    """SQLAlchemy drivers (`engine.dialect.driver`) on whose pooled connection
+    `SQLAlchemyStore` runs single-statement calls itself, bypassing SQLAlchemy's execution
+    layer (it knows asyncpg and psycopg)."""
     before_migrate: ClassVar[tuple[str, ...]] = ()
     """Statements `migrate()` runs first, outside its transaction."""
     client_statement_timeout: ClassVar[bool] = True

@@ -93,6 +93,7 @@ class PostgreSQLDialect(SQLDialect):
         URLDriver("psycopg", "psycopg", "psycopg"),
     )
     url_example = "postgresql://user@host/db, postgresql+psycopg://..."
+    direct_statement_drivers = frozenset({"asyncpg", "psycopg"})
 
     errors: ClassVar[Mapping[str, type[DatabaseError]]] = {
         "40P01": DeadlockError,  # deadlock_detected: this transaction was the victim
