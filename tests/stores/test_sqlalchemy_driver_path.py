@@ -102,3 +102,14 @@ async def test_an_engine_logging_statements_logs_every_statement(
         await store.load_thread("t", ctx)
     logged = [r.getMessage() for r in caplog.records if "chatkit_threads" in r.getMessage()]
     assert len(logged) == 2, logged
+
+
+def test_the_sqlalchemy_internals_the_driver_path_reads_exist() -> None:
+    """The driver path asks SQLAlchemy whether an engine has execution events or logs statements
+    (private members): fail loudly here, not silently elsewhere, when an upgrade renames them."""
+    engine = create_async_engine("sqlite+aiosqlite://")
+    sync = engine.sync_engine
+    assert isinstance(sync._has_events, bool)
+    assert isinstance(sync.dialect._has_events, bool)
+    assert sync._should_log_info() in (True, False)
+    assert callable(getattr(sync.pool, "_invalidate", None))
