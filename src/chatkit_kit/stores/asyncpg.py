@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Generic
 
@@ -20,13 +20,14 @@ from ..errors import (
     DatabaseUnavailableError,
 )
 from . import _deadline, _schema
+from ._asyncpg_runner import AsyncpgRunner
 from ._codec import StoreCodec
 from ._dberrors import database_error
 from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS, StatementTimedOut, check_statement_timeout
 from ._rules import OwnerResolver
-from ._sqlstore import Params, Row, SQLStoreBase
+from ._sqlstore import SQLStoreBase
 from .sql.dialects import POSTGRESQL
-from .sql.statements import numbered
+from .sql.statements import NumberedStatements
 
 asyncpg = require("asyncpg", "asyncpg", "AsyncpgStore")
 
@@ -70,7 +71,7 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
         """Seconds a call waits for a free pooled connection before DatabaseTimeoutError."""
         self._pool = pool
         self._owns_pool = False
-        self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._numbered = NumberedStatements()
 
     @classmethod
     async def connect(
@@ -139,13 +140,6 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
 
     # The backend seam: one connection primitive, one error translator
 
-    def _args(self, sql: str, params: Params) -> tuple[str, list[Any]]:
-        converted = self._numbered.get(sql)
-        if converted is None:
-            converted = self._numbered[sql] = numbered(sql)
-        query, names = converted
-        return query, [params[name] for name in names]
-
     async def _acquire(self) -> Any:
         pool = self._pool
         if _LIVE_FIRST:
@@ -187,16 +181,16 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
             release.add_done_callback(_RELEASING.discard)
 
     @asynccontextmanager
-    async def _connect(self, *, transaction: bool) -> AsyncIterator[_Connection]:
+    async def _connect(self, *, transaction: bool) -> AsyncIterator[AsyncpgRunner]:
         conn = await self._acquire()
         release_timeout = None
         try:
             try:
                 if transaction:
                     async with conn.transaction():
-                        yield _Connection(self, conn)
+                        yield AsyncpgRunner(self._numbered, conn)
                 else:
-                    yield _Connection(self, conn)
+                    yield AsyncpgRunner(self._numbered, conn)
             except asyncpg.PostgresError as error:
                 # The server answered, so the pool's reset on release cleans up; but a
                 # connection to a server going away or turned read-only (failover) is dropped.
@@ -232,43 +226,6 @@ class AsyncpgStore(SQLStoreBase[TContext], Generic[TContext]):
 
     def _translate(self, error: Exception) -> DatabaseError | None:
         return _translate(error)
-
-
-class _Connection:
-    """An asyncpg connection running the store's `:name` statements as `$n`."""
-
-    __slots__ = ("_conn", "_store")
-
-    def __init__(self, store: AsyncpgStore[Any], conn: Any) -> None:
-        self._store = store
-        self._conn = conn
-
-    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
-        if params is None:
-            rows: Sequence[Row] = await self._conn.fetch(sql)
-            return rows
-        query, args = self._store._args(sql, params)
-        rows = await self._conn.fetch(query, *args)
-        return rows
-
-    async def fetch_value(self, sql: str, params: Params | None) -> Any:
-        if params is None:
-            return await self._conn.fetchval(sql)
-        query, args = self._store._args(sql, params)
-        return await self._conn.fetchval(query, *args)
-
-    async def execute(self, sql: str, params: Params | None) -> None:
-        if params is None:
-            await self._conn.execute(sql)
-            return
-        query, args = self._store._args(sql, params)
-        await self._conn.execute(query, *args)
-
-    async def execute_count(self, sql: str, params: Params) -> int:
-        query, args = self._store._args(sql, params)
-        status: str = await self._conn.execute(query, *args)  # e.g. "DELETE 3"
-        count = status.rpartition(" ")[2]
-        return int(count) if count.isdigit() else 0
 
 
 async def _keep_session(connection: Any) -> None:

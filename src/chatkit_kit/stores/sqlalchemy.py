@@ -12,7 +12,7 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from chatkit.store import TContext
 from typing_extensions import Self
@@ -26,6 +26,7 @@ from ..errors import (
     DatabaseUnavailableError,
 )
 from . import _deadline, _schema
+from ._asyncpg_runner import AsyncpgRunner
 from ._codec import StoreCodec
 from ._dberrors import database_error
 from ._deadline import DEFAULT_STATEMENT_TIMEOUT_SECONDS
@@ -41,7 +42,7 @@ from .sql.dialects import (
     resolve_database_url,
 )
 from .sql.dialects.sqlite import BUSY_TIMEOUT_SECONDS
-from .sql.statements import numbered, pyformat
+from .sql.statements import NumberedStatements, pyformat
 
 require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 
@@ -110,7 +111,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._driver_runner = None
         if driver in dialect.direct_statement_drivers and not self._direct:
             self._driver_runner = _DRIVER_RUNNERS.get(driver)
-        self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._numbered = NumberedStatements()
         self._pyformat: dict[str, str] = {}
         # A checkout (pool wait, connect, the pre-ping of MySQL engines) on a frozen network
         # would wait for TCP to give up: bounded by the pool timeout plus the statement timeout.
@@ -247,20 +248,13 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             or should_log()
         )
 
-    def _numbered_args(self, sql: str, params: Params) -> tuple[str, list[Any]]:
-        converted = self._numbered.get(sql)
-        if converted is None:
-            converted = self._numbered[sql] = numbered(sql)
-        query, names = converted
-        return query, [params[name] for name in names]
-
     def _pyformat_sql(self, sql: str) -> str:
         query = self._pyformat.get(sql)
         if query is None:
             query = self._pyformat[sql] = pyformat(sql)
         return query
 
-    def _driver_runner_for(self, transaction: bool) -> type[_DriverRunner] | None:
+    def _driver_runner_for(self, transaction: bool) -> _RunnerFactory | None:
         """The runner of a call straight on the pooled driver connection, if it can run so.
 
         SQLite: engines in autocommit mode (`from_url`; transactions opened by hand).
@@ -602,8 +596,36 @@ class _Connection:
         return (await self._conn.execute(self._store._text(sql), params)).rowcount
 
 
-class _DriverRunner:
+class _DriverRunner(Protocol):
     """A pooled driver connection running the store's `:name` statements itself."""
+
+    async def open(self) -> None:
+        """Prepare the connection for the call's statements."""
+        ...
+
+    async def close(self) -> None:
+        """Undo `open` before the connection goes back to the pool."""
+        ...
+
+    def idle(self) -> bool:
+        """Whether the connection has no transaction open (asked of the driver, no I/O)."""
+        ...
+
+    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]: ...
+
+    async def fetch_value(self, sql: str, params: Params | None) -> Any: ...
+
+    async def execute(self, sql: str, params: Params | None) -> None: ...
+
+    async def execute_count(self, sql: str, params: Params) -> int: ...
+
+
+_RunnerFactory = Callable[["SQLAlchemyStore[Any]", PoolProxiedConnection], _DriverRunner]
+"""How a runner is made from the store and its pooled connection (its class)."""
+
+
+class _DriverBase:
+    """A pooled driver connection (`_driver`) of the store, with nothing to prepare or undo."""
 
     __slots__ = ("_driver", "_store")
 
@@ -617,24 +639,8 @@ class _DriverRunner:
     async def close(self) -> None:
         """Undo `open` before the connection goes back to the pool."""
 
-    def idle(self) -> bool:
-        """Whether the connection has no transaction open (asked of the driver, no I/O)."""
-        raise NotImplementedError
 
-    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
-        raise NotImplementedError
-
-    async def fetch_value(self, sql: str, params: Params | None) -> Any:
-        raise NotImplementedError
-
-    async def execute(self, sql: str, params: Params | None) -> None:
-        raise NotImplementedError
-
-    async def execute_count(self, sql: str, params: Params) -> int:
-        raise NotImplementedError
-
-
-class _DriverConnection(_DriverRunner):
+class _DriverConnection(_DriverBase):
     """The pooled aiosqlite connection running the store's `:name` statements (sqlite3 takes
     `:name` parameters as they are)."""
 
@@ -663,45 +669,27 @@ class _DriverConnection(_DriverRunner):
         return count
 
 
-class _AsyncpgDriver(_DriverRunner):
+class _AsyncpgDriver(AsyncpgRunner):
     """The pooled asyncpg connection running the store's statements as `$n` (asyncpg runs a
     statement outside a transaction on its own: the adapter's emulated DB-API transaction is
     never started)."""
 
     __slots__ = ()
 
+    def __init__(self, store: SQLAlchemyStore[Any], pooled: PoolProxiedConnection) -> None:
+        super().__init__(store._numbered, pooled.driver_connection)
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
     def idle(self) -> bool:
         return not self._driver.is_in_transaction()
 
-    async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
-        if params is None:
-            rows: Sequence[Row] = await self._driver.fetch(sql)
-            return rows
-        query, args = self._store._numbered_args(sql, params)
-        rows = await self._driver.fetch(query, *args)
-        return rows
 
-    async def fetch_value(self, sql: str, params: Params | None) -> Any:
-        if params is None:
-            return await self._driver.fetchval(sql)
-        query, args = self._store._numbered_args(sql, params)
-        return await self._driver.fetchval(query, *args)
-
-    async def execute(self, sql: str, params: Params | None) -> None:
-        if params is None:
-            await self._driver.execute(sql)
-            return
-        query, args = self._store._numbered_args(sql, params)
-        await self._driver.execute(query, *args)
-
-    async def execute_count(self, sql: str, params: Params) -> int:
-        query, args = self._store._numbered_args(sql, params)
-        status: str = await self._driver.execute(query, *args)  # e.g. "DELETE 3"
-        count = status.rpartition(" ")[2]
-        return int(count) if count.isdigit() else 0
-
-
-class _PsycopgDriver(_DriverRunner):
+class _PsycopgDriver(_DriverBase):
     """The pooled psycopg connection running the store's statements as `%(name)s`, switched to
     autocommit for the call (no I/O: psycopg applies it at the next statement) and back.
 
@@ -758,7 +746,7 @@ _PSYCOPG_IDLE = 0
 _PSYCOPG_CURSOR = "chatkit_kit.psycopg_cursor"
 """The key of a pooled psycopg connection's store cursor in its `info`."""
 
-_DRIVER_RUNNERS: dict[str, type[_DriverRunner]] = {
+_DRIVER_RUNNERS: dict[str, _RunnerFactory] = {
     "asyncpg": _AsyncpgDriver,
     "psycopg": _PsycopgDriver,
 }

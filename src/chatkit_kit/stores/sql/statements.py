@@ -14,8 +14,10 @@ cursor and the end of the collection differ.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from .._rules import Order
 from .._schema import Names
@@ -34,6 +36,24 @@ def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
         return f"${order.index(name) + 1}"
 
     return _PARAMETER.sub(replace, sql), tuple(order)
+
+
+class NumberedStatements:
+    """`numbered` once per statement text (a store's cache): each call gives the `$n` SQL and
+    the values in their order."""
+
+    __slots__ = ("_converted",)
+
+    def __init__(self) -> None:
+        self._converted: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def args(self, sql: str, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """`sql` renumbered to `$n`, and the values of `params` in that order."""
+        converted = self._converted.get(sql)
+        if converted is None:
+            converted = self._converted[sql] = numbered(sql)
+        query, names = converted
+        return query, [params[name] for name in names]
 
 
 def pyformat(sql: str) -> str:
