@@ -278,3 +278,14 @@ def test_relies_on_names_rules_defined_before() -> None:
     for name, info in RULES.items():
         order = list(RULES)
         assert all(order.index(other) < order.index(name) for other in info.relies_on), name
+
+
+def test_sync_sqlite_store_fails_only_the_loop_rule_in_the_whole_tier(tmp_path: Path) -> None:
+    """Whole contract tier: blocking sqlite3 I/O is its one cause."""
+    paths = iter(range(1000))
+    report = run_conformance(
+        lambda: SyncSQLiteStore(tmp_path / f"w{next(paths)}.db"),
+        teardown_store=lambda store: store.close(),
+    )
+    assert report.failed_rules == {"does-not-block-loop"}, str(report)
+    assert not report.not_checked, str(report)
