@@ -1,9 +1,10 @@
 """Run the conformance suite's verdict tests N times in a row, optionally under CPU load.
 
 The variant stores (each must pass the contract tier), the broken stores (each must fail by its
-own rule name) and the blocking-rule tests must give the same verdict on every run, also while
-every core is busy. This runs them `--runs` times (a fresh pytest process each run) with
-`--busy` CPU-saturating processes alongside, and prints how often each test passed:
+own rule name), the upstream-like store (its causes, each once) and the blocking-rule tests
+must give the same verdict on every run, also while every core is busy. This runs them
+`--runs` times (a fresh pytest process each run) with `--busy` CPU-saturating processes
+alongside, and prints how often each test passed:
 
     python bench/conformance_repeat.py --runs 20 --busy 2
 
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TESTS = [
     "tests/testing/test_fairness.py::test_variant_store_passes_the_contract_tier",
     "tests/testing/test_suite_has_teeth.py",
+    "tests/testing/test_upstream_like_store.py",
     "tests/testing/test_loop_hold.py",
 ]
 

@@ -14,7 +14,6 @@ from chatkit.store import NotFoundError
 from chatkit.types import (
     Attachment,
     Page,
-    Thread,
     ThreadItem,
     ThreadMetadata,
 )
@@ -269,8 +268,9 @@ class KeepsThreadItems(MemoryStore[Any]):
 
     async def load_thread(self, thread_id: str, context: Any) -> ThreadMetadata:
         await super().load_thread(thread_id, context)
-        thread = self._as_given[(self.owner_key(context), thread_id)]
-        return thread.model_copy(deep=True) if isinstance(thread, Thread) else thread
+        # A copy every time: returning the stored object would be a second bug
+        # (returned-copies), not the one this store is about.
+        return self._as_given[(self.owner_key(context), thread_id)].model_copy(deep=True)
 
 
 class _OrderById(_Collection):

@@ -16,10 +16,9 @@ from chatkit.store import NotFoundError, Store
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from pydantic import TypeAdapter
 
-from chatkit_kit.stores import default_owner
+from chatkit_kit.stores import _codec, default_owner
 from chatkit_kit.stores._rules import sort_key
 
-_ITEM = TypeAdapter(ThreadItem)
 _ATTACHMENT = TypeAdapter(Attachment)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS threads (owner TEXT, id TEXT, ts INTEGER, seq INTEGER, data TEXT,
@@ -121,7 +120,7 @@ class SyncSQLiteStore(Store[Any]):
             limit,
             order,
         )
-        return Page(data=[_ITEM.validate_json(d) for d in data], has_more=has_more, after=cursor)
+        return Page(data=[_codec.decode_item(d) for d in data], has_more=has_more, after=cursor)
 
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: Any
@@ -140,7 +139,7 @@ class SyncSQLiteStore(Store[Any]):
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
         owner = default_owner(context)
-        data = _ITEM.dump_json(item).decode()
+        data = _codec.encode_item(item)
         with self._connect() as db:
             updated = db.execute(
                 "UPDATE items SET data = ? WHERE owner = ? AND thread_id = ? AND id = ?",
@@ -167,7 +166,7 @@ class SyncSQLiteStore(Store[Any]):
             ).fetchone()
         if row is None:
             raise NotFoundError(f"Item {item_id} not found in thread {thread_id}")
-        return _ITEM.validate_json(row[0])
+        return _codec.decode_item(row[0])
 
     async def delete_thread(self, thread_id: str, context: Any) -> None:
         owner = default_owner(context)
@@ -224,6 +223,6 @@ class InsertOnlySyncSQLiteStore(SyncSQLiteStore):
                     item.id,
                     sort_key(item.created_at),
                     self._next_seq(db),
-                    _ITEM.dump_json(item).decode(),
+                    _codec.encode_item(item),
                 ),
             )

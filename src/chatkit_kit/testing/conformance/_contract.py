@@ -53,6 +53,33 @@ from ._values import (
 )
 
 _SHORT_HOSTILE_IDS = tuple(i for i in strategies.HOSTILE_IDS if len(i) <= 64)
+_STATEFUL_RELIES_ON = (
+    "thread-round-trip",
+    "thread-upsert",
+    "threads-pagination",
+    "item-round-trip",
+    "items-ordered-by-created-at",
+    "exclusive-cursor",
+    "has-more-needs-cursor",
+    "ties-stable-order",
+    "unknown-cursor",
+    "add-item-idempotent",
+    "save-item-upsert",
+    "item-not-found",
+    "unknown-thread-empty-page",
+    "unknown-thread-creates-nothing",
+    "delete-thread-cascades",
+    "delete-thread-item",
+    "deletes-are-idempotent",
+    "owner-isolation",
+    "same-id-two-rows",
+    "upsert-never-moves",
+    "returned-copies",
+    "attachment-round-trip",
+    "attachment-owner-isolation",
+)
+"""The random-sequence test exercises these rules' behaviours again, in combinations: while one
+of them failed, its failures would repeat that cause under `stateful-model`."""
 
 
 async def _seed(h: Harness, ctx: Any, thread_id: str, items: list[ThreadItem]) -> None:
@@ -173,38 +200,6 @@ class ContractRules(SuiteBase):
             h.check(problem is None, f"load_threads(10, None, {order!r}): {problem}")
 
     @rule(
-        "thread-metadata-only",
-        "save_thread of a Thread stores only its ThreadMetadata fields",
-        protects="threads.create passes a live Thread; _load_full_thread builds "
-        "Thread(**loaded.model_dump(), items=...)",
-        depends=(),
-    )
-    async def test_thread_metadata_only(self, h: Harness) -> None:
-        ctx = h.context()
-        tid, msg_1 = h.names("thr_1", "msg_1")
-        item = user_message(msg_1, tid, T0)
-        await h.store.save_thread(
-            Thread(id=tid, created_at=T0, title="t", items=Page(data=[item])), ctx
-        )
-        loaded = await h.store.load_thread(tid, ctx)
-        h.check(
-            type(loaded) is ThreadMetadata,
-            f"load_thread returned a {type(loaded).__name__}, expected plain ThreadMetadata",
-        )
-        try:
-            Thread(**loaded.model_dump(), items=Page())
-        except TypeError as exc:
-            h.fail(f"Thread(**loaded.model_dump(), items=...) raised {exc}")
-        problem = row_difference(thread(tid, title="t"), loaded)
-        h.check(problem is None, f"load_thread({tid!r}) after saving a Thread: {problem}")
-        items = await h.store.load_thread_items(tid, None, 10, "asc", ctx)
-        h.check(
-            items.data == [],
-            f"load_thread_items({tid!r}) lists {short(ids(items.data))}: save_thread stored "
-            "the Thread's items",
-        )
-
-    @rule(
         "thread-not-found",
         "load_thread of a missing id raises NotFoundError",
         protects="the server lets NotFoundError propagate (HTTP 404 / a failed stream)",
@@ -225,7 +220,7 @@ class ContractRules(SuiteBase):
         "threads-pagination",
         "load_threads pages threads by created_at with the same cursor rules as items",
         protects="threads.list (the client's thread history) pages with after/has_more",
-        depends=("owner-isolation",),  # it lists the owner's threads
+        depends=("owner-isolation", "exclusive-cursor", "has-more-needs-cursor"),
     )
     async def test_threads_pagination(self, h: Harness) -> None:
         ctx = h.context()
@@ -329,7 +324,7 @@ class ContractRules(SuiteBase):
         "`after` is exclusive: a page starts strictly after the cursor row, in both orders",
         protects="items.list and _paginate_thread_items_reverse continue from page.after",
         needs=(ITEM_WRITES,),
-        depends=(),
+        depends=("has-more-needs-cursor",),
     )
     async def test_exclusive_cursor(self, h: Harness) -> None:
         ctx = h.context()
@@ -363,7 +358,7 @@ class ContractRules(SuiteBase):
         protects="_paginate_thread_items_reverse loops `while has_more: after = page.after`; "
         "a missing cursor restarts the walk forever",
         needs=(ITEM_WRITES,),
-        depends=("owner-isolation",),
+        depends=("owner-isolation", "exclusive-cursor"),
     )
     def test_has_more_needs_cursor(self, h: Harness) -> None:
         @h.examples(
@@ -414,7 +409,7 @@ class ContractRules(SuiteBase):
         "repeats nothing",
         protects="items created within one clock tick must neither vanish nor repeat between pages",
         needs=(ITEM_WRITES,),
-        depends=(),
+        depends=("exclusive-cursor", "has-more-needs-cursor"),
     )
     def test_ties_stable_order(self, h: Harness) -> None:
         @h.examples(
@@ -506,7 +501,8 @@ class ContractRules(SuiteBase):
         protects="items.list filters hidden items after the store call, so page.after can be "
         "a hidden item's id",
         needs=(ITEM_WRITES,),
-        depends=(),
+        depends=("exclusive-cursor",),
+        relies_on=("items-ordered-by-created-at",),
     )
     async def test_hidden_item_cursor(self, h: Harness) -> None:
         ctx = h.context()
@@ -623,6 +619,7 @@ class ContractRules(SuiteBase):
         protects="items.list of a stale thread id must not make a phantom thread show up in "
         "threads.list",
         depends=("owner-isolation",),
+        relies_on=("unknown-thread-empty-page",),
     )
     async def test_unknown_thread_creates_nothing(self, h: Harness) -> None:
         alice, bob = h.context(), h.context()
@@ -726,6 +723,7 @@ class ContractRules(SuiteBase):
         "not load the thread first",
         needs=(ITEM_WRITES,),
         depends=("same-id-two-rows",),
+        relies_on=("unknown-thread-empty-page", "unknown-thread-creates-nothing"),
     )
     async def test_owner_isolation(self, h: Harness) -> None:
         alice, bob = h.context(), h.context()
@@ -840,7 +838,8 @@ class ContractRules(SuiteBase):
         "ids with quotes, wildcards, backslashes and non-ASCII characters are data",
         protects="thread ids come from client requests; item ids from apps and models",
         needs=(ITEM_WRITES,),
-        depends=(),
+        depends=("exclusive-cursor",),
+        relies_on=("thread-round-trip",),
     )
     async def test_hostile_ids_are_data(self, h: Harness) -> None:
         ctx = h.context()
@@ -950,7 +949,7 @@ class ContractRules(SuiteBase):
         "items created in a tight loop come back strictly ordered",
         protects="the server stamps items with datetime.now(); upstream's tests walk 25 of them",
         needs=(ITEM_WRITES,),
-        depends=(),
+        depends=("exclusive-cursor", "has-more-needs-cursor"),
     )
     async def test_timestamps_strictly_ordered(self, h: Harness) -> None:
         ctx = h.context()
@@ -1045,6 +1044,39 @@ class ContractRules(SuiteBase):
             f"load_item({tid!r}, {m0!r}) after the added and loaded copies were mutated: {problem}",
         )
 
+    @rule(
+        "thread-metadata-only",
+        "save_thread of a Thread stores only its ThreadMetadata fields",
+        protects="threads.create passes a live Thread; _load_full_thread builds "
+        "Thread(**loaded.model_dump(), items=...)",
+        depends=(),
+        relies_on=("returned-copies",),
+    )
+    async def test_thread_metadata_only(self, h: Harness) -> None:
+        ctx = h.context()
+        tid, msg_1 = h.names("thr_1", "msg_1")
+        item = user_message(msg_1, tid, T0)
+        await h.store.save_thread(
+            Thread(id=tid, created_at=T0, title="t", items=Page(data=[item])), ctx
+        )
+        loaded = await h.store.load_thread(tid, ctx)
+        h.check(
+            type(loaded) is ThreadMetadata,
+            f"load_thread returned a {type(loaded).__name__}, expected plain ThreadMetadata",
+        )
+        try:
+            Thread(**loaded.model_dump(), items=Page())
+        except TypeError as exc:
+            h.fail(f"Thread(**loaded.model_dump(), items=...) raised {exc}")
+        problem = row_difference(thread(tid, title="t"), loaded)
+        h.check(problem is None, f"load_thread({tid!r}) after saving a Thread: {problem}")
+        items = await h.store.load_thread_items(tid, None, 10, "asc", ctx)
+        h.check(
+            items.data == [],
+            f"load_thread_items({tid!r}) lists {short(ids(items.data))}: save_thread stored "
+            "the Thread's items",
+        )
+
     # Concurrency and the event loop
 
     @rule(
@@ -1053,7 +1085,7 @@ class ContractRules(SuiteBase):
         "every page walk sees each exactly once",
         protects="a server streams several responses into one thread at once",
         needs=(ITEM_WRITES,),
-        depends=(),
+        depends=("exclusive-cursor", "has-more-needs-cursor"),
     )
     async def test_concurrent_adds_exactly_once(self, h: Harness) -> None:
         ctx = h.context()
@@ -1286,6 +1318,7 @@ class ContractRules(SuiteBase):
         "random sequences of every store operation by two owners agree with a reference "
         "model, on every page of every walk (either upsert position accepted)",
         protects="all of the above, in combinations no single example thinks of",
+        relies_on=_STATEFUL_RELIES_ON,
     )
     def test_stateful_model(self, h: Harness) -> None:
         run_machine(h, strict=False)

@@ -15,6 +15,7 @@ import os
 import unittest
 import uuid
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,9 @@ class Rule:
     depends: tuple[str, ...] = ()
     """The probe's facts (by rule name) this rule relies on; while one is broken the rule is
     reported not checked."""
+    relies_on: tuple[str, ...] = ()
+    """Other rules (defined before this one) whose behaviour this rule exercises again; while
+    one of them failed in the same run, this rule is reported not checked, naming it."""
 
 
 ALL_FACTS: tuple[str, ...] = (
@@ -64,6 +68,8 @@ ALL_FACTS: tuple[str, ...] = (
     "same-id-two-rows",
     "add-item-idempotent",
     "unknown-cursor",
+    "exclusive-cursor",
+    "has-more-needs-cursor",
 )
 """The rules the probe phase reports basic facts under (see `_probe`), in probe order."""
 _ON_ITS_OWN_DATA = frozenset({"does-not-block-loop"})
@@ -325,17 +331,25 @@ def rule(
     tier: Tier = "contract",
     needs: tuple[str, ...] = (),
     depends: tuple[str, ...] | None = None,
+    relies_on: tuple[str, ...] = (),
 ) -> Callable[[Scenario], Callable[[Any], None]]:
-    """Register a rule and turn its scenario `(self, h)` into a test method."""
+    """Register a rule and turn its scenario `(self, h)` into a test method.
+
+    `depends` names the probe's facts the rule relies on (default: all of them), `relies_on`
+    other rules, each defined (and so run) before this one.
+    """
 
     def decorate(scenario: Scenario) -> Callable[[Any], None]:
         if name in RULES:
             raise ValueError(f"rule {name!r} is defined twice")
+        later = [other for other in relies_on if other not in RULES or other == name]
+        if later:
+            raise ValueError(f"rule {name!r} relies on {later}: define those rules before it")
         facts = ALL_FACTS if depends is None else depends
         if depends is None and (tier == "attachment-index" or name in _ON_ITS_OWN_DATA):
             facts = ()
         needed = frozenset(needs) | _EXTRA_NEEDS.get(name, frozenset())
-        info = Rule(name, description, tier, protects, needed, facts)
+        info = Rule(name, description, tier, protects, needed, facts, tuple(relies_on))
         RULES[name] = info
 
         def test(self: SuiteBase) -> None:
@@ -420,6 +434,15 @@ class SuiteBase:
         return PROFILES[name]
 
     def _run_rule(self, info: Rule, scenario: Scenario) -> None:
+        failed = _FAILED.setdefault(type(self), set())
+        failed.discard(info.name)
+        try:
+            self._run_rule_once(info, scenario, failed)
+        except ConformanceFailure:
+            failed.add(info.name)
+            raise
+
+    def _run_rule_once(self, info: Rule, scenario: Scenario, failed: set[str]) -> None:
         profile = self._profile()
         loop = asyncio.new_event_loop()
         try:
@@ -442,6 +465,8 @@ class SuiteBase:
                     if info.name in probe.broken:  # this rule's own fact: reported here
                         raise ConformanceFailure(info.name, probe.broken[info.name])
                     blocker = probe.blocker(info.name, info.depends)
+                    if blocker is None:
+                        blocker = next((r for r in info.relies_on if r in failed), None)
                     if blocker is not None:
                         raise NotChecked(info.name, blocker)
                     outcome = scenario(self, h)
@@ -465,6 +490,11 @@ class SuiteBase:
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+
+_FAILED: weakref.WeakKeyDictionary[type[Any], set[str]] = weakref.WeakKeyDictionary()
+"""Per suite class: the rules that failed so far in this process (`relies_on` reads it). A
+rule relied on that passed, was not checked or did not run (selected out) blocks nothing."""
 
 
 def _shorten_notes(failure: BaseException) -> None:

@@ -153,6 +153,64 @@ async def _unknown_cursor_does_not_restart(h: Harness) -> None:
         )
 
 
+async def _five_items(h: Harness) -> tuple[Any, str, list[str]]:
+    """A fresh owner's thread of five items, stamped a second apart, added in time order."""
+    ctx = h.context()
+    tid = h.fresh_id("thr_probe")
+    await h.store.save_thread(thread(tid), ctx)
+    token = tid[-6:]  # short fresh ids keep the messages short; lexical order = time order
+    names = [f"m{i}_{token}" for i in range(5)]
+    for i, item_id in enumerate(names):
+        await h.store.add_thread_item(tid, assistant(item_id, tid, T0 + timedelta(seconds=i)), ctx)
+    return ctx, tid, names
+
+
+async def _cursor_is_exclusive(h: Harness) -> None:
+    ctx, tid, names = await _five_items(h)
+    for order in ("asc", "desc"):
+        for n in (1, 3):
+            cursor = names[n]
+            # Room for every row: a page that starts over, or at the cursor, includes it.
+            page = await h.store.load_thread_items(tid, cursor, 10, order, ctx)
+            got = ids(page.data)
+            beyond = names[n + 1 :] if order == "asc" else names[:n]
+            shown = f"load_thread_items({tid!r}, {cursor!r}, 10, {order!r}) gave {short(got)}"
+            h.check(cursor not in got, f"{shown}: the page includes its cursor row")
+            h.check(
+                sorted(got) == sorted(beyond),
+                f"{shown}; expected the rows past the cursor, {short(beyond)}",
+            )
+
+
+async def _has_more_comes_with_cursor(h: Harness) -> None:
+    ctx, tid, names = await _five_items(h)
+    for order in ("asc", "desc"):
+        after: str | None = None
+        seen: list[str] = []
+        for number in range(1, 4):  # pages of 2, 2 and 1
+            page = await h.store.load_thread_items(tid, after, 2, order, ctx)
+            got = ids(page.data)
+            shown = (
+                f"load_thread_items({tid!r}, {short(after, 40)}, 2, {order!r}) of 5 items gave "
+                f"{short(got)} has_more={page.has_more} after={short(page.after, 40)}"
+            )
+            more = number < 3
+            h.check(page.has_more == more, f"{shown}; expected has_more={more}")
+            if not more:
+                seen += got
+                break
+            h.check(
+                bool(got) and page.after == got[-1],
+                f"{shown}: has_more=True needs after=<id of the page's last row>",
+            )
+            seen += got
+            after = page.after
+        h.check(
+            sorted(seen) == names and len(seen) == len(names),
+            f"the {order} walk of 5 items in pages of 2 listed {short(seen)}, expected each once",
+        )
+
+
 FACTS: tuple[Fact, ...] = (
     Fact(
         "owner-isolation",
@@ -178,6 +236,19 @@ FACTS: tuple[Fact, ...] = (
         "an unknown cursor raises NotFoundError or gives an empty page",
         "scrolling back repeats the first messages; upstream's retry walk loops forever",
         _unknown_cursor_does_not_restart,
+    ),
+    Fact(
+        "exclusive-cursor",
+        "a page after=X lists the rows past X, not X",
+        "scrolling back repeats the message at each page boundary, or starts over",
+        _cursor_is_exclusive,
+    ),
+    Fact(
+        "has-more-needs-cursor",
+        "has_more=True comes with after=<the last row's id>",
+        "older messages never load; `while has_more: after = page.after` starts over forever",
+        _has_more_comes_with_cursor,
+        after=("exclusive-cursor",),
     ),
 )
 FACT_RULES: tuple[str, ...] = tuple(fact.rule for fact in FACTS)

@@ -14,6 +14,7 @@ from chatkit.types import FileAttachment, ThreadItem
 
 from ...stores import MAX_ID_BYTES, is_storable_id
 from .._model import ReferenceModel, expected_page
+from . import _contract  # noqa: F401  (its rules come first: stateful-exact-model relies on one)
 from ._capabilities import ITEM_WRITES
 from ._harness import Harness, SuiteBase, rule
 from ._stateful import run_machine
@@ -324,6 +325,14 @@ class StrictRules(SuiteBase):
         "page (insertion order for ties, upserts in place)",
         protects="policy: one exact order, the reference model's",
         tier="strict",
+        # The contract tier's stateful test and the policies this one checks again.
+        relies_on=(
+            "stateful-model",
+            "unknown-cursor-raises",
+            "upsert-keeps-position",
+            "ties-insertion-order",
+            "item-write-needs-thread",
+        ),
     )
     def test_stateful_exact_model(self, h: Harness) -> None:
         run_machine(h, strict=True)
