@@ -103,15 +103,8 @@ class UpstreamLikeSQLiteStore(Store[Any]):
         self, limit: int, after: str | None, order: str, context: Any
     ) -> Page[ThreadMetadata]:
         with self._db() as db:
-            since = None
-            if after:
-                found = db.execute(
-                    "SELECT created_at FROM threads WHERE id = ? AND user_id = ?",
-                    (after, context.user_id),
-                ).fetchone()
-                if found is None:
-                    raise ValueError(f"Thread {after} not found")
-                since = found[0]
+            # (Upstream's store raises ValueError for an unknown thread cursor.)
+            since = self._cursor_time(db, "threads", after, context, ValueError("Thread"))
             rows = self._page(db, "threads", "user_id = ?", [context.user_id], since, limit, order)
         threads = [_ThreadRow.model_validate_json(data).thread for data in rows]
         return _cut(threads, limit)
@@ -132,15 +125,7 @@ class UpstreamLikeSQLiteStore(Store[Any]):
         self, thread_id: str, after: str | None, limit: int, order: str, context: Any
     ) -> Page[ThreadItem]:
         with self._db() as db:
-            since = None
-            if after:
-                found = db.execute(
-                    "SELECT created_at FROM items WHERE id = ? AND user_id = ?",
-                    (after, context.user_id),
-                ).fetchone()
-                if found is None:
-                    raise NotFoundError(f"Item {after} not found")
-                since = found[0]
+            since = self._cursor_time(db, "items", after, context, NotFoundError("Item"))
             rows = self._page(
                 db,
                 "items",
@@ -214,6 +199,22 @@ class UpstreamLikeSQLiteStore(Store[Any]):
             )
 
     # Paging
+
+    @staticmethod
+    def _cursor_time(
+        db: sqlite3.Connection, table: str, after: str | None, context: Any, missing: Exception
+    ) -> str | None:
+        """The `created_at` of the cursor row `after` (by id and user alone), or None."""
+        if not after:
+            return None
+        found = db.execute(
+            f"SELECT created_at FROM {table} WHERE id = ? AND user_id = ?",
+            (after, context.user_id),
+        ).fetchone()
+        if found is None:
+            raise type(missing)(f"{missing} {after} not found")
+        created: str = found[0]
+        return created
 
     @staticmethod
     def _page(
