@@ -775,6 +775,14 @@ async def encrypted_twin(make: Callable[..., Awaitable[Any]]) -> tuple[Any, Any]
     return plain, EncryptedStore(inner, LocalKeyProvider.from_json(BENCH_KEYRING))
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages, for the reader to judge the figures' noise."""
+    try:
+        return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:  # (not on every platform)
+        return "unknown"
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="tiny sizes, for a smoke test")
@@ -804,6 +812,7 @@ async def main(argv: list[str] | None = None) -> int:
     print(
         f"chatkit-kit store benchmark: {sizes.iterations} iterations per operation "
         f"(after {sizes.warmup} warm-up), latencies in microseconds\n"
+        f"machine: {os.cpu_count()} CPUs; load average {_load()} at the start\n"
     )
     all_results: dict[str, dict[str, tuple[Result, Result | None]]] = {}
     encrypted_results: dict[str, dict[str, tuple[Result, Result]]] = {}
@@ -917,6 +926,7 @@ async def main(argv: list[str] | None = None) -> int:
         print(encryption_table(titles[flavour], sealed_results))
         print()
 
+    print(f"machine: load average {_load()} at the end\n")
     print("Targets (ratios of medians from this run)")
     small, big = min(sizes.item_threads), max(sizes.item_threads)
     for flavour, results in all_results.items():
