@@ -427,7 +427,7 @@ _DRIVER_CANCEL_WAIT_SECONDS = 5.0
 def _settle(operation: Coroutine[Any, Any, None]) -> Awaitable[None]:
     """Run `operation` (a connection's return to the pool) to its end, whatever happens to the
     call that started it: a cancellation of the caller stops the wait, never the return. (On
-    Python 3.12+ one that finishes without waiting, most returns, is done here.)"""
+    Python 3.11+ one that finishes without waiting, most returns, is done here.)"""
     task = _eager.start_task(operation)
     if task.done():
         return task
@@ -453,7 +453,7 @@ async def _checkout(connect: Callable[[], Awaitable[_Pooled]], seconds: float | 
         return await connect()
 
     task = _eager.start_task(checkout())
-    if task.done():  # (Python 3.12+, an idle connection at hand: nothing waited)
+    if task.done():  # (Python 3.11+, an idle connection at hand: nothing waited)
         return task.result()
     try:
         if seconds is None:
