@@ -39,7 +39,21 @@ def modules(subpackage: str) -> list[Path]:
 def test_no_store_module_imports_the_attachments_package(path: Path) -> None:
     imports = imported_modules(path)
     assert not {m for m in imports if m.startswith("chatkit_kit.attachments")}
-    assert "contextvars" not in imports
+    # No behaviour switched by a context variable (the attachment presenter once was): a store
+    # module defines none. (`_eager` copies a task's context as asyncio does, and sets none.)
+    assert "contextvars.ContextVar" not in imports
+    assert "ContextVar" not in names_used(path)
+
+
+def names_used(path: Path) -> set[str]:
+    """Every bare name and attribute name `path` refers to."""
+    used: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            used.add(node.attr)
+    return used
 
 
 @pytest.mark.parametrize("path", modules("attachments"), ids=lambda p: p.name)

@@ -42,7 +42,7 @@ from .sql.dialects import (
     resolve_database_url,
 )
 from .sql.dialects.sqlite import BUSY_TIMEOUT_SECONDS
-from .sql.statements import NumberedStatements, pyformat
+from .sql.statements import NumberedStatements, PyformatStatements
 
 require("sqlalchemy", "sqlalchemy", "SQLAlchemyStore")
 
@@ -112,7 +112,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         if driver in dialect.direct_statement_drivers and not self._direct:
             self._driver_runner = _DRIVER_RUNNERS.get(driver)
         self._numbered = NumberedStatements()
-        self._pyformat: dict[str, str] = {}
+        self._pyformat = PyformatStatements()
         # A checkout (pool wait, connect, the pre-ping of MySQL engines) on a frozen network
         # would wait for TCP to give up: bounded by the pool timeout plus the statement timeout.
         self._checkout_seconds: float | None = None
@@ -247,12 +247,6 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
             or should_log is None
             or should_log()
         )
-
-    def _pyformat_sql(self, sql: str) -> str:
-        query = self._pyformat.get(sql)
-        if query is None:
-            query = self._pyformat[sql] = pyformat(sql)
-        return query
 
     def _driver_runner_for(self, transaction: bool) -> _RunnerFactory | None:
         """The runner of a call straight on the pooled driver connection, if it can run so.
@@ -629,20 +623,26 @@ _RunnerFactory = Callable[["SQLAlchemyStore[Any]", PoolProxiedConnection], _Driv
 """How a runner is made from the store and its pooled connection (its class)."""
 
 
-class _DriverBase:
-    """A pooled driver connection (`_driver`) of the store, with nothing to prepare or undo."""
+class _NothingToPrepare:
+    """A runner whose connection needs nothing prepared for a call nor undone after it."""
 
-    __slots__ = ("_driver", "_store")
-
-    def __init__(self, store: SQLAlchemyStore[Any], pooled: PoolProxiedConnection) -> None:
-        self._store = store
-        self._driver: Any = pooled.driver_connection
+    __slots__ = ()
 
     async def open(self) -> None:
         """Prepare the connection for the call's statements."""
 
     async def close(self) -> None:
         """Undo `open` before the connection goes back to the pool."""
+
+
+class _DriverBase(_NothingToPrepare):
+    """A pooled driver connection (`_driver`) of the store."""
+
+    __slots__ = ("_driver", "_store")
+
+    def __init__(self, store: SQLAlchemyStore[Any], pooled: PoolProxiedConnection) -> None:
+        self._store = store
+        self._driver: Any = pooled.driver_connection
 
 
 class _DriverConnection(_DriverBase):
@@ -674,7 +674,7 @@ class _DriverConnection(_DriverBase):
         return count
 
 
-class _AsyncpgDriver(AsyncpgRunner):
+class _AsyncpgDriver(AsyncpgRunner, _NothingToPrepare):
     """The pooled asyncpg connection running the store's statements as `$n` (asyncpg runs a
     statement outside a transaction on its own: the adapter's emulated DB-API transaction is
     never started)."""
@@ -683,12 +683,6 @@ class _AsyncpgDriver(AsyncpgRunner):
 
     def __init__(self, store: SQLAlchemyStore[Any], pooled: PoolProxiedConnection) -> None:
         super().__init__(store._numbered, pooled.driver_connection)
-
-    async def open(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
     def idle(self) -> bool:
         return not self._driver.is_in_transaction()
@@ -727,7 +721,7 @@ class _PsycopgDriver(_DriverBase):
     async def _execute(self, sql: str, params: Params | None) -> Any:
         if params is None:
             return await self._cursor.execute(sql)
-        return await self._cursor.execute(self._store._pyformat_sql(sql), params)
+        return await self._cursor.execute(self._store._pyformat.sql(sql), params)
 
     async def fetch(self, sql: str, params: Params | None) -> Sequence[Row]:
         rows: Sequence[Row] = await (await self._execute(sql, params)).fetchall()

@@ -61,6 +61,23 @@ def pyformat(sql: str) -> str:
     return _PARAMETER.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
+class PyformatStatements:
+    """`pyformat` once per statement text (a store's cache), as `NumberedStatements` is for
+    `$n`: psycopg takes the `%(name)s` SQL with the parameters as they are."""
+
+    __slots__ = ("_converted",)
+
+    def __init__(self) -> None:
+        self._converted: dict[str, str] = {}
+
+    def sql(self, sql: str) -> str:
+        """`sql` with its parameters written `%(name)s`."""
+        converted = self._converted.get(sql)
+        if converted is None:
+            converted = self._converted[sql] = pyformat(sql)
+        return converted
+
+
 @dataclass(frozen=True)
 class Statements:
     """Every statement of a store, with its table names filled in."""
