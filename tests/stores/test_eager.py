@@ -133,3 +133,20 @@ async def test_an_error_in_the_first_step_is_the_tasks_error() -> None:
     task = _eager.start_task(fails())
     with pytest.raises(LookupError, match="no connection"):
         await task
+
+
+async def test_a_waiting_task_is_described_by_its_work() -> None:
+    """`repr` of the task (what asyncio prints for a task never retrieved or destroyed while
+    pending) names the work's coroutine and where it waits, on every Python."""
+    release = asyncio.Event()
+
+    async def checkout_that_waits() -> None:
+        await release.wait()
+
+    task = _eager.start_task(checkout_that_waits())
+    assert isinstance(task, asyncio.Task)
+    described = repr(task)
+    assert "checkout_that_waits" in described, described
+    assert "test_eager.py" in described, described  # (the work's code: file and line)
+    release.set()
+    await task

@@ -37,6 +37,11 @@ def start_task(coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
 
 
 _NOT_STARTED = object()
+# What asyncio reads off a task's coroutine to describe it (`repr(task)`, debug-mode reports):
+# the wrapped coroutine's, so the work is named, not the wrapper.
+_DESCRIBED_BY_THE_WORK = frozenset(
+    {"__name__", "__qualname__", "cr_await", "cr_code", "cr_frame", "cr_running"}
+)
 
 
 class _Resumed(Coroutine[Any, Any, Any]):
@@ -82,6 +87,14 @@ class _Resumed(Coroutine[Any, Any, Any]):
 
     def __await__(self) -> Generator[Any, None, Any]:  # (never awaited: driven by its task)
         raise TypeError("run by its task only")
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _DESCRIBED_BY_THE_WORK:
+            return getattr(self._coro, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._coro!r}>"
 
 
 def _start_now(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
