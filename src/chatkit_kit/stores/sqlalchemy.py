@@ -99,6 +99,12 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._switch = self._dialect.switch_isolation_per_call
         self._autocommit = False
         self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # An engine given an isolation level as an execution option
+        # (`engine.execution_options(isolation_level=...)`) sets it on every connection it
+        # hands out, also those of a copy made from it with another level: its connections
+        # are switched to AUTOCOMMIT one by one instead (else a single statement would run in
+        # a transaction nobody commits, and its write would be rolled back).
+        self._switch_each = "isolation_level" in engine.sync_engine.get_execution_options()
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
         # On PostgreSQL single statements run on the pooled driver connection itself (asyncpg
@@ -111,6 +117,16 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._driver_runner = None
         if driver in dialect.direct_statement_drivers and not self._direct:
             self._driver_runner = _DRIVER_RUNNERS.get(driver)
+        # So do transactions (delete_thread's two statements, the retention deletes), opened
+        # with BEGIN and ended with COMMIT on that connection as SQLAlchemy's own would be,
+        # unless the engine sets an isolation level (SQLAlchemy applies it; a plain BEGIN
+        # would not) or runs on asyncpg behind PgBouncer (every call is then a transaction on
+        # SQLAlchemy's execution, as above).
+        self._driver_transactions = (
+            self._driver_runner is not None
+            and not self._always_transaction
+            and _default_isolation(engine)
+        )
         self._numbered = NumberedStatements()
         self._pyformat = PyformatStatements()
         # A checkout (pool wait, connect, the pre-ping of MySQL engines) on a frozen network
@@ -252,11 +268,15 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         """The runner of a call straight on the pooled driver connection, if it can run so.
 
         SQLite: engines in autocommit mode (`from_url`; transactions opened by hand).
-        PostgreSQL: single statements, unless the engine is instrumented.
+        PostgreSQL: single statements, unless the engine is instrumented; transactions too
+        (opened by hand), unless it also sets an isolation level or is asyncpg behind
+        PgBouncer.
         """
         if self._direct:
             return _DriverConnection if self._autocommit else None
-        if transaction or self._driver_runner is None or self._instrumented():
+        if self._driver_runner is None or self._instrumented():
+            return None
+        if transaction and not self._driver_transactions:
             return None
         return self._driver_runner
 
@@ -315,9 +335,12 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         direct = self._direct
         by_hand = direct or self._autocommit
         switch = self._switch and not self._autocommit and (direct or not transaction)
-        engine = self._autocommit_engine if switch else self._engine
+        switch_each = switch and self._switch_each
+        engine = self._autocommit_engine if switch and not switch_each else self._engine
         conn = await _checkout(engine.connect, self._checkout_seconds)
         try:
+            if switch_each:  # (the pool restores the engine's own level on return)
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
             if direct:
                 # Straight to the driver: one hop to its thread per statement, not one each
                 # for cursor, execute, fetch and close.
@@ -395,6 +418,19 @@ def _asyncpg_client_error(error: Exception) -> DatabaseError | None:
     return None
 
 
+def _default_isolation(engine: AsyncEngine) -> bool:
+    """Whether `engine` leaves the isolation level of its transactions to the server: neither
+    `create_engine(isolation_level=)` (SQLAlchemy keeps it in a private member of the dialect,
+    which tests/stores/test_sqlalchemy_driver_path.py pins; should it go away, every engine
+    counts as setting one) nor an `isolation_level` execution option."""
+    sync = engine.sync_engine
+    return (
+        getattr(sync.dialect, "_on_connect_isolation_level", "unknown") is None
+        and getattr(sync.dialect, "isolation_level", None) is None
+        and "isolation_level" not in sync.get_execution_options()
+    )
+
+
 @asynccontextmanager
 async def _by_hand(conn: Connection, begin: str, transaction: bool) -> AsyncIterator[None]:
     """A transaction opened and ended by statements, on a connection in autocommit mode."""
@@ -404,6 +440,10 @@ async def _by_hand(conn: Connection, begin: str, transaction: bool) -> AsyncIter
     await conn.execute(begin, None)
     try:
         yield
+    except _deadline.StatementTimedOut:
+        # No ROLLBACK on a connection that stopped answering: it is discarded, which ends the
+        # transaction.
+        raise
     except Exception:
         await conn.execute("ROLLBACK", None)
         raise
