@@ -46,11 +46,10 @@ async def _store(engine: AsyncEngine, pg_schema: str) -> SQLAlchemyStore[Ctx]:
     return store
 
 
-def _record_driver_statements(
-    store: SQLAlchemyStore[Any], seen: list[str], *, fail: str | None = None
-) -> None:
-    """Have `store`'s driver runner append each statement it runs to `seen`; a statement that
-    starts with `fail` runs as a statement that fails (division by zero) instead."""
+def _record_driver_statements(store: SQLAlchemyStore[Any], *, fail: str | None = None) -> list[str]:
+    """Have `store`'s driver runner append each statement it runs to the list returned; a
+    statement that starts with `fail` runs as a statement that fails (division by zero)."""
+    seen: list[str] = []
     runner: Any = store._driver_runner
     assert runner is not None
 
@@ -77,6 +76,14 @@ def _record_driver_statements(
             return count
 
     store._driver_runner = Recording
+    return seen
+
+
+async def _owner_with_thread(store: SQLAlchemyStore[Ctx]) -> Ctx:
+    """A new owner, with a thread "t" holding one item "m"."""
+    ctx = Ctx(f"driver-{uuid.uuid4().hex}")
+    await _thread_with_item(store, ctx)
+    return ctx
 
 
 async def _thread_with_item(store: SQLAlchemyStore[Ctx], ctx: Ctx) -> None:
@@ -95,10 +102,8 @@ async def test_a_transaction_runs_on_the_driver_connection(
     engine: AsyncEngine, pg_schema: str
 ) -> None:
     store = await _store(engine, pg_schema)
-    ctx = Ctx(f"driver-{uuid.uuid4().hex}")
-    await _thread_with_item(store, ctx)
-    seen: list[str] = []
-    _record_driver_statements(store, seen)
+    ctx = await _owner_with_thread(store)
+    seen = _record_driver_statements(store)
     await store.delete_thread("t", ctx)
     assert [sql.split()[0] for sql in seen] == ["BEGIN", "DELETE", "DELETE", "COMMIT"], seen
     assert "chatkit_threads" in seen[1] and "chatkit_thread_items" in seen[2], seen
@@ -112,12 +117,11 @@ async def test_a_failed_transaction_on_the_driver_connection_is_rolled_back(
     engine: AsyncEngine, pg_schema: str
 ) -> None:
     store = await _store(engine, pg_schema)
-    ctx = Ctx(f"driver-{uuid.uuid4().hex}")
-    await _thread_with_item(store, ctx)
-    seen: list[str] = []
+    ctx = await _owner_with_thread(store)
     # The items' delete fails after the thread row's delete ran in the same transaction.
-    items = f'DELETE FROM "{pg_schema}"."chatkit_thread_items"'
-    _record_driver_statements(store, seen, fail=items)
+    seen = _record_driver_statements(
+        store, fail=f'DELETE FROM "{pg_schema}"."chatkit_thread_items"'
+    )
     with pytest.raises(DatabaseError):
         await store.delete_thread("t", ctx)
     assert [sql.split()[0] for sql in seen] == ["BEGIN", "DELETE", "DELETE", "ROLLBACK"], seen
@@ -142,10 +146,8 @@ async def test_an_engine_setting_an_isolation_level_keeps_it_for_transactions(
             engine = create_async_engine(url, isolation_level="REPEATABLE READ")
         try:
             store = await _store(engine, pg_schema)
-            ctx = Ctx(f"driver-{uuid.uuid4().hex}")
-            await _thread_with_item(store, ctx)
-            seen: list[str] = []
-            _record_driver_statements(store, seen)
+            ctx = await _owner_with_thread(store)
+            seen = _record_driver_statements(store)
             await store.delete_thread("t", ctx)
             assert seen == [], (driver, option, seen)
             assert (await store.load_threads(10, None, "asc", ctx)).data == []

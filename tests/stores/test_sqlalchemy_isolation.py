@@ -21,17 +21,6 @@ SQLALCHEMY_FLAVOURS = ("sqlite", "sqlalchemy+asyncpg", "sqlalchemy+psycopg", *MY
 T0 = datetime(2026, 3, 4, 5, 6, 7)
 
 
-@pytest.fixture(params=SQLALCHEMY_FLAVOURS)
-def sa_flavour(request: pytest.FixtureRequest) -> Flavour:
-    """One SQLAlchemyStore flavour; server flavours skip (fail under CI) without their server."""
-    if request.param == "sqlite":
-        return Flavour("sqlite", None, request.getfixturevalue("sqlite_db"))
-    if request.param in MYSQL_FLAVOURS:
-        return Flavour(request.param, request.getfixturevalue("mysql_database"))
-    dsn: str = request.getfixturevalue("postgres_dsn")
-    return Flavour(request.param, dsn, schema=request.getfixturevalue("pg_schema"))
-
-
 def _level(flavour: Flavour) -> str:
     """An isolation level other than the backend's default."""
     return "SERIALIZABLE" if flavour.name == "sqlite" else "REPEATABLE READ"
@@ -66,10 +55,11 @@ async def _stored(flavour: Flavour, ctx: Ctx) -> tuple[list[str], list[str]]:
         await store.engine.dispose()
 
 
+@pytest.mark.parametrize("flavour", SQLALCHEMY_FLAVOURS, indirect=True)
 @pytest.mark.parametrize("how", ["create_engine", "execution_option"])
-async def test_every_write_is_stored(sa_flavour: Flavour, how: str) -> None:
-    engine = _engine(sa_flavour, how)
-    store: SQLAlchemyStore[Ctx] = SQLAlchemyStore(engine, schema=sa_flavour.schema)
+async def test_every_write_is_stored(flavour: Flavour, how: str) -> None:
+    engine = _engine(flavour, how)
+    store: SQLAlchemyStore[Ctx] = SQLAlchemyStore(engine, schema=flavour.schema)
     ctx = Ctx(f"isolation-{uuid.uuid4().hex}")
     try:
         await store.save_thread(ThreadMetadata(id="t", created_at=T0), ctx)
@@ -77,11 +67,11 @@ async def test_every_write_is_stored(sa_flavour: Flavour, how: str) -> None:
         await store.add_thread_item("t", _message("m2"), ctx)
         await store.save_item("t", _message("m2").model_copy(update={"created_at": T0}), ctx)
         await store.delete_thread_item("t", "m1", ctx)
-        assert await _stored(sa_flavour, ctx) == (["t"], ["m2"])
+        assert await _stored(flavour, ctx) == (["t"], ["m2"])
         await store.delete_thread("t", ctx)
-        assert await _stored(sa_flavour, ctx) == ([], [])
+        assert await _stored(flavour, ctx) == ([], [])
         # The engine's own connections still get the level it sets, not the store's AUTOCOMMIT.
         async with engine.connect() as conn:
-            assert await conn.get_isolation_level() == _level(sa_flavour)
+            assert await conn.get_isolation_level() == _level(flavour)
     finally:
         await engine.dispose()
