@@ -16,7 +16,9 @@ a cheap request's CPU), so the comparison is about stores and endpoints, not tha
 Every variant streams the same answer: LOAD_DELTAS text deltas (default 8).
 
 Environment: SIDE_VARIANT, DATABASE_URL (PostgreSQL), SQLITE_PATH, UPLOAD_DIR, PUBLIC_URL,
-SIDE_SCHEMA, LOAD_POOL_SIZE.
+SIDE_SCHEMA, LOAD_POOL_SIZE (connections per worker, default 5: every pool holds at most that
+many), LOAD_MAX_OVERFLOW (SQLAlchemy's `max_overflow` on top, default 0: an overflow connection
+is opened for a burst and closed after it).
 """
 
 from __future__ import annotations
@@ -354,6 +356,7 @@ def create() -> Starlette:
     upload_dir = os.environ["UPLOAD_DIR"]
     public_url = os.environ["PUBLIC_URL"]
     pool_size = int(os.environ.get("LOAD_POOL_SIZE", "5"))
+    max_overflow = int(os.environ.get("LOAD_MAX_OVERFLOW", "0"))
     dsn = os.environ.get("DATABASE_URL", "")
     schema = os.environ.get("SIDE_SCHEMA", "public")
 
@@ -375,9 +378,14 @@ def create() -> Starlette:
                 )
             elif variant == "sqlalchemy_pg":
                 url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
-                ours = SQLAlchemyStore.from_url(url, schema=schema, pool_size=pool_size)
+                ours = SQLAlchemyStore.from_url(
+                    url, schema=schema, pool_size=pool_size, max_overflow=max_overflow
+                )
             elif variant == "sqlalchemy_sqlite":
-                ours = SQLAlchemyStore.from_url(f"sqlite+aiosqlite:///{os.environ['SQLITE_PATH']}")
+                sqlite_url = f"sqlite+aiosqlite:///{os.environ['SQLITE_PATH']}"
+                ours = SQLAlchemyStore.from_url(
+                    sqlite_url, pool_size=pool_size, max_overflow=max_overflow
+                )
             else:
                 ours = MemoryStore()
             if hasattr(ours, "close"):

@@ -357,7 +357,9 @@ async def main(argv: list[str] | None = None) -> int:
     print(
         f"\nbench/side_by_side.py: {args.workers} uvicorn workers per server (uvloop + httptools),"
         f" wrk -t C -c C with bench/mix.lua, {args.seconds:g} s per run, {args.rounds} rounds;"
-        f" medians over rounds, ratios are medians of per-round ratios to the floor"
+        f" medians over rounds, ratios are medians of per-round ratios to the floor; pools of"
+        f" {args.pool_size} connections per worker (SQLAlchemy max_overflow"
+        f" {os.environ.get('LOAD_MAX_OVERFLOW', '0')})"
     )
     print(
         f"machine: {os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, "
