@@ -104,7 +104,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         # hands out, also those of a copy made from it with another level: its connections
         # are switched to AUTOCOMMIT one by one instead (else a single statement would run in
         # a transaction nobody commits, and its write would be rolled back).
-        self._switch_each = "isolation_level" in engine.sync_engine.get_execution_options()
+        option_level = "isolation_level" in engine.sync_engine.get_execution_options()
+        self._switch_each = option_level
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
         # On PostgreSQL single statements run on the pooled driver connection itself (asyncpg
@@ -125,7 +126,8 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._driver_transactions = (
             self._driver_runner is not None
             and not self._always_transaction
-            and _default_isolation(engine)
+            and not option_level
+            and _no_connect_isolation(engine)
         )
         self._numbered = NumberedStatements()
         self._pyformat = PyformatStatements()
@@ -418,17 +420,11 @@ def _asyncpg_client_error(error: Exception) -> DatabaseError | None:
     return None
 
 
-def _default_isolation(engine: AsyncEngine) -> bool:
-    """Whether `engine` leaves the isolation level of its transactions to the server: neither
-    `create_engine(isolation_level=)` (SQLAlchemy keeps it in a private member of the dialect,
-    which tests/stores/test_sqlalchemy_driver_path.py pins; should it go away, every engine
-    counts as setting one) nor an `isolation_level` execution option."""
-    sync = engine.sync_engine
-    return (
-        getattr(sync.dialect, "_on_connect_isolation_level", "unknown") is None
-        and getattr(sync.dialect, "isolation_level", None) is None
-        and "isolation_level" not in sync.get_execution_options()
-    )
+def _no_connect_isolation(engine: AsyncEngine) -> bool:
+    """Whether `engine` was made without `create_engine(isolation_level=)` (SQLAlchemy keeps it
+    in a private member of the dialect, which tests/stores/test_sqlalchemy_driver_path.py pins;
+    should it go away, every engine counts as setting one)."""
+    return getattr(engine.sync_engine.dialect, "_on_connect_isolation_level", "unknown") is None
 
 
 @asynccontextmanager
