@@ -24,9 +24,10 @@ is opened for a burst and closed after it).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,9 @@ class DictStore(Store[Ctx]):
 
     def __init__(self) -> None:
         self.threads: dict[str, ThreadMetadata] = {}
+        # Each user's thread ids in the order they were created (dicts keep insertion order),
+        # so that threads.list costs a page, not a sort of every thread ever made.
+        self.owned: dict[str, dict[str, None]] = {}
         self.items: dict[str, list[ThreadItem]] = {}
         self.attachments: dict[str, Attachment] = {}
 
@@ -99,6 +103,7 @@ class DictStore(Store[Ctx]):
 
     async def save_thread(self, thread: ThreadMetadata, context: Ctx) -> None:
         self.threads[thread.id] = thread.model_copy()
+        self.owned.setdefault(context.user_id, {})[thread.id] = None
 
     async def load_thread_items(
         self, thread_id: str, after: str | None, limit: int, order: str, context: Ctx
@@ -115,9 +120,14 @@ class DictStore(Store[Ctx]):
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: Ctx
     ) -> Page[ThreadMetadata]:
-        threads = sorted(self.threads.values(), key=lambda t: t.created_at, reverse=order == "desc")
-        page = threads[:limit]
-        return Page(data=page, has_more=len(threads) > limit, after=page[-1].id if page else None)
+        owned = self.owned.get(context.user_id, {})
+        ids: Iterable[str] = reversed(owned) if order == "desc" else owned
+        if after is not None:
+            ids = itertools.dropwhile(lambda i: i != after, ids)
+            next(iter(ids), None)  # dropwhile stops on `after` itself: skip it too
+        picked = [self.threads[i] for i in itertools.islice(ids, limit + 1)]
+        page = picked[:limit]
+        return Page(data=page, has_more=len(picked) > limit, after=page[-1].id if page else None)
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Ctx) -> None:
         self.items.setdefault(thread_id, []).append(item)
@@ -138,6 +148,7 @@ class DictStore(Store[Ctx]):
 
     async def delete_thread(self, thread_id: str, context: Ctx) -> None:
         self.threads.pop(thread_id, None)
+        self.owned.get(context.user_id, {}).pop(thread_id, None)
         self.items.pop(thread_id, None)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: Ctx) -> None:

@@ -8,14 +8,15 @@ the `server` extra's default) on loopback:
   (c) asyncpg: AsyncpgStore + chatkit_routes;   (d) sqlalchemy_pg: SQLAlchemyStore, PostgreSQL;
   (e) sqlalchemy_sqlite: SQLAlchemyStore, SQLite;   (f) memory: MemoryStore + chatkit_routes.
 
-Then, for each concurrency level and round (rounds interleave the variants, so machine noise
-hits all alike), runs `wrk -t C -c C` with bench/mix.lua (per virtual user: threads.create
-streamed, an upload, add_user_message with it streamed, items.list, another message,
-items.list, threads.list) for a fixed time. wrk is C: its own CPU per request is printed, and
-is a small fraction of the server's. Prints per variant and level: requests/s and server CPU
-per request (medians over rounds) and both as ratios to the floor (medians of per-round
-ratios), p50/p99, errors; and the machine's load: load average, and the CPU other processes
-used during the runs.
+Then, for each round and concurrency level, runs `wrk -t C -c C` with bench/mix.lua (per
+virtual user: threads.create streamed, an upload, add_user_message with it streamed,
+items.list, another message, items.list, threads.list) for a fixed time against each server in
+turn, the floor before and after every other one: each run is compared with the mean of the
+two floor runs around it, so drift in the machine's speed (other work, caches, CPU frequency)
+cancels out. wrk is C: its own CPU per request is printed, and is a small fraction of the
+server's. Prints per variant and level: requests/s and server CPU per request (medians over
+runs) and both as ratios to the floor (medians of those per-run ratios), p50/p99, errors; and
+the machine's load: load average, and the CPU other processes used during the runs.
 
 Afterwards it checks the data of every variant with a shared store (all but the per-worker
 memory ones) through the ChatKit API: every acknowledged user message stored exactly once, in
@@ -273,8 +274,7 @@ async def main(argv: list[str] | None = None) -> int:
     variants = [v for v in args.variants.split(",") if v]
     if unknown := set(variants) - set(VARIANTS):
         parser.error(f"unknown variants {sorted(unknown)}; choose from {VARIANTS}")
-    if "floor" not in variants:
-        variants.insert(0, "floor")
+    variants = ["floor", *(v for v in variants if v != "floor")]  # the floor brackets the rest
     levels = [int(n) for n in args.levels.split(",") if n.strip()]
 
     sys.path[:0] = [str(BENCH), str(ROOT), str(ROOT / "src")]
@@ -317,21 +317,29 @@ async def main(argv: list[str] | None = None) -> int:
                 servers.append(Running(variant, process, f"http://127.0.0.1:{port}", port))
             for server in servers:
                 await wait_until_up(server, 600)  # spawning workers is slow on a busy machine
+
+            def measure(server: Running, rnd: int, concurrency: int, n: int) -> Sample:
+                sample = run_wrk(
+                    server, concurrency, args.seconds,
+                    f"{run}{rnd}c{concurrency}{server.variant}{n}", work_dir,
+                )  # fmt: skip
+                samples[(server.variant, concurrency)].append(sample)
+                return sample
+
+            floor_server, *others = servers
             for rnd in range(args.rounds):
                 for concurrency in levels:
-                    floor: Sample | None = None
-                    for server in servers:
-                        sample = run_wrk(
-                            server, concurrency, args.seconds, f"{run}{rnd}c{concurrency}"
-                            f"{server.variant}", work_dir,
-                        )  # fmt: skip
-                        samples[(server.variant, concurrency)].append(sample)
-                        if server.variant == "floor":
-                            floor = sample
-                        elif floor is not None and floor.rps and floor.cpu_ms:
+                    before = measure(floor_server, rnd, concurrency, 0)
+                    for n, server in enumerate(others, 1):
+                        sample = measure(server, rnd, concurrency, n)
+                        after = measure(floor_server, rnd, concurrency, n)
+                        rps = (before.rps + after.rps) / 2
+                        cpu_ms = (before.cpu_ms + after.cpu_ms) / 2
+                        if rps and cpu_ms:
                             key = (server.variant, concurrency)
-                            floor_ratio_rps[key].append(sample.rps / floor.rps)
-                            floor_ratio_cpu[key].append(sample.cpu_ms / floor.cpu_ms)
+                            floor_ratio_rps[key].append(sample.rps / rps)
+                            floor_ratio_cpu[key].append(sample.cpu_ms / cpu_ms)
+                        before = after
             for server in servers:
                 if server.variant in SHARED_STORE:
                     problems[server.variant] = await check_data(server)
@@ -357,7 +365,8 @@ async def main(argv: list[str] | None = None) -> int:
     print(
         f"\nbench/side_by_side.py: {args.workers} uvicorn workers per server (uvloop + httptools),"
         f" wrk -t C -c C with bench/mix.lua, {args.seconds:g} s per run, {args.rounds} rounds;"
-        f" medians over rounds, ratios are medians of per-round ratios to the floor; pools of"
+        f" medians over runs, ratios are medians of ratios to the mean of the floor runs just"
+        f" before and after each run; pools of"
         f" {args.pool_size} connections per worker (SQLAlchemy max_overflow"
         f" {os.environ.get('LOAD_MAX_OVERFLOW', '0')})"
     )
