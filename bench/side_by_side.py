@@ -13,10 +13,14 @@ virtual user: threads.create streamed, an upload, add_user_message with it strea
 items.list, another message, items.list, threads.list) for a fixed time against each server in
 turn, the floor before and after every other one: each run is compared with the mean of the
 two floor runs around it, so drift in the machine's speed (other work, caches, CPU frequency)
-cancels out. wrk is C: its own CPU per request is printed, and is a small fraction of the
-server's. Prints per variant and level: requests/s and server CPU per request (medians over
-runs) and both as ratios to the floor (medians of those per-run ratios), p50/p99, errors; and
-the machine's load: load average, and the CPU other processes used during the runs.
+cancels out. Before each run it waits (at most 20 s) until the machine is quiet again, so what
+a run leaves behind (PostgreSQL's checkpoints and autovacuum, the kernel writing back dirty
+pages) does not slow the next. wrk is C: its own CPU per request is printed, and is a small
+fraction of the server's. Prints per variant and level: requests/s and server CPU per request
+(medians over runs) and both as ratios to the floor (medians of those per-run ratios),
+p50/p99, errors; and the machine's load: load average, the CPU other processes used during the
+runs, the waits for quiet, the spread of the floor's runs, and what a round trip between two
+threads costs in CPU (every database round trip and every hop to a worker thread pays it).
 
 Afterwards it checks the data of every variant with a shared store (all but the per-worker
 memory ones) through the ChatKit API: every acknowledged user message stored exactly once, in
@@ -87,6 +91,48 @@ def process_tree_cpu(pid: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / CLK_TCK
     return total
+
+
+def wakeup_cost(rounds: int = 2000) -> float:
+    """CPU microseconds of one round trip between two threads over a socket pair: what waking
+    another thread or process costs on this machine (a database round trip has two such
+    wakeups, a hop to a worker thread too), the figure that sets how far any server with I/O
+    stays from the no-I/O floor."""
+    import threading
+
+    ours, theirs = socket.socketpair()
+
+    def echo() -> None:
+        while data := theirs.recv(64):
+            theirs.sendall(data)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    try:
+        started = time.process_time()
+        for _ in range(rounds):
+            ours.sendall(b"x")
+            ours.recv(64)
+        return (time.process_time() - started) / rounds * 1e6
+    finally:
+        ours.close()
+        thread.join(5)
+        theirs.close()
+
+
+def settle(quiet: float = 0.35, longest: float = 20.0) -> float:
+    """Wait until the machine is quiet again after a run: the CPUs less than `quiet` busy over
+    half a second (what a run leaves behind, such as PostgreSQL's checkpoints and autovacuum or
+    the kernel writing back dirty pages, would otherwise slow the next run), at most `longest`
+    seconds. Returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < longest:
+        busy0, total0 = machine_busy()
+        time.sleep(0.5)
+        busy1, total1 = machine_busy()
+        if total1 > total0 and (busy1 - busy0) / (total1 - total0) < quiet:
+            break
+    return time.monotonic() - started
 
 
 def machine_busy() -> tuple[float, float]:
@@ -286,6 +332,8 @@ async def main(argv: list[str] | None = None) -> int:
     samples: dict[tuple[str, int], list[Sample]] = defaultdict(list)
     floor_ratio_rps: dict[tuple[str, int], list[float]] = defaultdict(list)
     floor_ratio_cpu: dict[tuple[str, int], list[float]] = defaultdict(list)
+    settled: list[float] = []
+    wakeup_before = wakeup_cost()
     load_before = os.getloadavg()
     problems: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as work:
@@ -319,6 +367,7 @@ async def main(argv: list[str] | None = None) -> int:
                 await wait_until_up(server, 600)  # spawning workers is slow on a busy machine
 
             def measure(server: Running, rnd: int, concurrency: int, n: int) -> Sample:
+                settled.append(settle())
                 sample = run_wrk(
                     server, concurrency, args.seconds,
                     f"{run}{rnd}c{concurrency}{server.variant}{n}", work_dir,
@@ -358,6 +407,7 @@ async def main(argv: list[str] | None = None) -> int:
             finally:
                 await conn.close()
     load_after = os.getloadavg()
+    wakeup_after = wakeup_cost()
 
     all_samples = [s for group in samples.values() for s in group]
     wall = sum(s.seconds for s in all_samples)
@@ -373,8 +423,21 @@ async def main(argv: list[str] | None = None) -> int:
     print(
         f"machine: {os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, "
         f"{load_after[0]:.1f} after; other processes used {other / wall if wall else 0:.2f} "
-        f"CPUs on average during the runs"
+        f"CPUs on average during the runs; before each run it waited for the machine to be"
+        f" quiet again, {statistics.median(settled) if settled else 0:.1f} s (median),"
+        f" {max(settled, default=0):.1f} s at most"
     )
+    print(
+        f"one round trip between two threads over a socket pair (two wakeups) cost"
+        f" {wakeup_before:.0f} us of CPU before the runs, {wakeup_after:.0f} us after"
+    )
+    for concurrency in levels:
+        floors = [s.rps for s in samples[("floor", concurrency)]]
+        if floors:
+            print(
+                f"floor runs at {concurrency} clients: {min(floors):.0f}-{max(floors):.0f} req/s"
+                f" over {len(floors)} runs"
+            )
     header = (
         f"{'server':<42} {'C':>3} {'req/s':>7} {'vs floor':>8} {'CPU ms/req':>10} "
         f"{'vs floor':>8} {'p50 ms':>7} {'p99 ms':>7} {'wrk CPU ms/req':>14} {'errors':>6}"
