@@ -45,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -98,8 +99,6 @@ def wakeup_cost(rounds: int = 2000) -> float:
     another thread or process costs on this machine (a database round trip has two such
     wakeups, a hop to a worker thread too), the figure that sets how far any server with I/O
     stays from the no-I/O floor."""
-    import threading
-
     ours, theirs = socket.socketpair()
 
     def echo() -> None:
@@ -126,12 +125,13 @@ def settle(quiet: float = 0.35, longest: float = 20.0) -> float:
     the kernel writing back dirty pages, would otherwise slow the next run), at most `longest`
     seconds. Returns the seconds waited."""
     started = time.monotonic()
+    busy, total = machine_busy()
     while time.monotonic() - started < longest:
-        busy0, total0 = machine_busy()
         time.sleep(0.5)
-        busy1, total1 = machine_busy()
-        if total1 > total0 and (busy1 - busy0) / (total1 - total0) < quiet:
+        busy_now, total_now = machine_busy()
+        if total_now > total and (busy_now - busy) / (total_now - total) < quiet:
             break
+        busy, total = busy_now, total_now
     return time.monotonic() - started
 
 

@@ -104,8 +104,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         # hands out, also those of a copy made from it with another level: its connections
         # are switched to AUTOCOMMIT one by one instead (else a single statement would run in
         # a transaction nobody commits, and its write would be rolled back).
-        option_level = "isolation_level" in engine.sync_engine.get_execution_options()
-        self._switch_each = option_level
+        self._switch_each = "isolation_level" in engine.sync_engine.get_execution_options()
         self._owns_engine = False
         self._texts: dict[str, TextClause] = {}
         # On PostgreSQL single statements run on the pooled driver connection itself (asyncpg
@@ -126,7 +125,7 @@ class SQLAlchemyStore(SQLStoreBase[TContext], Generic[TContext]):
         self._driver_transactions = (
             self._driver_runner is not None
             and not self._always_transaction
-            and not option_level
+            and not self._switch_each  # (an engine that sets an isolation level)
             and _no_connect_isolation(engine)
         )
         self._numbered = NumberedStatements()
